@@ -1,0 +1,127 @@
+/**
+ * Conversions between API messages and stored rows / domain inputs.
+ */
+import { create } from "@bufbuild/protobuf";
+import { type Duration, DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Attempt as AttemptMessage, AttemptSchema, type Delivery as DeliveryMessage, DeliverySchema } from "../../gen/hookline/v1/delivery_pb.js";
+import {
+  type Endpoint as EndpointMessage,
+  EndpointSchema,
+  type RetryPolicy,
+  RetryPolicySchema,
+  SignatureScheme,
+} from "../../gen/hookline/v1/endpoint_pb.js";
+import { ValidationError } from "../domain/errors.js";
+import type { Attempt, Delivery, Endpoint, StoredRetryPolicy } from "../store/entities/index.js";
+
+/** Milliseconds of a Duration; rejects negative ones, naming `field`. */
+export function durationToMs(d: Duration, field: string): number {
+  const ms = Number(d.seconds) * 1000 + Math.round(d.nanos / 1e6);
+  if (ms < 0) throw new ValidationError(field, "must not be negative");
+  return ms;
+}
+
+function msToDuration(ms: number): Duration {
+  return create(DurationSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
+}
+
+/** The stored form of a proto RetryPolicy; undefined or empty means the default (null). */
+export function retryPolicyFromProto(policy: RetryPolicy | undefined, field = "retry_policy"): StoredRetryPolicy | null {
+  const p = policy?.policy;
+  if (!p || p.case === undefined) return null;
+  if (p.case === "schedule") {
+    return { kind: "schedule", delaysMs: p.value.delays.map((d, i) => durationToMs(d, `${field}.schedule.delays[${i}]`)) };
+  }
+  if (!p.value.base) throw new ValidationError(`${field}.exponential.base`, "is required");
+  return {
+    kind: "exponential",
+    baseMs: durationToMs(p.value.base, `${field}.exponential.base`),
+    capMs: p.value.cap ? durationToMs(p.value.cap, `${field}.exponential.cap`) : 24 * 3_600_000,
+    maxAttempts: p.value.maxAttempts,
+  };
+}
+
+function retryPolicyToProto(policy: StoredRetryPolicy | null): RetryPolicy | undefined {
+  if (!policy) return undefined;
+  if (policy.kind === "schedule") {
+    return create(RetryPolicySchema, {
+      policy: { case: "schedule", value: { delays: policy.delaysMs.map(msToDuration) } },
+    });
+  }
+  return create(RetryPolicySchema, {
+    policy: {
+      case: "exponential",
+      value: { base: msToDuration(policy.baseMs), cap: msToDuration(policy.capMs), maxAttempts: policy.maxAttempts },
+    },
+  });
+}
+
+/** The stored scheme name of a proto SignatureScheme. */
+export function schemeFromProto(scheme: SignatureScheme): "standard-webhooks" | "github" {
+  switch (scheme) {
+    case SignatureScheme.UNSPECIFIED:
+    case SignatureScheme.STANDARD_WEBHOOKS:
+      return "standard-webhooks";
+    case SignatureScheme.GITHUB:
+      return "github";
+    default:
+      throw new ValidationError("signature_scheme", `unknown value ${scheme}`);
+  }
+}
+
+/** An endpoint row as an API message; the secret only when `withSecret`. */
+export function endpointToProto(e: Endpoint, withSecret = false): EndpointMessage {
+  return create(EndpointSchema, {
+    id: e.id,
+    tenantId: e.tenantId,
+    url: e.url,
+    description: e.description,
+    eventTypes: e.eventTypes,
+    channels: e.channels,
+    headers: e.headers,
+    disabled: e.disabled,
+    secret: withSecret ? (e.secrets[0]?.secret ?? "") : "",
+    signatureScheme: e.signatureScheme === "github" ? SignatureScheme.GITHUB : SignatureScheme.STANDARD_WEBHOOKS,
+    retryPolicy: retryPolicyToProto(e.retryPolicy),
+    timeoutSeconds: e.timeoutMs === null ? 0 : Math.round(e.timeoutMs / 1000),
+    maxInFlight: e.maxInFlight ?? 0,
+    rateLimitPerSecond: e.rateLimitPerSecond ?? 0,
+    ordered: e.ordered,
+    disabledReason: e.disabledReason,
+    createdAt: timestampFromDate(e.createdAt),
+    updatedAt: timestampFromDate(e.updatedAt),
+  });
+}
+
+/** A delivery row (and optionally its attempts) as an API message. */
+export function deliveryToProto(d: Delivery, attempts: Attempt[] = []): DeliveryMessage {
+  return create(DeliverySchema, {
+    id: d.id,
+    eventId: d.eventId,
+    endpointId: d.endpointId,
+    tenantId: d.tenantId,
+    eventType: d.eventType,
+    status: d.status,
+    attemptCount: d.attemptCount,
+    nextAttemptAt: d.nextAttemptAt ? timestampFromDate(d.nextAttemptAt) : undefined,
+    createdAt: timestampFromDate(d.createdAt),
+    updatedAt: timestampFromDate(d.updatedAt),
+    lastResponseStatus: d.lastResponseStatus,
+    lastError: d.lastError,
+    attempts: attempts.map(attemptToProto),
+  });
+}
+
+/** An attempt row as an API message. */
+export function attemptToProto(a: Attempt): AttemptMessage {
+  return create(AttemptSchema, {
+    id: a.id,
+    number: a.number,
+    responseStatus: a.responseStatus,
+    error: a.error,
+    errorClass: a.errorClass,
+    durationMs: BigInt(a.durationMs),
+    responseBody: a.responseBody,
+    startedAt: timestampFromDate(a.startedAt),
+  });
+}

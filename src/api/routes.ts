@@ -1,0 +1,42 @@
+/**
+ * Every service Hookline serves, registered on one router. Used by the
+ * server (connectNodeAdapter) and by in-memory tests (createRouterTransport).
+ */
+import type { ConnectRouter } from "@connectrpc/connect";
+import { file_grpc_health_v1_health } from "../../gen/grpc/health/v1/health_pb.js";
+import { file_grpc_reflection_v1_reflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { file_grpc_reflection_v1alpha_reflection } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { EventIngest, file_hookline_v1_event_ingest } from "../../gen/hookline/v1/event_ingest_pb.js";
+import { file_hookline_v1_webhook_admin, WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
+import type { PublishContext } from "../domain/publish.js";
+import type { Store } from "../store/store.js";
+import { eventIngestService } from "./event-ingest.js";
+import { type HealthState, registerHealth } from "./health.js";
+import { registerReflection } from "./reflection.js";
+import { webhookAdminService } from "./webhook-admin.js";
+
+/** What the routes need from the process. */
+export interface RouteDeps {
+  store: Store;
+  publish: PublishContext;
+  health: HealthState;
+}
+
+/** The service names reported by health checks (besides "" for the server). */
+export const SERVICE_NAMES = [EventIngest.typeName, WebhookAdmin.typeName];
+
+/** Returns the routes function for connectNodeAdapter / createRouterTransport. */
+export function routes(deps: RouteDeps): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(EventIngest, eventIngestService(deps.publish));
+    router.service(WebhookAdmin, webhookAdminService(deps.store));
+    registerHealth(router, deps.health);
+    registerReflection(router, [
+      file_hookline_v1_event_ingest,
+      file_hookline_v1_webhook_admin,
+      file_grpc_health_v1_health,
+      file_grpc_reflection_v1_reflection,
+      file_grpc_reflection_v1alpha_reflection,
+    ]);
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * One TCP port for every protocol: Connect over HTTP/1.1 and HTTP/2, gRPC
+ * over h2c, and gRPC-Web.
+ *
+ * Node's `http2.createServer({ allowHTTP1: true })` only falls back to
+ * HTTP/1.1 through TLS ALPN; on cleartext sockets it cannot. So the listener
+ * is a plain `net` server that reads the first bytes of each connection: the
+ * HTTP/2 connection preface starts with "PRI * HTTP/2.0", which no HTTP/1.x
+ * request line can, and the socket goes to the http2 or the http server
+ * accordingly, with the bytes read put back.
+ */
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+/** A listening server; see the module comment. */
+export interface ApiServer {
+  /** The bound address, e.g. "127.0.0.1". */
+  readonly host: string;
+  /** The bound port. */
+  readonly port: number;
+  /** "http://host:port". */
+  readonly url: string;
+  /**
+   * Stops accepting connections, lets requests in flight finish for up to
+   * `timeoutMs` (HTTP/2 clients get GOAWAY, idle HTTP/1.1 connections are
+   * closed), then destroys what is left.
+   */
+  close(timeoutMs: number): Promise<void>;
+}
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0");
+
+/** Starts serving `handler` on host:port (port 0 picks a free one). */
+export async function startApiServer(handler: Handler, host: string, port: number): Promise<ApiServer> {
+  const h1 = http.createServer(handler as http.RequestListener);
+  h1.keepAliveTimeout = 65_000;
+  const h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+  });
+  const sockets = new Set<net.Socket>();
+
+  const listener = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, PREFACE.length);
+      const isH2 = head.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (isH2 && head.length < PREFACE.length) return; // wait for more bytes
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(head);
+      (isH2 ? h2 : h1).emit("connection", socket);
+    };
+    socket.on("data", onData);
+    socket.on("error", () => socket.destroy());
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(port, host, () => {
+      listener.off("error", reject);
+      resolve();
+    });
+  });
+  const address = listener.address() as net.AddressInfo;
+  const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+
+  return {
+    host: address.address,
+    port: address.port,
+    url: `http://${urlHost}:${address.port}`,
+    async close(timeoutMs) {
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+      h1.close();
+      h2.close();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      // Idle keep-alive sockets that became idle after the first sweep.
+      const sweep = setInterval(() => h1.closeIdleConnections(), 50);
+      await Promise.race([closed, timeout]);
+      clearTimeout(timer);
+      clearInterval(sweep);
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}

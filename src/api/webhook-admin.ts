@@ -1,0 +1,72 @@
+/**
+ * WebhookAdmin: thin handlers over domain/endpoints.ts and
+ * domain/deliveries.ts. RPCs not implemented here answer `Unimplemented`.
+ */
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
+import { getDelivery, listDeliveries } from "../domain/deliveries.js";
+import { createEndpoint, deleteEndpoint, getEndpoint, listEndpoints } from "../domain/endpoints.js";
+import type { Store } from "../store/store.js";
+import { deliveryToProto, endpointToProto, retryPolicyFromProto, schemeFromProto } from "./convert.js";
+
+/** The WebhookAdmin implementation (the RPCs built so far). */
+export function webhookAdminService(store: Store): Partial<ServiceImpl<typeof WebhookAdmin>> {
+  return {
+    async createEndpoint(req) {
+      const endpoint = await createEndpoint(store.em(), {
+        tenantId: req.tenantId,
+        url: req.url,
+        description: req.description,
+        eventTypes: req.eventTypes,
+        channels: req.channels,
+        headers: req.headers,
+        secret: req.secret,
+        signatureScheme: schemeFromProto(req.signatureScheme),
+        retryPolicy: retryPolicyFromProto(req.retryPolicy),
+        timeoutSeconds: req.timeoutSeconds,
+        maxInFlight: req.maxInFlight,
+        rateLimitPerSecond: req.rateLimitPerSecond,
+        ordered: req.ordered,
+        disabled: req.disabled,
+      });
+      return { endpoint: endpointToProto(endpoint, true) };
+    },
+
+    async getEndpoint(req) {
+      return { endpoint: endpointToProto(await getEndpoint(store.em(), req.id)) };
+    },
+
+    async deleteEndpoint(req) {
+      return { cancelledDeliveries: await deleteEndpoint(store.em(), req.id) };
+    },
+
+    async listEndpoints(req) {
+      const page = await listEndpoints(store.em(), req.tenantId, req.pageSize, req.pageToken);
+      return { endpoints: page.endpoints.map((e) => endpointToProto(e)), nextPageToken: page.nextPageToken };
+    },
+
+    async listDeliveries(req) {
+      const page = await listDeliveries(
+        store.em(),
+        {
+          tenantId: req.tenantId,
+          endpointId: req.endpointId,
+          eventId: req.eventId,
+          eventType: req.eventType,
+          status: req.status,
+          createdAfter: req.createdAfter ? timestampDate(req.createdAfter) : undefined,
+          createdBefore: req.createdBefore ? timestampDate(req.createdBefore) : undefined,
+        },
+        req.pageSize,
+        req.pageToken,
+      );
+      return { deliveries: page.deliveries.map((d) => deliveryToProto(d)), nextPageToken: page.nextPageToken };
+    },
+
+    async getDelivery(req) {
+      const { delivery, attempts } = await getDelivery(store.em(), req.id, req.attemptLimit);
+      return { delivery: deliveryToProto(delivery, attempts) };
+    },
+  };
+}

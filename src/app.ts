@@ -1,0 +1,103 @@
+/**
+ * A whole Hookline process, started and stopped as one: database (embedded
+ * or DATABASE_URL), API server and delivery scheduler, each switched by
+ * configuration. `main.ts` runs it for `npm start`; tests run it in-process.
+ */
+import { join } from "node:path";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { errorInterceptor } from "./api/errors.js";
+import { HealthState } from "./api/health.js";
+import { routes, SERVICE_NAMES } from "./api/routes.js";
+import { type ApiServer, startApiServer } from "./api/server.js";
+import type { Config } from "./config.js";
+import { Scheduler } from "./delivery/scheduler.js";
+import type { PublishContext } from "./domain/publish.js";
+import { type EmbeddedDatabase, startEmbeddedPostgres } from "./store/embedded-postgres.js";
+import { openStore, type Store } from "./store/store.js";
+
+/** A running Hookline process. */
+export interface Hookline {
+  /** The API's base URL, when the API is enabled. */
+  readonly url: string | undefined;
+  readonly store: Store;
+  readonly scheduler: Scheduler | undefined;
+  readonly health: HealthState;
+  /** Graceful stop: NOT_SERVING, stop accepting, drain deliveries, close the database. */
+  stop(): Promise<void>;
+}
+
+/** Starts a Hookline process with `config`. */
+export async function startHookline(config: Config, log: Logger): Promise<Hookline> {
+  let embedded: EmbeddedDatabase | undefined;
+  let url = config.databaseUrl;
+  if (url === undefined) {
+    const dir = join(config.dataDir, "pg");
+    log.info({ dir, port: config.embeddedPostgresPort }, "DATABASE_URL is unset; starting embedded PostgreSQL");
+    embedded = await startEmbeddedPostgres({
+      dir,
+      port: config.embeddedPostgresPort,
+      onLog: (line) => log.debug({ postgres: line }),
+    });
+    url = await embedded.ensureDatabase("hookline");
+  }
+
+  const store = await openStore(url, config.dbPoolSize);
+  const health = new HealthState();
+  const scheduler = config.schedulerEnabled
+    ? new Scheduler({
+        sql: store.sql,
+        databaseUrl: url,
+        log: log.child({ component: "scheduler" }),
+        maxInFlight: config.maxInFlight,
+        claimBatchSize: config.claimBatchSize,
+        pollIntervalMs: config.pollIntervalMs,
+        leaseMs: config.leaseMs,
+        requestTimeoutMs: config.requestTimeoutMs,
+        responseBodyLimit: config.responseBodyLimit,
+        defaultRetryPolicy: config.retryPolicy,
+        retryJitter: config.retryJitter,
+      })
+    : undefined;
+  await scheduler?.start();
+
+  const publish: PublishContext = {
+    sql: store.sql,
+    maxPayloadBytes: config.maxPayloadBytes,
+    onDeliveriesCreated: scheduler ? () => scheduler.nudge() : undefined,
+  };
+
+  let server: ApiServer | undefined;
+  if (config.apiEnabled) {
+    const handler = connectNodeAdapter({
+      routes: routes({ store, publish, health }),
+      interceptors: [errorInterceptor(log)],
+      // A batch of 1,000 events of the largest payload, with room for framing.
+      readMaxBytes: Math.max(4 << 20, config.maxPayloadBytes * 2),
+    });
+    server = await startApiServer(handler, config.host, config.port);
+    log.info({ url: server.url }, "Hookline is serving Connect, gRPC and gRPC-Web");
+  }
+  health.set("", ServingStatus.SERVING);
+  for (const name of SERVICE_NAMES) health.set(name, ServingStatus.SERVING);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url: server?.url,
+    store,
+    scheduler,
+    health,
+    stop() {
+      stopping ??= (async () => {
+        health.setAll(ServingStatus.NOT_SERVING);
+        await server?.close(config.shutdownTimeoutMs);
+        await scheduler?.stop(config.shutdownTimeoutMs);
+        await store.close();
+        await embedded?.stop();
+        log.info("Hookline stopped");
+      })();
+      return stopping;
+    },
+  };
+}

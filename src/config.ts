@@ -1,0 +1,183 @@
+/**
+ * Hookline's configuration: the one place that reads the environment.
+ *
+ * Every variable is documented in docs/configuration.md with its default;
+ * keep the two in step.
+ */
+import { resolve } from "node:path";
+
+/** The retry policy used when an endpoint sets none. */
+export type RetryPolicyConfig =
+  | { kind: "schedule"; delaysMs: number[] }
+  | { kind: "exponential"; baseMs: number; capMs: number; maxAttempts: number };
+
+/** Typed configuration of one Hookline process. */
+export interface Config {
+  /** Address the API listens on. */
+  host: string;
+  /** Port the API listens on; 0 picks a free one. */
+  port: number;
+  /** PostgreSQL URL; undefined starts an embedded PostgreSQL. */
+  databaseUrl: string | undefined;
+  /** Where the embedded PostgreSQL keeps its data. */
+  dataDir: string;
+  /** Port of the embedded PostgreSQL. */
+  embeddedPostgresPort: number;
+  /** Connections in the database pool. */
+  dbPoolSize: number;
+  /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
+  apiEnabled: boolean;
+  /** Run the delivery scheduler in this process. */
+  schedulerEnabled: boolean;
+  /** Deliveries in flight at once in this process, over all endpoints. */
+  maxInFlight: number;
+  /** Deliveries claimed per claim statement at most. */
+  claimBatchSize: number;
+  /** Fallback poll interval when no notification arrives. */
+  pollIntervalMs: number;
+  /** How long a claimed delivery stays leased to this process. */
+  leaseMs: number;
+  /** Default per-request timeout for deliveries. */
+  requestTimeoutMs: number;
+  /** Response body bytes kept per attempt. */
+  responseBodyLimit: number;
+  /** The default retry policy. */
+  retryPolicy: RetryPolicyConfig;
+  /** Jitter applied to retry delays, as a fraction (0.2 = +-20 %). */
+  retryJitter: number;
+  /** How long shutdown waits for in-flight work before giving up. */
+  shutdownTimeoutMs: number;
+  /** Largest accepted event payload in bytes. */
+  maxPayloadBytes: number;
+  /** pino log level. */
+  logLevel: string;
+}
+
+/** The default retry schedule, Svix-like: 7 retries over about 27.6 h. */
+export const DEFAULT_RETRY_SCHEDULE_MS = [
+  5_000,
+  5 * 60_000,
+  30 * 60_000,
+  2 * 3_600_000,
+  5 * 3_600_000,
+  10 * 3_600_000,
+  10 * 3_600_000,
+];
+
+/** A configuration value that cannot be used. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Builds the configuration from environment variables (default: process.env). */
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = resolve(str(env, "HOOKLINE_DATA_DIR", "./.hookline"));
+  return {
+    host: str(env, "HOOKLINE_HOST", "127.0.0.1"),
+    port: int(env, "HOOKLINE_PORT", 7070, 0, 65535),
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir,
+    embeddedPostgresPort: int(env, "HOOKLINE_EMBEDDED_PG_PORT", 54329, 1, 65535),
+    dbPoolSize: int(env, "HOOKLINE_DB_POOL_SIZE", 10, 2, 1000),
+    apiEnabled: bool(env, "HOOKLINE_API", true),
+    schedulerEnabled: bool(env, "HOOKLINE_SCHEDULER", true),
+    maxInFlight: int(env, "HOOKLINE_MAX_IN_FLIGHT", 256, 1, 100_000),
+    claimBatchSize: int(env, "HOOKLINE_CLAIM_BATCH_SIZE", 100, 1, 10_000),
+    pollIntervalMs: duration(env, "HOOKLINE_POLL_INTERVAL", 1_000),
+    leaseMs: duration(env, "HOOKLINE_LEASE", 60_000),
+    requestTimeoutMs: duration(env, "HOOKLINE_REQUEST_TIMEOUT", 15_000),
+    responseBodyLimit: int(env, "HOOKLINE_RESPONSE_BODY_LIMIT", 4096, 0, 1 << 20),
+    retryPolicy: retryPolicy(env),
+    retryJitter: float(env, "HOOKLINE_RETRY_JITTER", 0.2, 0, 1),
+    shutdownTimeoutMs: duration(env, "HOOKLINE_SHUTDOWN_TIMEOUT", 10_000),
+    maxPayloadBytes: int(env, "HOOKLINE_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 64 << 20),
+    logLevel: str(env, "HOOKLINE_LOG_LEVEL", "info"),
+  };
+}
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  return v === undefined || v === "" ? fallback : v;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name}=${raw}: expected a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function float(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(`${name}=${raw}: expected a number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.toLowerCase();
+  if (raw === undefined || raw === "") return fallback;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new ConfigError(`${name}=${env[name]}: expected true or false`);
+}
+
+function duration(env: Env, name: string, fallbackMs: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallbackMs;
+  try {
+    return parseDuration(raw);
+  } catch (err) {
+    throw new ConfigError(`${name}=${raw}: ${(err as Error).message}`);
+  }
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parses a duration such as "250ms", "5s", "30m", "2h" or "1d" to
+ * milliseconds; a bare number is milliseconds.
+ */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!m) throw new ConfigError(`"${text}" is not a duration (examples: 500ms, 5s, 30m, 2h, 1d)`);
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? "ms"]!);
+}
+
+function retryPolicy(env: Env): RetryPolicyConfig {
+  const schedule = env.HOOKLINE_RETRY_SCHEDULE;
+  const exponential = env.HOOKLINE_RETRY_EXPONENTIAL;
+  if (schedule && exponential) {
+    throw new ConfigError("set HOOKLINE_RETRY_SCHEDULE or HOOKLINE_RETRY_EXPONENTIAL, not both");
+  }
+  if (exponential) {
+    // base,cap,max_attempts: "2s,1h,5"
+    const parts = exponential.split(",").map((p) => p.trim());
+    if (parts.length !== 3) {
+      throw new ConfigError(`HOOKLINE_RETRY_EXPONENTIAL=${exponential}: expected base,cap,max_attempts (e.g. 2s,1h,5)`);
+    }
+    const maxAttempts = Number(parts[2]);
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
+      throw new ConfigError(`HOOKLINE_RETRY_EXPONENTIAL: max_attempts must be 1-100`);
+    }
+    return {
+      kind: "exponential",
+      baseMs: parseDuration(parts[0]!),
+      capMs: parseDuration(parts[1]!),
+      maxAttempts,
+    };
+  }
+  if (schedule !== undefined) {
+    const delaysMs = schedule.trim() === "" ? [] : schedule.split(",").map((p) => parseDuration(p));
+    return { kind: "schedule", delaysMs };
+  }
+  return { kind: "schedule", delaysMs: DEFAULT_RETRY_SCHEDULE_MS };
+}

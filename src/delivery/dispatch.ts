@@ -1,0 +1,83 @@
+/**
+ * The stages of one delivery attempt, as plain functions: prepare the
+ * request (headers and signature), make the call, and turn the result into
+ * the delivery's next state.
+ */
+import { type SignatureSchemeName, signatureHeaders } from "../signing/sign.js";
+import { DeliveryState, type StoredRetryPolicy } from "../store/entities/index.js";
+import type { ClaimedDelivery } from "../store/sql/claim-due.js";
+import type { AttemptOutcome } from "../store/sql/record-outcomes.js";
+import { VERSION } from "../version.js";
+import { retryDelay } from "./backoff.js";
+import type { HttpResult } from "./http-client.js";
+import { newId } from "../domain/ids.js";
+
+/** The user-agent of every delivery. */
+export const USER_AGENT = `Hookline/${VERSION}`;
+
+/** The secrets that sign now: the current one and those still in their grace period. */
+export function activeSecrets(secrets: readonly { secret: string; expiresAt: string | null }[], now: Date): string[] {
+  return secrets.filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now.getTime()).map((s) => s.secret);
+}
+
+/**
+ * Stage 1: the full header set of one attempt. The endpoint's custom headers
+ * go first so that the signature and content headers always win.
+ */
+export function prepareHeaders(
+  delivery: Pick<ClaimedDelivery, "eventId" | "body" | "headers" | "secrets" | "signatureScheme">,
+  now: Date,
+): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(delivery.headers)) headers[name.toLowerCase()] = value;
+  Object.assign(
+    headers,
+    signatureHeaders(
+      delivery.signatureScheme as SignatureSchemeName,
+      activeSecrets(delivery.secrets, now),
+      delivery.eventId,
+      Math.floor(now.getTime() / 1000),
+      delivery.body,
+    ),
+  );
+  headers["content-type"] = "application/json";
+  headers["user-agent"] = USER_AGENT;
+  return headers;
+}
+
+/** What the scheduler needs to turn an HTTP result into the next state. */
+export interface OutcomeContext {
+  /** The policy to use when the endpoint has none. */
+  defaultPolicy: StoredRetryPolicy;
+  /** Retry delay jitter fraction. */
+  jitter: number;
+}
+
+/**
+ * Stage 3: the attempt row and the delivery's next state. 2xx succeeds; any
+ * other result is retried by the retry policy until it is exhausted, then the
+ * delivery fails.
+ */
+export function decideOutcome(
+  delivery: Pick<ClaimedDelivery, "id" | "attemptNumber" | "retryPolicy">,
+  result: HttpResult,
+  startedAt: Date,
+  durationMs: number,
+  context: OutcomeContext,
+): AttemptOutcome {
+  const base = {
+    attemptId: newId("attempt"),
+    deliveryId: delivery.id,
+    attemptNumber: delivery.attemptNumber,
+    startedAt,
+    durationMs,
+    responseStatus: result.status,
+    errorClass: result.error?.class ?? "",
+    error: result.error?.message ?? "",
+    responseBody: result.body,
+  };
+  if (!result.error) return { ...base, status: DeliveryState.Succeeded, nextAttemptAt: null };
+  const delay = retryDelay(delivery.retryPolicy ?? context.defaultPolicy, delivery.attemptNumber, context.jitter);
+  if (delay === null) return { ...base, status: DeliveryState.Failed, nextAttemptAt: null };
+  return { ...base, status: DeliveryState.Retrying, nextAttemptAt: new Date(startedAt.getTime() + durationMs + delay) };
+}

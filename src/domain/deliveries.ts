@@ -1,0 +1,64 @@
+/**
+ * Reading deliveries: listing with filters (newest first) and one delivery
+ * with its attempts.
+ */
+import type { EntityManager, FilterQuery } from "@mikro-orm/postgresql";
+import { Attempt, Delivery } from "../store/entities/index.js";
+import { NotFoundError, ValidationError } from "./errors.js";
+import { checkPageSize, decodePageToken, encodePageToken } from "./validate.js";
+
+/** Filters of {@link listDeliveries}; unset members do not filter. */
+export interface DeliveryFilter {
+  tenantId?: string;
+  endpointId?: string;
+  eventId?: string;
+  eventType?: string;
+  status?: number;
+  createdAfter?: Date;
+  createdBefore?: Date;
+}
+
+/** One page of deliveries matching every given filter, newest first. */
+export async function listDeliveries(
+  em: EntityManager,
+  filter: DeliveryFilter,
+  pageSize: number,
+  pageToken: string,
+): Promise<{ deliveries: Delivery[]; nextPageToken: string }> {
+  const size = checkPageSize(pageSize);
+  const before = decodePageToken(pageToken);
+  const where: FilterQuery<Delivery> = {};
+  if (filter.tenantId) where.tenantId = filter.tenantId;
+  if (filter.endpointId) where.endpointId = filter.endpointId;
+  if (filter.eventId) where.eventId = filter.eventId;
+  if (filter.eventType) where.eventType = filter.eventType;
+  if (filter.status) where.status = filter.status as Delivery["status"];
+  if (filter.createdAfter || filter.createdBefore) {
+    where.createdAt = {
+      ...(filter.createdAfter ? { $gte: filter.createdAfter } : {}),
+      ...(filter.createdBefore ? { $lt: filter.createdBefore } : {}),
+    };
+  }
+  if (before) where.id = { $lt: before };
+  const rows = await em.find(Delivery, where, { orderBy: { id: "desc" }, limit: size + 1 });
+  const more = rows.length > size;
+  const deliveries = more ? rows.slice(0, size) : rows;
+  return { deliveries, nextPageToken: more ? encodePageToken(deliveries.at(-1)!.id) : "" };
+}
+
+/** One delivery and its newest `attemptLimit` attempts (0 means 50), newest first. */
+export async function getDelivery(
+  em: EntityManager,
+  id: string,
+  attemptLimit: number,
+): Promise<{ delivery: Delivery; attempts: Attempt[] }> {
+  if (id === "") throw new ValidationError("id", "is required");
+  const limit = attemptLimit === 0 ? 50 : attemptLimit;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+    throw new ValidationError("attempt_limit", "must be from 1 to 1000 (or 0 for 50)");
+  }
+  const delivery = await em.findOne(Delivery, { id });
+  if (!delivery) throw new NotFoundError("delivery", id);
+  const attempts = await em.find(Attempt, { deliveryId: id }, { orderBy: { number: "desc" }, limit });
+  return { delivery, attempts };
+}

@@ -1,0 +1,36 @@
+/**
+ * Typed, prefixed, time-sortable ids: `evt_`, `ep_`, `dlv_`, `atm_`, `key_`.
+ *
+ * The part after the prefix is a ULID (48-bit millisecond time + 80 random
+ * bits, Crockford base32), so ids sort by creation time and list cursors can
+ * page by id. Ids made in one process are strictly increasing. Ids made in
+ * SQL (see `hookline_id()` in the first migration) use the same format.
+ */
+import { monotonicFactory } from "ulid";
+
+/** The prefix of each kind of id. */
+export const ID_PREFIX = {
+  event: "evt_",
+  endpoint: "ep_",
+  delivery: "dlv_",
+  attempt: "atm_",
+  apiKey: "key_",
+} as const;
+
+/** A kind of id. */
+export type IdKind = keyof typeof ID_PREFIX;
+
+const ulid = monotonicFactory();
+
+/** Makes a new id of the given kind. */
+export function newId(kind: IdKind): string {
+  return ID_PREFIX[kind] + ulid();
+}
+
+const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** Tells whether `id` is well formed for its kind. */
+export function isId(kind: IdKind, id: string): boolean {
+  const prefix = ID_PREFIX[kind];
+  return id.startsWith(prefix) && ULID_RE.test(id.slice(prefix.length));
+}

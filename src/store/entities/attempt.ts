@@ -1,0 +1,31 @@
+import { EntitySchema } from "@mikro-orm/core";
+
+/** An attempt row: one HTTP request made for a delivery. */
+export class Attempt {
+  id!: string;
+  deliveryId!: string;
+  number!: number;
+  startedAt!: Date;
+  durationMs!: number;
+  responseStatus = 0;
+  errorClass = "";
+  error = "";
+  responseBody = "";
+}
+
+/** MikroORM mapping of {@link Attempt} to the `attempts` table. */
+export const AttemptSchema = new EntitySchema<Attempt>({
+  class: Attempt,
+  tableName: "attempts",
+  properties: {
+    id: { type: "string", columnType: "text", primary: true },
+    deliveryId: { type: "string", columnType: "text" },
+    number: { type: "integer" },
+    startedAt: { type: "Date", columnType: "timestamptz" },
+    durationMs: { type: "integer" },
+    responseStatus: { type: "integer" },
+    errorClass: { type: "string", columnType: "text" },
+    error: { type: "string", columnType: "text" },
+    responseBody: { type: "string", columnType: "text" },
+  },
+});

@@ -1,0 +1,64 @@
+import { EntitySchema } from "@mikro-orm/core";
+
+/** One secret of an endpoint; `expiresAt` is set on secrets being rotated out. */
+export interface StoredSecret {
+  secret: string;
+  expiresAt: string | null;
+}
+
+/** A stored retry policy; null on the endpoint means the server default. */
+export type StoredRetryPolicy =
+  | { kind: "schedule"; delaysMs: number[] }
+  | { kind: "exponential"; baseMs: number; capMs: number; maxAttempts: number };
+
+/** An endpoint row: where and how a tenant's events are delivered. */
+export class Endpoint {
+  id!: string;
+  tenantId!: string;
+  url!: string;
+  description = "";
+  eventTypes: string[] = [];
+  channels: string[] = [];
+  headers: Record<string, string> = {};
+  disabled = false;
+  disabledReason = "";
+  /** Active secrets, current first. */
+  secrets: StoredSecret[] = [];
+  signatureScheme: "standard-webhooks" | "github" = "standard-webhooks";
+  retryPolicy: StoredRetryPolicy | null = null;
+  timeoutMs: number | null = null;
+  maxInFlight: number | null = null;
+  rateLimitPerSecond: number | null = null;
+  ordered = false;
+  createdAt: Date = new Date();
+  updatedAt: Date = new Date();
+  /** Set when deleted; deleted endpoints stay for their delivery history. */
+  deletedAt: Date | null = null;
+}
+
+/** MikroORM mapping of {@link Endpoint} to the `endpoints` table. */
+export const EndpointSchema = new EntitySchema<Endpoint>({
+  class: Endpoint,
+  tableName: "endpoints",
+  properties: {
+    id: { type: "string", columnType: "text", primary: true },
+    tenantId: { type: "string", columnType: "text" },
+    url: { type: "string", columnType: "text" },
+    description: { type: "string", columnType: "text" },
+    eventTypes: { type: "string[]", columnType: "text[]" },
+    channels: { type: "string[]", columnType: "text[]" },
+    headers: { type: "json", columnType: "jsonb" },
+    disabled: { type: "boolean" },
+    disabledReason: { type: "string", columnType: "text" },
+    secrets: { type: "json", columnType: "jsonb" },
+    signatureScheme: { type: "string", columnType: "text" },
+    retryPolicy: { type: "json", columnType: "jsonb", nullable: true },
+    timeoutMs: { type: "integer", nullable: true },
+    maxInFlight: { type: "integer", nullable: true },
+    rateLimitPerSecond: { type: "double", nullable: true },
+    ordered: { type: "boolean" },
+    createdAt: { type: "Date", columnType: "timestamptz" },
+    updatedAt: { type: "Date", columnType: "timestamptz", onUpdate: () => new Date() },
+    deletedAt: { type: "Date", columnType: "timestamptz", nullable: true },
+  },
+});

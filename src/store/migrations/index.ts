@@ -1,0 +1,10 @@
+/**
+ * The migrations, listed explicitly so that they run the same from sources
+ * (vitest, tsx) and from the compiled build. Append new ones at the end.
+ */
+import { Migration20261123000000_initial } from "./Migration20261123000000_initial.js";
+
+/** Every migration in order, for MikroORM's `migrationsList`. */
+export const migrationsList = [
+  { name: "Migration20261123000000_initial", class: Migration20261123000000_initial },
+];

@@ -1,0 +1,54 @@
+/**
+ * Opens the database: MikroORM for entities and migrations, and the raw
+ * connection pool underneath it for the hot paths (see ./sql.ts).
+ */
+import { MikroORM, type Options } from "@mikro-orm/postgresql";
+import { Migrator } from "@mikro-orm/migrations";
+import { entities } from "./entities/index.js";
+import { migrationsList } from "./migrations/index.js";
+
+/** Options of {@link openOrm}. */
+export interface OrmOptions {
+  /** postgres:// URL of the database. */
+  url: string;
+  /** Most connections the pool opens. */
+  poolSize: number;
+  /** Writes the ORM's debug output (queries) when set. */
+  debugLog?: (message: string) => void;
+}
+
+/** Creates the MikroORM instance for Hookline's schema. Does not migrate. */
+export async function openOrm(options: OrmOptions): Promise<MikroORM> {
+  const config: Options = {
+    clientUrl: options.url,
+    entities,
+    extensions: [Migrator],
+    // No reflection and no discovery from files: the schemas are explicit, so
+    // tsc, vitest and tsx all see the same metadata.
+    discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },
+    pool: { min: 0, max: options.poolSize },
+    migrations: {
+      migrationsList,
+      tableName: "hookline_migrations",
+      transactional: true,
+      allOrNothing: true,
+      snapshot: false,
+    },
+    // Timestamps are always timestamptz and read back as Date in UTC.
+    forceUtcTimezone: true,
+    debug: options.debugLog !== undefined,
+    logger: options.debugLog,
+    allowGlobalContext: false,
+  };
+  return MikroORM.init(config);
+}
+
+/** Applies every pending migration. Safe to run from several processes at once. */
+export async function migrate(orm: MikroORM): Promise<void> {
+  const knex = orm.em.getConnection().getKnex();
+  // An advisory lock makes concurrent starts of several replicas take turns.
+  await knex.transaction(async (trx) => {
+    await trx.raw("SELECT pg_advisory_xact_lock(727274)");
+    await orm.getMigrator().up();
+  });
+}

@@ -1,0 +1,103 @@
+/**
+ * The publish hot path: store events and fan them out to their endpoints in
+ * ONE statement.
+ *
+ * One statement is one round trip and atomic without BEGIN/COMMIT, so a batch
+ * of 1,000 events with all their deliveries is all or nothing, and a single
+ * Publish costs one query. The fan-out is set based (INSERT ... SELECT joined
+ * against the tenant's endpoints), never a loop per row; delivery ids come
+ * from `hookline_id()` in SQL. The AFTER INSERT trigger on `deliveries`
+ * notifies the schedulers on commit.
+ */
+import type { Sql } from "../sql.js";
+
+/** One event to store. */
+export interface NewEvent {
+  id: string;
+  tenantId: string;
+  eventType: string;
+  channels: string[];
+  idempotencyKey: string | null;
+  body: string;
+}
+
+/** What was stored for one event. */
+export interface InsertedEvent {
+  eventId: string;
+  deliveryCount: number;
+  duplicate: boolean;
+}
+
+const INSERT_EVENTS = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+    AS i (id, tenant_id, event_type, idempotency_key, body, channels)
+),
+inserted AS (
+  INSERT INTO events (id, tenant_id, event_type, channels, idempotency_key, body)
+  SELECT id, tenant_id, event_type, ARRAY(SELECT jsonb_array_elements_text(channels)), idempotency_key, body
+  FROM input
+  ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING id, tenant_id, event_type, channels
+),
+fanned AS (
+  INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
+  SELECT hookline_id('dlv_'), e.id, ep.id, e.tenant_id, e.event_type, 1, now()
+  FROM inserted e
+  JOIN endpoints ep
+    ON ep.tenant_id = e.tenant_id AND ep.deleted_at IS NULL AND NOT ep.disabled
+   AND (cardinality(ep.event_types) = 0
+        OR e.event_type = ANY (ep.event_types)
+        OR EXISTS (SELECT 1 FROM unnest(ep.event_types) p
+                   WHERE right(p, 2) = '.*' AND starts_with(e.event_type, left(p, -1))))
+   AND (cardinality(ep.channels) = 0 OR cardinality(e.channels) = 0 OR ep.channels && e.channels)
+  RETURNING event_id
+)
+SELECT i.id, coalesce(c.n, 0)::int AS delivery_count
+FROM inserted i
+LEFT JOIN (SELECT event_id, count(*) AS n FROM fanned GROUP BY event_id) c ON c.event_id = i.id`;
+
+const FIND_DUPLICATES = `
+SELECT DISTINCT ON (e.tenant_id, e.idempotency_key) e.tenant_id, e.idempotency_key, e.id
+FROM events e
+JOIN unnest($1::text[], $2::text[]) AS k (tenant_id, idempotency_key)
+  ON e.tenant_id = k.tenant_id AND e.idempotency_key = k.idempotency_key`;
+
+/**
+ * Stores `events` with their deliveries, all or nothing, and returns one
+ * result per event in the same order. An event whose idempotency key was
+ * used before (or earlier in the same batch) stores nothing and returns the
+ * original event's id with `duplicate` set.
+ */
+export async function insertEvents(sql: Sql, events: readonly NewEvent[]): Promise<InsertedEvent[]> {
+  const rows = await sql.query<{ id: string; delivery_count: number }>(INSERT_EVENTS, [
+    events.map((e) => e.id),
+    events.map((e) => e.tenantId),
+    events.map((e) => e.eventType),
+    events.map((e) => e.idempotencyKey),
+    events.map((e) => e.body),
+    events.map((e) => JSON.stringify(e.channels)),
+  ]);
+  const counts = new Map(rows.map((r) => [r.id, r.delivery_count]));
+  const duplicates = events.filter((e) => !counts.has(e.id));
+  const originals = new Map<string, string>();
+  if (duplicates.length > 0) {
+    // Only events with an idempotency key can be skipped by ON CONFLICT. The
+    // statement above has committed, so the originals are visible now, also
+    // those written by a concurrent publish that won the race.
+    const found = await sql.query<{ tenant_id: string; idempotency_key: string; id: string }>(FIND_DUPLICATES, [
+      duplicates.map((e) => e.tenantId),
+      duplicates.map((e) => e.idempotencyKey),
+    ]);
+    for (const f of found) originals.set(`${f.tenant_id}\u0000${f.idempotency_key}`, f.id);
+  }
+  return events.map((e) => {
+    const count = counts.get(e.id);
+    if (count !== undefined) return { eventId: e.id, deliveryCount: count, duplicate: false };
+    const original = originals.get(`${e.tenantId}\u0000${e.idempotencyKey}`);
+    if (original === undefined) {
+      throw new Error(`event ${e.id} was neither stored nor a duplicate`);
+    }
+    return { eventId: original, deliveryCount: 0, duplicate: true };
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * The store: everything the domain needs from the database, opened once per
+ * process and passed down. Domain code gets a fresh EntityManager per call
+ * (`em()`), so no state leaks between requests.
+ */
+import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
+import { migrate, openOrm } from "./orm.js";
+import { type Sql, sqlFromOrm } from "./sql.js";
+
+/** The database handles of one Hookline process. */
+export interface Store {
+  /** The ORM, for migrations and admin paths. */
+  readonly orm: MikroORM;
+  /** Raw SQL on the same pool, for the hot paths. */
+  readonly sql: Sql;
+  /** The database URL (the LISTEN connection uses it). */
+  readonly url: string;
+  /** A fresh EntityManager for one unit of work. */
+  em(): EntityManager;
+  /** Closes the pool. */
+  close(): Promise<void>;
+}
+
+/** Opens the database at `url`, applies pending migrations and returns the store. */
+export async function openStore(url: string, poolSize: number): Promise<Store> {
+  const orm = await openOrm({ url, poolSize });
+  try {
+    await migrate(orm);
+  } catch (err) {
+    await orm.close(true);
+    throw err;
+  }
+  return {
+    orm,
+    sql: sqlFromOrm(orm),
+    url,
+    em: () => orm.em.fork(),
+    close: () => orm.close(true),
+  };
+}
