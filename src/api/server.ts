@@ -57,7 +57,14 @@ export async function startApiServer(handler: Handler, host: string, port: numbe
       socket.off("data", onData);
       socket.pause();
       socket.unshift(head);
-      (isH2 ? h2 : h1).emit("connection", socket);
+      if (isH2) {
+        // http2 takes the buffered bytes over and reads the socket natively;
+        // resuming the JS stream here would race it for the data.
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
     };
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());

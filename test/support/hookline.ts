@@ -1,0 +1,35 @@
+/**
+ * Starts a real Hookline (API server on a free port on 127.0.0.1 and the
+ * delivery scheduler) in the test process, on the test file's database, with
+ * short retry delays set through configuration.
+ */
+import { pino } from "pino";
+import { type Hookline, startHookline } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+
+/** Environment overrides on top of the test defaults. */
+export type EnvOverrides = Record<string, string>;
+
+/** The configuration the tests run with, as environment variables. */
+export function testEnv(databaseUrl: string, overrides: EnvOverrides = {}): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    HOOKLINE_HOST: "127.0.0.1",
+    HOOKLINE_PORT: "0",
+    HOOKLINE_DB_POOL_SIZE: "5",
+    HOOKLINE_POLL_INTERVAL: "200ms",
+    HOOKLINE_RETRY_SCHEDULE: "50ms,50ms,50ms",
+    HOOKLINE_REQUEST_TIMEOUT: "5s",
+    HOOKLINE_SHUTDOWN_TIMEOUT: "2s",
+    HOOKLINE_LOG_LEVEL: process.env.HOOKLINE_TEST_LOG_LEVEL ?? "silent",
+    ...overrides,
+  };
+}
+
+/** Starts Hookline in-process; stop it with `app.stop()`. */
+export async function startTestHookline(databaseUrl: string, overrides: EnvOverrides = {}): Promise<Hookline & { url: string }> {
+  const config = loadConfig(testEnv(databaseUrl, overrides));
+  const app = await startHookline(config, pino({ level: config.logLevel }));
+  if (!app.url) throw new Error("the API is disabled");
+  return app as Hookline & { url: string };
+}

@@ -1,0 +1,92 @@
+/**
+ * A real HTTP receiver on 127.0.0.1 that records every request and answers
+ * as the test tells it, changeable mid-test.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** One request the receiver got. */
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  /** The raw body, exactly as received. */
+  body: string;
+  at: number;
+}
+
+/** How to answer one request. */
+export interface Reply {
+  status: number;
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+/** A running receiver. */
+export interface Receiver {
+  /** Base URL, e.g. http://127.0.0.1:PORT */
+  url: string;
+  requests: ReceivedRequest[];
+  /** Sets how the next requests are answered (by the request's 0-based index). */
+  reply(fn: (index: number, req: ReceivedRequest) => Reply): void;
+  /** Resolves when at least `n` requests have arrived; rejects after `timeoutMs`. */
+  waitFor(n: number, timeoutMs?: number): Promise<ReceivedRequest[]>;
+  close(): Promise<void>;
+}
+
+/** Starts a receiver that answers 200 "ok" until told otherwise. */
+export async function startReceiver(): Promise<Receiver> {
+  const requests: ReceivedRequest[] = [];
+  let replyFn: (index: number, req: ReceivedRequest) => Reply = () => ({ status: 200, body: "ok" });
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const received: ReceivedRequest = {
+        method: req.method ?? "",
+        path: req.url ?? "",
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString("utf8"),
+        at: Date.now(),
+      };
+      const index = requests.length;
+      requests.push(received);
+      const reply = replyFn(index, received);
+      res.writeHead(reply.status, reply.headers).end(reply.body ?? "");
+      for (const w of waiters.filter((w) => requests.length >= w.n)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    reply(fn) {
+      replyFn = fn;
+    },
+    waitFor(n, timeoutMs = 10_000) {
+      if (requests.length >= n) return Promise.resolve(requests);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`receiver got ${requests.length} requests, expected ${n}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          n,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve(requests);
+          },
+        });
+      });
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
