@@ -1,0 +1,58 @@
+/**
+ * With DATABASE_URL unset, Hookline starts its own embedded PostgreSQL in
+ * the data directory, and what it stored is there after a restart.
+ */
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
+import { startHookline } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { client } from "../support/clients.js";
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+describe("embedded PostgreSQL", () => {
+  it("is started when DATABASE_URL is unset and keeps data across restarts", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "hookline-data-"));
+    await chmod(dataDir, 0o755);
+    dirs.push(dataDir);
+    const config = loadConfig({
+      HOOKLINE_DATA_DIR: dataDir,
+      HOOKLINE_PORT: "0",
+      HOOKLINE_EMBEDDED_PG_PORT: String(await freePort()),
+      HOOKLINE_SCHEDULER: "false",
+    });
+    expect(config.databaseUrl).toBeUndefined();
+    const log = pino({ level: "silent" });
+
+    const first = await startHookline(config, log);
+    const { endpoint } = await client(WebhookAdmin, "connect-http1", first.url!).createEndpoint({
+      tenantId: "persist",
+      url: "https://example.com/hook",
+    });
+    await first.stop();
+
+    const second = await startHookline(config, log);
+    try {
+      const got = await client(WebhookAdmin, "connect-http1", second.url!).getEndpoint({ id: endpoint!.id });
+      expect(got.endpoint?.url).toBe("https://example.com/hook");
+    } finally {
+      await second.stop();
+    }
+  }, 60_000);
+});
