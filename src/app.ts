@@ -14,6 +14,7 @@ import { type ApiServer, startApiServer } from "./api/server.js";
 import type { Config } from "./config.js";
 import { Scheduler } from "./delivery/scheduler.js";
 import type { PublishContext } from "./domain/publish.js";
+import { probeDatabase } from "./store/database-health.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./store/embedded-postgres.js";
 import { openStore, type Store } from "./store/store.js";
 
@@ -53,7 +54,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         maxInFlight: config.maxInFlight,
         claimBatchSize: config.claimBatchSize,
         pollIntervalMs: config.pollIntervalMs,
-        leaseMs: config.leaseMs,
+        leaseMarginMs: config.leaseMarginMs,
         requestTimeoutMs: config.requestTimeoutMs,
         responseBodyLimit: config.responseBodyLimit,
         defaultRetryPolicy: config.retryPolicy,
@@ -73,14 +74,24 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     const handler = connectNodeAdapter({
       routes: routes({ store, publish, health }),
       interceptors: [errorInterceptor(log)],
-      // A batch of 1,000 events of the largest payload, with room for framing.
-      readMaxBytes: Math.max(4 << 20, config.maxPayloadBytes * 2),
+      // Larger request messages are refused with ResourceExhausted before parsing.
+      readMaxBytes: config.maxRequestBytes,
+      // A misspelt field or enum name is an error, not silently ignored.
+      jsonOptions: { ignoreUnknownFields: false },
     });
     server = await startApiServer(handler, config.host, config.port);
     log.info({ url: server.url }, "Hookline is serving Connect, gRPC and gRPC-Web");
   }
-  health.set("", ServingStatus.SERVING);
-  for (const name of SERVICE_NAMES) health.set(name, ServingStatus.SERVING);
+  const serving = (status: ServingStatus) => {
+    health.set("", status);
+    for (const name of SERVICE_NAMES) health.set(name, status);
+  };
+  serving(ServingStatus.SERVING);
+  const probe = probeDatabase(store.sql, (healthy, err) => {
+    if (healthy) log.info("database reachable again: SERVING");
+    else log.error({ err }, "database unreachable: NOT_SERVING");
+    serving(healthy ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+  });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -90,9 +101,10 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     health,
     stop() {
       stopping ??= (async () => {
+        probe.stop();
         health.setAll(ServingStatus.NOT_SERVING);
-        await server?.close(config.shutdownTimeoutMs);
-        await scheduler?.stop(config.shutdownTimeoutMs);
+        // Both within one shutdown timeout, not one after the other.
+        await Promise.all([server?.close(config.shutdownTimeoutMs), scheduler?.stop(config.shutdownTimeoutMs)]);
         await store.close();
         await embedded?.stop();
         log.info("Hookline stopped");

@@ -35,8 +35,11 @@ export interface Config {
   claimBatchSize: number;
   /** Fallback poll interval when no notification arrives. */
   pollIntervalMs: number;
-  /** How long a claimed delivery stays leased to this process. */
-  leaseMs: number;
+  /**
+   * How long a claimed delivery stays leased past its request timeout (the
+   * lease covers the request and the writing of its outcome).
+   */
+  leaseMarginMs: number;
   /** Default per-request timeout for deliveries. */
   requestTimeoutMs: number;
   /** Response body bytes kept per attempt. */
@@ -49,6 +52,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Largest accepted event payload in bytes. */
   maxPayloadBytes: number;
+  /** Largest accepted request message in bytes (a PublishBatch is one message). */
+  maxRequestBytes: number;
   /** pino log level. */
   logLevel: string;
 }
@@ -85,15 +90,16 @@ export function loadConfig(env: Env = process.env): Config {
     schedulerEnabled: bool(env, "HOOKLINE_SCHEDULER", true),
     maxInFlight: int(env, "HOOKLINE_MAX_IN_FLIGHT", 256, 1, 100_000),
     claimBatchSize: int(env, "HOOKLINE_CLAIM_BATCH_SIZE", 100, 1, 10_000),
-    pollIntervalMs: duration(env, "HOOKLINE_POLL_INTERVAL", 1_000),
-    leaseMs: duration(env, "HOOKLINE_LEASE", 60_000),
-    requestTimeoutMs: duration(env, "HOOKLINE_REQUEST_TIMEOUT", 15_000),
+    pollIntervalMs: duration(env, "HOOKLINE_POLL_INTERVAL", 1_000, 10, HOUR),
+    leaseMarginMs: duration(env, "HOOKLINE_LEASE_MARGIN", 30_000, 1_000, HOUR),
+    requestTimeoutMs: duration(env, "HOOKLINE_REQUEST_TIMEOUT", 15_000, 1_000, 300_000),
     responseBodyLimit: int(env, "HOOKLINE_RESPONSE_BODY_LIMIT", 4096, 0, 1 << 20),
     retryPolicy: retryPolicy(env),
     retryJitter: float(env, "HOOKLINE_RETRY_JITTER", 0.2, 0, 1),
-    shutdownTimeoutMs: duration(env, "HOOKLINE_SHUTDOWN_TIMEOUT", 10_000),
+    shutdownTimeoutMs: duration(env, "HOOKLINE_SHUTDOWN_TIMEOUT", 10_000, 0, 10 * 60_000),
     maxPayloadBytes: int(env, "HOOKLINE_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 64 << 20),
-    logLevel: str(env, "HOOKLINE_LOG_LEVEL", "info"),
+    maxRequestBytes: int(env, "HOOKLINE_MAX_REQUEST_BYTES", 16 << 20, 1024, 1 << 30),
+    logLevel: oneOf(env, "HOOKLINE_LOG_LEVEL", "info", LOG_LEVELS),
   };
 }
 
@@ -130,14 +136,41 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(`${name}=${env[name]}: expected true or false`);
 }
 
-function duration(env: Env, name: string, fallbackMs: number): number {
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function oneOf(env: Env, name: string, fallback: string, allowed: readonly string[]): string {
+  const v = str(env, name, fallback);
+  if (!allowed.includes(v)) throw new ConfigError(`${name}=${v}: expected one of ${allowed.join(", ")}`);
+  return v;
+}
+
+function duration(env: Env, name: string, fallbackMs: number, minMs: number, maxMs: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallbackMs;
+  return durationValue(name, raw, minMs, maxMs);
+}
+
+function durationValue(name: string, raw: string, minMs: number, maxMs: number): number {
+  let ms: number;
   try {
-    return parseDuration(raw);
+    ms = parseDuration(raw);
   } catch (err) {
     throw new ConfigError(`${name}=${raw}: ${(err as Error).message}`);
   }
+  if (ms < minMs || ms > maxMs) {
+    throw new ConfigError(`${name}=${raw}: must be from ${formatMs(minMs)} to ${formatMs(maxMs)}`);
+  }
+  return ms;
+}
+
+function formatMs(ms: number): string {
+  if (ms % DAY === 0 && ms > 0) return `${ms / DAY}d`;
+  if (ms % HOUR === 0 && ms > 0) return `${ms / HOUR}h`;
+  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
+  if (ms % 1_000 === 0 && ms > 0) return `${ms / 1_000}s`;
+  return `${ms}ms`;
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -153,30 +186,29 @@ export function parseDuration(text: string): number {
 }
 
 function retryPolicy(env: Env): RetryPolicyConfig {
-  const schedule = env.HOOKLINE_RETRY_SCHEDULE;
-  const exponential = env.HOOKLINE_RETRY_EXPONENTIAL;
+  const schedule = env.HOOKLINE_RETRY_SCHEDULE?.trim() || undefined;
+  const exponential = env.HOOKLINE_RETRY_EXPONENTIAL?.trim() || undefined;
   if (schedule && exponential) {
     throw new ConfigError("set HOOKLINE_RETRY_SCHEDULE or HOOKLINE_RETRY_EXPONENTIAL, not both");
   }
   if (exponential) {
-    // base,cap,max_attempts: "2s,1h,5"
+    const name = "HOOKLINE_RETRY_EXPONENTIAL";
     const parts = exponential.split(",").map((p) => p.trim());
     if (parts.length !== 3) {
-      throw new ConfigError(`HOOKLINE_RETRY_EXPONENTIAL=${exponential}: expected base,cap,max_attempts (e.g. 2s,1h,5)`);
+      throw new ConfigError(`${name}=${exponential}: expected base,cap,max_attempts (e.g. 2s,1h,5)`);
     }
     const maxAttempts = Number(parts[2]);
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
-      throw new ConfigError(`HOOKLINE_RETRY_EXPONENTIAL: max_attempts must be 1-100`);
+      throw new ConfigError(`${name}=${exponential}: max_attempts must be from 1 to 100`);
     }
-    return {
-      kind: "exponential",
-      baseMs: parseDuration(parts[0]!),
-      capMs: parseDuration(parts[1]!),
-      maxAttempts,
-    };
+    const baseMs = durationValue(`${name} (base)`, parts[0]!, 1, DAY);
+    const capMs = durationValue(`${name} (cap)`, parts[1]!, baseMs, 7 * DAY);
+    return { kind: "exponential", baseMs, capMs, maxAttempts };
   }
-  if (schedule !== undefined) {
-    const delaysMs = schedule.trim() === "" ? [] : schedule.split(",").map((p) => parseDuration(p));
+  if (schedule === "none") return { kind: "schedule", delaysMs: [] };
+  if (schedule) {
+    const delaysMs = schedule.split(",").map((p) => durationValue("HOOKLINE_RETRY_SCHEDULE", p.trim(), 0, 7 * DAY));
+    if (delaysMs.length > 50) throw new ConfigError("HOOKLINE_RETRY_SCHEDULE: at most 50 delays");
     return { kind: "schedule", delaysMs };
   }
   return { kind: "schedule", delaysMs: DEFAULT_RETRY_SCHEDULE_MS };

@@ -35,6 +35,9 @@ describe("configuration", () => {
     expect(parseDuration("1d")).toBe(86_400_000);
     expect(parseDuration("40")).toBe(40);
     expect(loadConfig({ HOOKLINE_RETRY_SCHEDULE: "1s, 2s" }).retryPolicy).toEqual({ kind: "schedule", delaysMs: [1_000, 2_000] });
+    expect(loadConfig({ HOOKLINE_RETRY_SCHEDULE: "none" }).retryPolicy).toEqual({ kind: "schedule", delaysMs: [] });
+    expect(loadConfig({ HOOKLINE_RETRY_SCHEDULE: "" }).retryPolicy.kind).toBe("schedule");
+    expect(loadConfig({ HOOKLINE_RETRY_SCHEDULE: "" }).retryPolicy).toEqual(loadConfig({}).retryPolicy);
     expect(loadConfig({ HOOKLINE_RETRY_EXPONENTIAL: "2s,1h,5" }).retryPolicy).toEqual({
       kind: "exponential",
       baseMs: 2_000,
@@ -50,6 +53,11 @@ describe("configuration", () => {
     expect(() => loadConfig({ HOOKLINE_REQUEST_TIMEOUT: "soon" })).toThrow(/HOOKLINE_REQUEST_TIMEOUT=soon/);
     expect(() => loadConfig({ HOOKLINE_RETRY_EXPONENTIAL: "2s,1h" })).toThrow(/base,cap,max_attempts/);
     expect(() => loadConfig({ HOOKLINE_RETRY_SCHEDULE: "1s", HOOKLINE_RETRY_EXPONENTIAL: "1s,2s,3" })).toThrow(/not both/);
+    expect(() => loadConfig({ HOOKLINE_RETRY_SCHEDULE: "1s,soon" })).toThrow(/HOOKLINE_RETRY_SCHEDULE=soon/);
+    expect(() => loadConfig({ HOOKLINE_RETRY_EXPONENTIAL: "10s,1s,3" })).toThrow(/HOOKLINE_RETRY_EXPONENTIAL \(cap\)=1s: must be from 10s/);
+    expect(() => loadConfig({ HOOKLINE_POLL_INTERVAL: "0" })).toThrow(/HOOKLINE_POLL_INTERVAL=0: must be from 10ms to 1h/);
+    expect(() => loadConfig({ HOOKLINE_REQUEST_TIMEOUT: "301s" })).toThrow(/HOOKLINE_REQUEST_TIMEOUT/);
+    expect(() => loadConfig({ HOOKLINE_LOG_LEVEL: "loud" })).toThrow(/HOOKLINE_LOG_LEVEL=loud: expected one of/);
   });
 
   it("keeps the user-agent version equal to package.json", () => {

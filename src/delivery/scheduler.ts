@@ -38,7 +38,7 @@ export interface SchedulerOptions {
   maxInFlight: number;
   claimBatchSize: number;
   pollIntervalMs: number;
-  leaseMs: number;
+  leaseMarginMs: number;
   requestTimeoutMs: number;
   responseBodyLimit: number;
   defaultRetryPolicy: StoredRetryPolicy;
@@ -138,7 +138,7 @@ export class Scheduler {
   }
 
   private async claimLoop(): Promise<void> {
-    const { sql, maxInFlight, claimBatchSize, leaseMs, log } = this.options;
+    const { sql, maxInFlight, claimBatchSize, leaseMarginMs, requestTimeoutMs, log } = this.options;
     while (this.state === "running") {
       const free = maxInFlight - this.inFlight;
       if (free <= 0) {
@@ -148,7 +148,7 @@ export class Scheduler {
       const wanted = Math.min(free, claimBatchSize);
       let claimed: ClaimedDelivery[];
       try {
-        claimed = await claimDue(sql, this.workerId, wanted, leaseMs);
+        claimed = await claimDue(sql, this.workerId, wanted, leaseMarginMs, requestTimeoutMs);
       } catch (err) {
         log.error({ err }, "claiming due deliveries failed; retrying at the next poll");
         return;

@@ -88,7 +88,7 @@ function payloadText(input: PublishInput, prefix: string): string {
       throw new ValidationError(field, `is not valid JSON (${(err as Error).message})`);
     }
     if (!isPlainObject(parsed)) throw new ValidationError(field, "must be a JSON object");
-    return input.payloadJson.trim();
+    return input.payloadJson;
   }
   if (input.data !== undefined) {
     if (!isPlainObject(input.data)) throw new ValidationError(`${prefix}data`, "must be a JSON object");

@@ -5,7 +5,11 @@
  */
 import { createHmac } from "node:crypto";
 
-/** Returns the `X-Hub-Signature-256` header value for `body`. */
-export function githubSignature(key: Buffer, body: string): string {
-  return `sha256=${createHmac("sha256", key).update(body).digest("hex")}`;
+/**
+ * Returns the `X-Hub-Signature-256` header value for `body`. The key is the
+ * secret's text (`whsec_...` included), as GitHub and the GitHub helpers of
+ * webhook libraries use it, so receivers can use those helpers unchanged.
+ */
+export function githubSignature(secret: string, body: string): string {
+  return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
 }

@@ -21,15 +21,15 @@ export function signatureHeaders(
   timestampSeconds: number,
   body: string,
 ): Record<string, string> {
-  const keys = secrets.map(secretKey);
   const headers: Record<string, string> = {
     "webhook-id": messageId,
     "webhook-timestamp": String(timestampSeconds),
   };
   if (scheme === "github") {
-    headers["x-hub-signature-256"] = githubSignature(keys[0]!, body);
+    // One header, one signature: the current secret signs.
+    headers["x-hub-signature-256"] = githubSignature(secrets[0]!, body);
   } else {
-    headers["webhook-signature"] = standardWebhooksSignature(keys, messageId, timestampSeconds, body);
+    headers["webhook-signature"] = standardWebhooksSignature(secrets.map(secretKey), messageId, timestampSeconds, body);
   }
   return headers;
 }

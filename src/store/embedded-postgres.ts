@@ -117,9 +117,32 @@ async function stopOrphan(dir: string, log: (line: string) => void): Promise<voi
     return;
   }
   if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  const owner = liveNodeParent(pid);
+  if (owner !== undefined) {
+    throw new Error(
+      `the data directory ${dir} is in use by another running process (pid ${owner}); ` +
+        "give each Hookline process its own HOOKLINE_DATA_DIR, or share one PostgreSQL through DATABASE_URL",
+    );
+  }
   log(`stopping PostgreSQL left running by an earlier process (pid ${pid})`);
   process.kill(pid, "SIGINT");
   for (let i = 0; i < 300 && alive(pid); i++) await sleep(100);
+}
+
+/**
+ * The pid of the live Node process that started postmaster `pid`, if any
+ * (Linux, from /proc). An orphan's parent is init or a subreaper instead.
+ */
+function liveNodeParent(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (!(ppid > 1)) return undefined;
+    const cmdline = readFileSync(`/proc/${ppid}/cmdline`, "utf8");
+    return cmdline.split("\0")[0]?.includes("node") ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function alive(pid: number): boolean {

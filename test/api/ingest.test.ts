@@ -195,6 +195,20 @@ describe("bad input", () => {
     expect(await counts()).toEqual(before);
   });
 
+  it("rejects a misspelt JSON field instead of ignoring it (Connect JSON, as curl sends it)", async () => {
+    const before = await counts();
+    const res = await fetch(`${app.url}/hookline.v1.EventIngest/Publish`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ tenantId: "acme", eventTyp: "a.b", payloadJson: "{}" }),
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { code: string; message: string };
+    expect(body.code).toBe("invalid_argument");
+    expect(body.message).toMatch(/eventTyp/);
+    expect(await counts()).toEqual(before);
+  });
+
   it("rejects a payload over the size limit with ResourceExhausted", async () => {
     const before = await counts();
     const big = JSON.stringify({ blob: "x".repeat(2_000) });

@@ -176,8 +176,8 @@ export type Attempt = Message<"hookline.v1.Attempt"> & {
   id: string;
 
   /**
-   * The class of the error: "http", "timeout", "connection", "tls", "dns",
-   * "ssrf" or "internal"; empty on success.
+   * The class of the error: "http" (a response that is not 2xx), "timeout",
+   * "connection", "tls" or "dns"; empty on success.
    *
    * @generated from field: string error_class = 8;
    */
@@ -339,8 +339,9 @@ export enum DeliveryStatus {
   SUCCEEDED = 3,
 
   /**
-   * Given up: attempts exhausted, or the endpoint was disabled or deleted.
-   * Final until retried by RetryDelivery or RecoverEndpoint.
+   * Given up: attempts exhausted, or the endpoint was deleted. (A disabled
+   * endpoint's deliveries wait.) Final until retried by RetryDelivery or
+   * RecoverEndpoint.
    *
    * @generated from enum value: DELIVERY_STATUS_FAILED = 4;
    */

@@ -233,7 +233,7 @@ export type ExponentialRetry = Message<"hookline.v1.ExponentialRetry"> & {
   base?: Duration | undefined;
 
   /**
-   * The longest delay.
+   * The longest delay; unset means 24 h.
    *
    * @generated from field: google.protobuf.Duration cap = 2;
    */

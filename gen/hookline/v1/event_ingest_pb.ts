@@ -51,7 +51,7 @@ export type PublishRequest = Message<"hookline.v1.PublishRequest"> & {
     case: "data";
   } | {
     /**
-     * The data as a JSON text, delivered exactly as given (its bytes are not
+     * The data as a JSON object text, delivered exactly as given (its bytes are not
      * re-serialised), for publishers that already hold JSON.
      *
      * @generated from field: string payload_json = 4;

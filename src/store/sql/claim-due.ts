@@ -4,7 +4,9 @@
  * and stamps the lease in the same UPDATE, returning everything the dispatch
  * needs (event body, endpoint address and secrets) so no second query is made.
  *
- * The lease is `locked_by` plus `next_attempt_at` moved to the lease's expiry:
+ * The lease is `locked_by` plus `next_attempt_at` moved to the lease's expiry
+ * (the endpoint's request timeout plus a margin for writing the outcome, so
+ * a slow request can never outlive its lease and be sent twice at once):
  * if this process dies mid-attempt the row simply becomes due again when the
  * lease runs out, and any scheduler claims it. At-least-once, never lost.
  *
@@ -45,7 +47,8 @@ WITH due AS (
   FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries d
-SET locked_by = $1, next_attempt_at = now() + make_interval(secs => $3::float8 / 1000)
+SET locked_by = $1,
+    next_attempt_at = now() + make_interval(secs => (coalesce(ep.timeout_ms, $4) + $3)::float8 / 1000)
 FROM due, events e, endpoints ep
 WHERE d.id = due.id AND e.id = d.event_id AND ep.id = d.endpoint_id
 RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count,
@@ -67,14 +70,18 @@ interface Row {
   timeout_ms: number | null;
 }
 
-/** Claims up to `limit` due deliveries for `workerId`, leased for `leaseMs`. */
+/**
+ * Claims up to `limit` due deliveries for `workerId`, each leased for its
+ * endpoint's timeout (or `defaultTimeoutMs`) plus `leaseMarginMs`.
+ */
 export async function claimDue(
   sql: Sql,
   workerId: string,
   limit: number,
-  leaseMs: number,
+  leaseMarginMs: number,
+  defaultTimeoutMs: number,
 ): Promise<ClaimedDelivery[]> {
-  const rows = await sql.query<Row>(CLAIM_DUE, [workerId, limit, leaseMs]);
+  const rows = await sql.query<Row>(CLAIM_DUE, [workerId, limit, leaseMarginMs, defaultTimeoutMs]);
   return rows.map((r) => ({
     id: r.id,
     eventId: r.event_id,
