@@ -12,6 +12,7 @@ import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { type ApiServer, startApiServer } from "./api/server.js";
 import type { Config } from "./config.js";
+import { AddressGuard } from "./delivery/address-guard.js";
 import { Scheduler } from "./delivery/scheduler.js";
 import type { PublishContext } from "./domain/publish.js";
 import { probeDatabase } from "./store/database-health.js";
@@ -46,6 +47,8 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
 
   const store = await openStore(url, config.dbPoolSize);
   const health = new HealthState();
+  // One guard for deliveries and endpoint creation, so both judge alike.
+  const addressGuard = new AddressGuard(config.allowedCidrs);
   const scheduler = config.schedulerEnabled
     ? new Scheduler({
         sql: store.sql,
@@ -57,8 +60,16 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         leaseMarginMs: config.leaseMarginMs,
         requestTimeoutMs: config.requestTimeoutMs,
         responseBodyLimit: config.responseBodyLimit,
+        addressGuard,
         defaultRetryPolicy: config.retryPolicy,
-        retryJitter: config.retryJitter,
+        jitter: config.retryJitter,
+        throttleMinDelayMs: config.throttleMinDelayMs,
+        retryAfterCapMs: config.retryAfterCapMs,
+        endpointMaxInFlight: config.endpointMaxInFlight,
+        circuitFailureThreshold: config.circuitFailureThreshold,
+        circuitCooldownMs: config.circuitCooldownMs,
+        circuitMaxCooldownMs: config.circuitMaxCooldownMs,
+        disableAfterMs: config.disableAfterMs,
       })
     : undefined;
   await scheduler?.start();
@@ -72,7 +83,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   let server: ApiServer | undefined;
   if (config.apiEnabled) {
     const handler = connectNodeAdapter({
-      routes: routes({ store, publish, health }),
+      routes: routes({ store, publish, health, addressGuard }),
       interceptors: [errorInterceptor(log)],
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
@@ -92,6 +103,8 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     else log.error({ err }, "database unreachable: NOT_SERVING");
     serving(healthy ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
   });
+
+  log.info({ url: server?.url, api: config.apiEnabled, scheduler: config.schedulerEnabled }, "Hookline started");
 
   let stopping: Promise<void> | undefined;
   return {

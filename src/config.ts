@@ -5,6 +5,7 @@
  * keep the two in step.
  */
 import { resolve } from "node:path";
+import { parseAllowedCidrs } from "./delivery/address-guard.js";
 
 /** The retry policy used when an endpoint sets none. */
 export type RetryPolicyConfig =
@@ -44,10 +45,29 @@ export interface Config {
   requestTimeoutMs: number;
   /** Response body bytes kept per attempt. */
   responseBodyLimit: number;
+  /**
+   * CIDR ranges deliveries may reach although the SSRF guard blocks them
+   * (private, loopback, link-local...); empty by default.
+   */
+  allowedCidrs: string[];
   /** The default retry policy. */
   retryPolicy: RetryPolicyConfig;
   /** Jitter applied to retry delays, as a fraction (0.2 = +-20 %). */
   retryJitter: number;
+  /** Least delay before retrying after a timeout or a 429. */
+  throttleMinDelayMs: number;
+  /** Longest delay a `Retry-After` header can ask for. */
+  retryAfterCapMs: number;
+  /** Default in-flight limit per endpoint (shared by all processes). */
+  endpointMaxInFlight: number;
+  /** Consecutive failures that open an endpoint's circuit. */
+  circuitFailureThreshold: number;
+  /** First cool-down of an open circuit; doubles with each failed probe. */
+  circuitCooldownMs: number;
+  /** Longest cool-down of an open circuit. */
+  circuitMaxCooldownMs: number;
+  /** An endpoint failing without a success for this long is disabled. */
+  disableAfterMs: number;
   /** How long shutdown waits for in-flight work before giving up. */
   shutdownTimeoutMs: number;
   /** Largest accepted event payload in bytes. */
@@ -94,8 +114,16 @@ export function loadConfig(env: Env = process.env): Config {
     leaseMarginMs: duration(env, "HOOKLINE_LEASE_MARGIN", 30_000, 1_000, HOUR),
     requestTimeoutMs: duration(env, "HOOKLINE_REQUEST_TIMEOUT", 15_000, 1_000, 300_000),
     responseBodyLimit: int(env, "HOOKLINE_RESPONSE_BODY_LIMIT", 4096, 0, 1 << 20),
+    allowedCidrs: cidrs(env, "HOOKLINE_ALLOWED_CIDRS"),
     retryPolicy: retryPolicy(env),
     retryJitter: float(env, "HOOKLINE_RETRY_JITTER", 0.2, 0, 1),
+    throttleMinDelayMs: duration(env, "HOOKLINE_THROTTLE_MIN_DELAY", 60_000, 0, DAY),
+    retryAfterCapMs: duration(env, "HOOKLINE_RETRY_AFTER_CAP", HOUR, 0, 7 * DAY),
+    endpointMaxInFlight: int(env, "HOOKLINE_ENDPOINT_MAX_IN_FLIGHT", 10, 1, 1000),
+    circuitFailureThreshold: int(env, "HOOKLINE_CIRCUIT_FAILURES", 5, 1, 1000),
+    circuitCooldownMs: duration(env, "HOOKLINE_CIRCUIT_COOLDOWN", 30_000, 10, DAY),
+    circuitMaxCooldownMs: duration(env, "HOOKLINE_CIRCUIT_MAX_COOLDOWN", 10 * 60_000, 10, 7 * DAY),
+    disableAfterMs: duration(env, "HOOKLINE_DISABLE_AFTER", 5 * DAY, 1_000, 365 * DAY),
     shutdownTimeoutMs: duration(env, "HOOKLINE_SHUTDOWN_TIMEOUT", 10_000, 0, 10 * 60_000),
     maxPayloadBytes: int(env, "HOOKLINE_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 64 << 20),
     maxRequestBytes: int(env, "HOOKLINE_MAX_REQUEST_BYTES", 16 << 20, 1024, 1 << 30),
@@ -134,6 +162,16 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (["1", "true", "yes", "on"].includes(raw)) return true;
   if (["0", "false", "no", "off"].includes(raw)) return false;
   throw new ConfigError(`${name}=${env[name]}: expected true or false`);
+}
+
+function cidrs(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (raw === undefined) return [];
+  try {
+    return parseAllowedCidrs(raw);
+  } catch (err) {
+    throw new ConfigError(`${name}=${raw}: ${(err as Error).message}`);
+  }
 }
 
 const HOUR = 3_600_000;

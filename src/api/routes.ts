@@ -8,6 +8,7 @@ import { file_grpc_reflection_v1_reflection } from "../../gen/grpc/reflection/v1
 import { file_grpc_reflection_v1alpha_reflection } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { EventIngest, file_hookline_v1_event_ingest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { file_hookline_v1_webhook_admin, WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
+import type { AddressGuard } from "../delivery/address-guard.js";
 import type { PublishContext } from "../domain/publish.js";
 import type { Store } from "../store/store.js";
 import { eventIngestService } from "./event-ingest.js";
@@ -20,6 +21,8 @@ export interface RouteDeps {
   store: Store;
   publish: PublishContext;
   health: HealthState;
+  /** Refuses endpoint URLs that can never be delivered to. */
+  addressGuard: AddressGuard;
 }
 
 /** The service names reported by health checks (besides "" for the server). */
@@ -29,7 +32,7 @@ export const SERVICE_NAMES = [EventIngest.typeName, WebhookAdmin.typeName];
 export function routes(deps: RouteDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(EventIngest, eventIngestService(deps.publish));
-    router.service(WebhookAdmin, webhookAdminService(deps.store));
+    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard }));
     registerHealth(router, deps.health);
     registerReflection(router, [
       file_hookline_v1_event_ingest,

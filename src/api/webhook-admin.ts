@@ -5,16 +5,23 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
+import type { AddressGuard } from "../delivery/address-guard.js";
 import { getDelivery, listDeliveries } from "../domain/deliveries.js";
 import { createEndpoint, deleteEndpoint, getEndpoint, listEndpoints } from "../domain/endpoints.js";
 import type { Store } from "../store/store.js";
 import { deliveryToProto, endpointToProto, retryPolicyFromProto, schemeFromProto } from "./convert.js";
 
+/** What WebhookAdmin needs besides the store. */
+export interface WebhookAdminOptions {
+  /** Refuses endpoint URLs that can never be delivered to. */
+  addressGuard: AddressGuard;
+}
+
 /** The WebhookAdmin implementation (the RPCs built so far). */
-export function webhookAdminService(store: Store): Partial<ServiceImpl<typeof WebhookAdmin>> {
+export function webhookAdminService(store: Store, options: WebhookAdminOptions): Partial<ServiceImpl<typeof WebhookAdmin>> {
   return {
     async createEndpoint(req) {
-      const endpoint = await createEndpoint(store.em(), {
+      const endpoint = await createEndpoint(store.em(), options.addressGuard, {
         tenantId: req.tenantId,
         url: req.url,
         description: req.description,

@@ -35,3 +35,49 @@ export function retryDelay(
 export function maxAttempts(policy: StoredRetryPolicy): number {
   return policy.kind === "schedule" ? policy.delaysMs.length + 1 : policy.maxAttempts;
 }
+
+/**
+ * Parses a `Retry-After` header: delay-seconds or an HTTP date. Returns the
+ * delay in ms from `now` (0 for a date in the past), or undefined when absent
+ * or malformed.
+ */
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  if (Number.isNaN(at) || !/[a-z]/i.test(text)) return undefined;
+  return Math.max(0, at - now);
+}
+
+/** What, besides the policy, decides a retry's delay. */
+export interface RetryRules {
+  /** Jitter fraction (0.2 = +-20 %). */
+  jitter: number;
+  /** Least delay after a timeout or a 429. */
+  throttleMinDelayMs: number;
+  /** Longest delay a Retry-After may ask for. */
+  retryAfterCapMs: number;
+}
+
+/**
+ * The delay before the next attempt after a failed one, or null when the
+ * policy is exhausted. The policy's delay is the floor; a `Retry-After` on a
+ * 429 or 503 may lengthen it, up to the cap; a timeout or 429 waits at least
+ * the throttle minimum.
+ */
+export function failureDelay(
+  policy: StoredRetryPolicy,
+  attemptNumber: number,
+  failure: { status: number; timeout: boolean; retryAfterMs: number | undefined },
+  rules: RetryRules,
+  random: () => number = Math.random,
+): number | null {
+  let delay = retryDelay(policy, attemptNumber, rules.jitter, random);
+  if (delay === null) return null;
+  if ((failure.status === 429 || failure.status === 503) && failure.retryAfterMs !== undefined) {
+    delay = Math.max(delay, Math.min(failure.retryAfterMs, rules.retryAfterCapMs));
+  }
+  if (failure.timeout || failure.status === 429) delay = Math.max(delay, rules.throttleMinDelayMs);
+  return delay;
+}

@@ -8,7 +8,7 @@ import { DeliveryState, type StoredRetryPolicy } from "../store/entities/index.j
 import type { ClaimedDelivery } from "../store/sql/claim-due.js";
 import type { AttemptOutcome } from "../store/sql/record-outcomes.js";
 import { VERSION } from "../version.js";
-import { retryDelay } from "./backoff.js";
+import { failureDelay, parseRetryAfter, type RetryRules } from "./backoff.js";
 import type { HttpResult } from "./http-client.js";
 import { newId } from "../domain/ids.js";
 
@@ -46,28 +46,30 @@ export function prepareHeaders(
 }
 
 /** What the scheduler needs to turn an HTTP result into the next state. */
-export interface OutcomeContext {
+export interface OutcomeContext extends RetryRules {
   /** The policy to use when the endpoint has none. */
   defaultPolicy: StoredRetryPolicy;
-  /** Retry delay jitter fraction. */
-  jitter: number;
 }
 
 /**
- * Stage 3: the attempt row and the delivery's next state. 2xx succeeds; any
- * other result is retried by the retry policy until it is exhausted, then the
- * delivery fails.
+ * Stage 3: the attempt row and the delivery's next state. 2xx succeeds;
+ * 410 Gone fails the delivery (and disables the endpoint); any other result
+ * is retried by the retry policy (see backoff.ts for Retry-After and
+ * throttling) until it is exhausted, then the delivery fails.
  */
 export function decideOutcome(
-  delivery: Pick<ClaimedDelivery, "id" | "attemptNumber" | "retryPolicy">,
+  delivery: Pick<ClaimedDelivery, "id" | "endpointId" | "attemptNumber" | "retryPolicy">,
   result: HttpResult,
   startedAt: Date,
   durationMs: number,
   context: OutcomeContext,
 ): AttemptOutcome {
+  const headers = result.headers ?? {};
+  const kept = Object.keys(headers).length > 0 ? headers : null;
   const base = {
     attemptId: newId("attempt"),
     deliveryId: delivery.id,
+    endpointId: delivery.endpointId,
     attemptNumber: delivery.attemptNumber,
     startedAt,
     durationMs,
@@ -75,9 +77,25 @@ export function decideOutcome(
     errorClass: result.error?.class ?? "",
     error: result.error?.message ?? "",
     responseBody: result.body,
+    responseHeaders: kept,
+    gone: result.status === 410,
   };
-  if (!result.error) return { ...base, status: DeliveryState.Succeeded, nextAttemptAt: null };
-  const delay = retryDelay(delivery.retryPolicy ?? context.defaultPolicy, delivery.attemptNumber, context.jitter);
-  if (delay === null) return { ...base, status: DeliveryState.Failed, nextAttemptAt: null };
-  return { ...base, status: DeliveryState.Retrying, nextAttemptAt: new Date(startedAt.getTime() + durationMs + delay) };
+  if (!result.error) return { ...base, success: true, status: DeliveryState.Succeeded, nextAttemptAt: null };
+  const failed = { ...base, success: false };
+  if (result.status === 410) {
+    return { ...failed, error: "HTTP 410 Gone: endpoint disabled", status: DeliveryState.Failed, nextAttemptAt: null };
+  }
+  const finishedAt = startedAt.getTime() + durationMs;
+  const delay = failureDelay(
+    delivery.retryPolicy ?? context.defaultPolicy,
+    delivery.attemptNumber,
+    {
+      status: result.status,
+      timeout: result.error.class === "timeout",
+      retryAfterMs: parseRetryAfter(headers["retry-after"], finishedAt),
+    },
+    context,
+  );
+  if (delay === null) return { ...failed, status: DeliveryState.Failed, nextAttemptAt: null };
+  return { ...failed, status: DeliveryState.Retrying, nextAttemptAt: new Date(finishedAt + delay) };
 }

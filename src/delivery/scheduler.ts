@@ -7,30 +7,37 @@
  *
  * Wake-ups, fastest first: `nudge()` right after a local publish commits; a
  * LISTEN notification from any process's publish; a timer for the earliest
- * retry this process scheduled; and the poll, only as the fallback that
- * catches retries scheduled by other processes and leases of dead ones.
+ * retry this process scheduled, a circuit's cool-down or the next rate-limit
+ * token; an attempt finishing (its capacity is free again); and the poll, only as the
+ * fallback that catches retries scheduled by other processes and leases of
+ * dead ones.
  *
  * Invariants:
- * - at most `maxInFlight` attempts are in flight in this process;
+ * - at most `maxInFlight` attempts are in flight in this process, and at most
+ *   each endpoint's share of its own limit (see lanes.ts);
  * - a delivery is sent only while this process holds its lease; its outcome
  *   is written only while it still does (see record-outcomes.ts);
  * - an in-flight slot is freed only after its outcome is written, so a slow
  *   database slows claiming instead of piling outcomes up in memory.
  */
-import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import type { Logger } from "pino";
-import type { Sql } from "../store/sql.js";
 import type { StoredRetryPolicy } from "../store/entities/index.js";
+import type { Sql } from "../store/sql.js";
 import { type ClaimedDelivery, claimDue } from "../store/sql/claim-due.js";
-import { releaseLeases } from "../store/sql/record-outcomes.js";
+import { type HealthRules, releaseLeases } from "../store/sql/record-outcomes.js";
+import { heartbeat, unregister } from "../store/sql/workers.js";
+import type { AddressGuard } from "./address-guard.js";
+import type { RetryRules } from "./backoff.js";
 import { decideOutcome, prepareHeaders } from "./dispatch.js";
 import { DueListener } from "./due-listener.js";
 import { HttpClient } from "./http-client.js";
+import { Lanes } from "./lanes.js";
 import { OutcomeWriter } from "./outcome-writer.js";
 
 /** Options of {@link Scheduler}. */
-export interface SchedulerOptions {
+export interface SchedulerOptions extends RetryRules, HealthRules {
   sql: Sql;
   /** URL for the LISTEN connection. */
   databaseUrl: string;
@@ -42,10 +49,19 @@ export interface SchedulerOptions {
   requestTimeoutMs: number;
   responseBodyLimit: number;
   defaultRetryPolicy: StoredRetryPolicy;
-  retryJitter: number;
+  /** In-flight limit of endpoints that set none, over all processes. */
+  endpointMaxInFlight: number;
+  /** Refuses private and other internal destinations. */
+  addressGuard: AddressGuard;
 }
 
 type State = "idle" | "running" | "draining" | "stopped";
+
+/** How often a scheduler says it is alive, and how long until it counts as gone. */
+const HEARTBEAT_MS = 5_000;
+const LIVE_WITHIN_MS = 15_000;
+/** Wake-up moments remembered at most (see wakeUpAt). */
+const MAX_WAKE_TIMES = 10_000;
 
 /** Claims and delivers due deliveries; see the module comment for its states. */
 export class Scheduler {
@@ -55,26 +71,35 @@ export class Scheduler {
   private inFlight = 0;
   private claiming = false;
   private pumpAgain = false;
-  private saturated = false;
   private aborting = false;
   private pollTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
-  private wakeAt = Number.POSITIVE_INFINITY;
+  /** Moments this process knows work becomes due, ascending (see wakeUpAt). */
+  private wakeTimes: number[] = [];
   private drained: (() => void) | undefined;
   private readonly http: HttpClient;
   private readonly writer: OutcomeWriter;
   private readonly listener: DueListener;
+  private readonly lanes: Lanes;
 
   constructor(private readonly options: SchedulerOptions) {
-    this.http = new HttpClient({ bodyLimit: options.responseBodyLimit });
-    this.writer = new OutcomeWriter(options.sql, this.workerId, options.log);
+    this.http = new HttpClient({ bodyLimit: options.responseBodyLimit, guard: options.addressGuard });
+    // The probe after a cool-down must not wait for the poll.
+    this.writer = new OutcomeWriter(options.sql, this.workerId, options, options.log, (until) =>
+      this.wakeUpAt(until.getTime()),
+    );
     this.listener = new DueListener(options.databaseUrl, () => this.nudge(), options.log);
+    this.lanes = new Lanes(options.endpointMaxInFlight);
   }
 
   /** Starts claiming and listening. */
   async start(): Promise<void> {
     if (this.state !== "idle") throw new Error(`scheduler cannot start from ${this.state}`);
     this.state = "running";
+    await this.beat();
+    this.heartbeatTimer = setInterval(() => void this.beat(), HEARTBEAT_MS);
+    this.heartbeatTimer.unref();
     this.pollTimer = setInterval(() => this.nudge(), this.options.pollIntervalMs);
     this.pollTimer.unref();
     await this.listener.start();
@@ -107,6 +132,7 @@ export class Scheduler {
     if (this.state === "stopped" || this.state === "draining") return;
     this.state = "draining";
     clearInterval(this.pollTimer);
+    clearInterval(this.heartbeatTimer);
     clearTimeout(this.wakeTimer);
     await this.listener.stop();
     if (this.inFlight > 0) {
@@ -133,82 +159,132 @@ export class Scheduler {
       });
       this.options.log.info({ released }, "released unfinished deliveries");
     }
+    await unregister(this.options.sql, this.workerId).catch(() => {});
     await this.http.close();
     this.state = "stopped";
   }
 
+  private async beat(): Promise<void> {
+    try {
+      this.lanes.setWorkers(await heartbeat(this.options.sql, this.workerId, LIVE_WITHIN_MS));
+    } catch (err) {
+      this.options.log.warn({ err }, "scheduler heartbeat failed");
+    }
+  }
+
   private async claimLoop(): Promise<void> {
-    const { sql, maxInFlight, claimBatchSize, leaseMarginMs, requestTimeoutMs, log } = this.options;
+    const o = this.options;
     while (this.state === "running") {
-      const free = maxInFlight - this.inFlight;
-      if (free <= 0) {
-        this.saturated = true;
-        return;
-      }
-      const wanted = Math.min(free, claimBatchSize);
+      const free = o.maxInFlight - this.inFlight;
+      if (free <= 0) return;
+      const wanted = Math.min(free, o.claimBatchSize);
+      const capacity = this.lanes.capacity();
+      if (capacity.nextTokenInMs !== undefined) this.wakeUpAt(Date.now() + capacity.nextTokenInMs);
       let claimed: ClaimedDelivery[];
       try {
-        claimed = await claimDue(sql, this.workerId, wanted, leaseMarginMs, requestTimeoutMs);
+        claimed = await claimDue(o.sql, {
+          workerId: this.workerId,
+          limit: wanted,
+          leaseMarginMs: o.leaseMarginMs,
+          defaultTimeoutMs: o.requestTimeoutMs,
+          exclude: capacity.exclude,
+          laneFree: capacity.free,
+          defaultMaxInFlight: o.endpointMaxInFlight,
+          workers: this.lanes.workerCount,
+          circuitFailureThreshold: o.circuitFailureThreshold,
+        });
       } catch (err) {
-        log.error({ err }, "claiming due deliveries failed; retrying at the next poll");
+        o.log.error({ err }, "claiming due deliveries failed; retrying at the next poll");
         return;
       }
       for (const delivery of claimed) this.run(delivery);
-      if (claimed.length < wanted) {
-        this.saturated = false;
-        return;
-      }
+      if (claimed.length < wanted) return;
     }
   }
 
   private run(delivery: ClaimedDelivery): void {
     this.inFlight++;
+    this.lanes.start(delivery.endpointId, {
+      maxInFlight: delivery.maxInFlight,
+      rateLimitPerSecond: delivery.rateLimitPerSecond,
+      single: delivery.ordered || delivery.probe,
+    });
     void this.attempt(delivery)
       .catch((err: unknown) => this.options.log.error({ err, delivery: delivery.id }, "delivery attempt crashed"))
       .finally(() => {
         this.inFlight--;
+        this.lanes.finish(delivery.endpointId);
         if (this.inFlight === 0) this.drained?.();
-        if (this.saturated) this.nudge();
+        // The freed capacity (of this process or of the endpoint's lane) may
+        // let due work through. Claims coalesce: while one runs, finishes
+        // only ask for one more.
+        this.nudge();
       });
   }
 
   private async attempt(delivery: ClaimedDelivery): Promise<void> {
-    const { requestTimeoutMs, defaultRetryPolicy, retryJitter, log } = this.options;
+    const o = this.options;
     const startedAt = new Date();
     const headers = prepareHeaders(delivery, startedAt);
     const started = performance.now();
-    const result = await this.http.post(
-      new URL(delivery.url),
-      headers,
-      delivery.body,
-      delivery.timeoutMs ?? requestTimeoutMs,
-    );
+    const result = await this.http.post(new URL(delivery.url), headers, delivery.body, delivery.timeoutMs ?? o.requestTimeoutMs);
     const durationMs = Math.round(performance.now() - started);
     // Aborted by shutdown: not the endpoint's fault, so no attempt is used up;
     // the lease is given back in stop().
     if (this.aborting) return;
     const outcome = decideOutcome(delivery, result, startedAt, durationMs, {
-      defaultPolicy: defaultRetryPolicy,
-      jitter: retryJitter,
+      defaultPolicy: o.defaultRetryPolicy,
+      jitter: o.jitter,
+      throttleMinDelayMs: o.throttleMinDelayMs,
+      retryAfterCapMs: o.retryAfterCapMs,
     });
-    log.debug(
-      { delivery: delivery.id, endpoint: delivery.endpointId, attempt: outcome.attemptNumber, status: result.status, error: outcome.error },
+    o.log.debug(
+      {
+        delivery: delivery.id,
+        endpoint: delivery.endpointId,
+        attempt: outcome.attemptNumber,
+        status: result.status,
+        error: outcome.error,
+        durationMs,
+      },
       "attempt finished",
     );
     await this.writer.write(outcome);
     if (outcome.nextAttemptAt) this.wakeUpAt(outcome.nextAttemptAt.getTime());
   }
 
-  /** Arms a timer for a retry this process scheduled, if it is the earliest. */
+  /**
+   * Remembers a moment this process knows work becomes due (a retry it
+   * scheduled, a circuit's cool-down, a rate-limit token) and keeps one timer
+   * armed for the earliest. At most MAX_WAKE_TIMES are kept; past that the
+   * latest are dropped and the poll catches them.
+   */
   private wakeUpAt(at: number): void {
-    if (at >= this.wakeAt && this.wakeTimer) return;
+    const times = this.wakeTimes;
+    let lo = 0;
+    let hi = times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (times[mid]! < at) lo = mid + 1;
+      else hi = mid;
+    }
+    if (times[lo] === at) return;
+    times.splice(lo, 0, at);
+    if (times.length > MAX_WAKE_TIMES) times.pop();
+    if (lo === 0) this.armWakeTimer();
+  }
+
+  private armWakeTimer(): void {
     clearTimeout(this.wakeTimer);
-    this.wakeAt = at;
+    this.wakeTimer = undefined;
+    const next = this.wakeTimes[0];
+    if (next === undefined || this.state !== "running") return;
     this.wakeTimer = setTimeout(() => {
-      this.wakeAt = Number.POSITIVE_INFINITY;
-      this.wakeTimer = undefined;
+      const now = Date.now();
+      while (this.wakeTimes.length > 0 && this.wakeTimes[0]! <= now) this.wakeTimes.shift();
       this.nudge();
-    }, Math.max(0, at - Date.now()));
+      this.armWakeTimer();
+    }, Math.max(0, next - Date.now()));
     this.wakeTimer.unref();
   }
 }

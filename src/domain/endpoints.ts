@@ -3,6 +3,7 @@
  * and deleting them.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
+import type { AddressGuard } from "../delivery/address-guard.js";
 import { generateSecret, checkSecret } from "../signing/secrets.js";
 import { Delivery, DeliveryState, Endpoint, type StoredRetryPolicy } from "../store/entities/index.js";
 import { NotFoundError, ValidationError } from "./errors.js";
@@ -121,12 +122,18 @@ export function checkRetryPolicy(policy: StoredRetryPolicy | null, field = "retr
   return policy;
 }
 
-/** Validates `input` and stores a new endpoint. Returns it with its secret. */
-export async function createEndpoint(em: EntityManager, input: EndpointInput): Promise<Endpoint> {
+/**
+ * Validates `input` and stores a new endpoint. Returns it with its secret.
+ * A URL that `guard` says can never be delivered to (a blocked IP literal,
+ * `localhost`) is refused here; other names are judged at delivery time.
+ */
+export async function createEndpoint(em: EntityManager, guard: AddressGuard, input: EndpointInput): Promise<Endpoint> {
   const endpoint = new Endpoint();
   endpoint.id = newId("endpoint");
   endpoint.tenantId = checkTenantId(input.tenantId);
   endpoint.url = checkUrl(input.url);
+  const refusal = guard.neverAllowed(new URL(endpoint.url));
+  if (refusal) throw new ValidationError("url", refusal);
   if (input.description.length > 1024) throw new ValidationError("description", "must be at most 1024 characters");
   endpoint.description = input.description;
   if (input.eventTypes.length > 256) throw new ValidationError("event_types", "at most 256 entries");

@@ -22,6 +22,8 @@ export function testEnv(databaseUrl: string, overrides: EnvOverrides = {}): Reco
     HOOKLINE_REQUEST_TIMEOUT: "5s",
     HOOKLINE_SHUTDOWN_TIMEOUT: "2s",
     HOOKLINE_LOG_LEVEL: process.env.HOOKLINE_TEST_LOG_LEVEL ?? "silent",
+    // Receivers run on 127.0.0.1, which the SSRF guard blocks by default.
+    HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
     ...overrides,
   };
 }

@@ -12,7 +12,7 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /** A running Hookline child process. */
 export interface HooklineProcess {
   child: ChildProcess;
-  /** The API's URL, read from its "serving" log line. */
+  /** The API's URL, read from its "started" log line ("" when the API is off). */
   url: string;
   /** Every log line so far, parsed. */
   logs: Record<string, unknown>[];
@@ -24,7 +24,7 @@ export interface HooklineProcess {
 export async function spawnHookline(env: Record<string, string>, timeoutMs = 20_000): Promise<HooklineProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     cwd: ROOT,
-    // The "serving" log line tells the URL, so log at least at info.
+    // The "started" log line tells the URL, so log at least at info.
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "",
@@ -49,9 +49,9 @@ export async function spawnHookline(env: Record<string, string>, timeoutMs = 20_
         return;
       }
       logs.push(entry);
-      if (typeof entry.url === "string" && String(entry.msg).startsWith("Hookline is serving")) {
+      if (entry.msg === "Hookline started") {
         clearTimeout(timer);
-        resolve(entry.url);
+        resolve(typeof entry.url === "string" ? entry.url : "");
       }
     });
     void exited.then(([code]) => {

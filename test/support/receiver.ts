@@ -27,8 +27,13 @@ export interface Receiver {
   /** Base URL, e.g. http://127.0.0.1:PORT */
   url: string;
   requests: ReceivedRequest[];
-  /** Sets how the next requests are answered (by the request's 0-based index). */
-  reply(fn: (index: number, req: ReceivedRequest) => Reply): void;
+  /** Requests being answered right now, and the most there ever were at once. */
+  readonly concurrency: { now: number; max: number };
+  /**
+   * Sets how the next requests are answered (by the request's 0-based index).
+   * A promise delays the answer; one that never settles hangs the request.
+   */
+  reply(fn: (index: number, req: ReceivedRequest) => Reply | Promise<Reply>): void;
   /** Resolves when at least `n` requests have arrived; rejects after `timeoutMs`. */
   waitFor(n: number, timeoutMs?: number): Promise<ReceivedRequest[]>;
   close(): Promise<void>;
@@ -37,7 +42,8 @@ export interface Receiver {
 /** Starts a receiver that answers 200 "ok" until told otherwise. */
 export async function startReceiver(): Promise<Receiver> {
   const requests: ReceivedRequest[] = [];
-  let replyFn: (index: number, req: ReceivedRequest) => Reply = () => ({ status: 200, body: "ok" });
+  let replyFn: (index: number, req: ReceivedRequest) => Reply | Promise<Reply> = () => ({ status: 200, body: "ok" });
+  const concurrency = { now: 0, max: 0 };
   const waiters: { n: number; resolve: () => void }[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -52,12 +58,22 @@ export async function startReceiver(): Promise<Receiver> {
       };
       const index = requests.length;
       requests.push(received);
-      const reply = replyFn(index, received);
-      res.writeHead(reply.status, reply.headers).end(reply.body ?? "");
+      concurrency.now++;
+      concurrency.max = Math.max(concurrency.max, concurrency.now);
       for (const w of waiters.filter((w) => requests.length >= w.n)) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve();
       }
+      let answered = false;
+      const done = () => {
+        if (!answered) concurrency.now--;
+        answered = true;
+      };
+      res.on("close", done);
+      void Promise.resolve(replyFn(index, received)).then((reply) => {
+        done();
+        if (!res.destroyed) res.writeHead(reply.status, reply.headers).end(reply.body ?? "");
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -65,6 +81,7 @@ export async function startReceiver(): Promise<Receiver> {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    concurrency,
     reply(fn) {
       replyFn = fn;
     },

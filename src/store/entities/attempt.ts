@@ -11,6 +11,8 @@ export class Attempt {
   errorClass = "";
   error = "";
   responseBody = "";
+  /** Response headers of interest (retry-after, location, content-type). */
+  responseHeaders: Record<string, string> | null = null;
 }
 
 /** MikroORM mapping of {@link Attempt} to the `attempts` table. */
@@ -27,5 +29,6 @@ export const AttemptSchema = new EntitySchema<Attempt>({
     errorClass: { type: "string", columnType: "text" },
     error: { type: "string", columnType: "text" },
     responseBody: { type: "string", columnType: "text" },
+    responseHeaders: { type: "json", columnType: "jsonb", nullable: true },
   },
 });

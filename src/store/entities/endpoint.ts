@@ -34,6 +34,14 @@ export class Endpoint {
   updatedAt: Date = new Date();
   /** Set when deleted; deleted endpoints stay for their delivery history. */
   deletedAt: Date | null = null;
+  /** Failed attempts since the last success. */
+  consecutiveFailures = 0;
+  /** When the current run of failures began; null while healthy. */
+  failingSince: Date | null = null;
+  /** While set and in the future the circuit is open; past, it is half-open. */
+  circuitOpenUntil: Date | null = null;
+  lastError = "";
+  lastErrorAt: Date | null = null;
 }
 
 /** MikroORM mapping of {@link Endpoint} to the `endpoints` table. */
@@ -60,5 +68,10 @@ export const EndpointSchema = new EntitySchema<Endpoint>({
     createdAt: { type: "Date", columnType: "timestamptz" },
     updatedAt: { type: "Date", columnType: "timestamptz", onUpdate: () => new Date() },
     deletedAt: { type: "Date", columnType: "timestamptz", nullable: true },
+    consecutiveFailures: { type: "integer" },
+    failingSince: { type: "Date", columnType: "timestamptz", nullable: true },
+    circuitOpenUntil: { type: "Date", columnType: "timestamptz", nullable: true },
+    lastError: { type: "string", columnType: "text" },
+    lastErrorAt: { type: "Date", columnType: "timestamptz", nullable: true },
   },
 });

@@ -3,8 +3,10 @@
  * (vitest, tsx) and from the compiled build. Append new ones at the end.
  */
 import { Migration20261123000000_initial } from "./Migration20261123000000_initial.js";
+import { Migration20261123010000_delivery_engine } from "./Migration20261123010000_delivery_engine.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
   { name: "Migration20261123000000_initial", class: Migration20261123000000_initial },
+  { name: "Migration20261123010000_delivery_engine", class: Migration20261123010000_delivery_engine },
 ];

@@ -1,18 +1,28 @@
 /**
  * Claims due deliveries for this process: one statement that picks rows with
- * `FOR UPDATE SKIP LOCKED` (so concurrent schedulers never take the same row)
- * and stamps the lease in the same UPDATE, returning everything the dispatch
- * needs (event body, endpoint address and secrets) so no second query is made.
+ * `FOR UPDATE SKIP LOCKED` (so concurrent schedulers never take the same row
+ * and never wait for each other) and stamps the lease in the same UPDATE,
+ * returning everything the dispatch needs (event body, endpoint address,
+ * secrets, limits) so no second query is made.
  *
  * The lease is `locked_by` plus `next_attempt_at` moved to the lease's expiry
  * (the endpoint's request timeout plus a margin for writing the outcome, so
- * a slow request can never outlive its lease and be sent twice at once):
- * if this process dies mid-attempt the row simply becomes due again when the
+ * a slow request can never outlive its lease and be sent twice at once): if
+ * this process dies mid-attempt the row simply becomes due again when the
  * lease runs out, and any scheduler claims it. At-least-once, never lost.
  *
- * The inner SELECT walks `deliveries_due_idx` (partial, on next_attempt_at,
- * status IN (1, 2)) in order and stops after LIMIT rows: EXPLAIN shows an
- * Index Scan on deliveries_due_idx under a LockRows node, with no sort.
+ * Fairness is decided here, not after claiming: of the earliest due rows
+ * (a look-ahead window), each endpoint gets at most its free capacity in this
+ * process (its in-flight share minus what is in flight here, its rate-limit
+ * tokens, 1 for ordered endpoints and half-open circuits), so a slow endpoint
+ * never fills the claim with work that would only wait. Endpoints with no free
+ * capacity here are excluded from the index scan itself.
+ *
+ * Plan (EXPLAIN ANALYZE on 100,000 due rows): the candidates walk
+ * `deliveries_due_idx` in order (Index Scan, Limit, no sort), endpoints join
+ * by primary key, the ordered-endpoint check probes
+ * `deliveries_endpoint_live_idx`, and the final lock re-reads the chosen rows
+ * by primary key under LockRows.
  */
 import type { StoredRetryPolicy, StoredSecret } from "../entities/index.js";
 import type { Sql } from "../sql.js";
@@ -33,15 +43,72 @@ export interface ClaimedDelivery {
   signatureScheme: "standard-webhooks" | "github";
   retryPolicy: StoredRetryPolicy | null;
   timeoutMs: number | null;
+  /** The endpoint's in-flight limit; null means the server default. */
+  maxInFlight: number | null;
+  /** The endpoint's rate limit in requests per second; null means none. */
+  rateLimitPerSecond: number | null;
+  ordered: boolean;
+  /** The endpoint's circuit is half-open: this attempt is the probe. */
+  probe: boolean;
+  /** When this process's lease on the delivery ends. */
+  leaseUntil: Date;
+}
+
+/** Parameters of {@link claimDue}. */
+export interface ClaimRequest {
+  workerId: string;
+  /** Rows to claim at most. */
+  limit: number;
+  leaseMarginMs: number;
+  defaultTimeoutMs: number;
+  /** Endpoints with no free capacity in this process. */
+  exclude: readonly string[];
+  /** Endpoints with some work in flight here, and how many more each may take. */
+  laneFree: ReadonlyMap<string, number>;
+  /** In-flight limit of endpoints that set none. */
+  defaultMaxInFlight: number;
+  /** Live scheduler processes, over which endpoint limits are shared. */
+  workers: number;
+  /** Consecutive failures that open a circuit. */
+  circuitFailureThreshold: number;
 }
 
 const CLAIM_DUE = `
-WITH due AS (
-  SELECT d.id
+WITH lanes AS (
+  SELECT * FROM unnest($6::text[], $7::int[]) AS l (endpoint_id, free)
+),
+candidates AS (
+  SELECT d.id, d.endpoint_id, d.seq, d.next_attempt_at
   FROM deliveries d
   WHERE d.status IN (1, 2) AND d.next_attempt_at <= now()
-    -- A disabled endpoint's deliveries wait (they keep their attempts).
-    AND NOT EXISTS (SELECT 1 FROM endpoints ep WHERE ep.id = d.endpoint_id AND ep.disabled)
+    AND d.endpoint_id <> ALL ($5::text[])
+  ORDER BY d.next_attempt_at
+  LIMIT $11
+),
+eligible AS (
+  SELECT c.id,
+    row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.seq) AS rank,
+    CASE
+      WHEN ep.ordered OR ep.consecutive_failures >= $10 THEN 1
+      ELSE least(
+        coalesce(l.free, ceil(coalesce(ep.max_in_flight, $8)::float8 / $9)::int),
+        CASE WHEN ep.rate_limit_per_second IS NULL THEN 2147483647
+             ELSE greatest(1, floor(ep.rate_limit_per_second / $9))::int END)
+    END AS free
+  FROM candidates c
+  JOIN endpoints ep ON ep.id = c.endpoint_id
+  LEFT JOIN lanes l ON l.endpoint_id = c.endpoint_id
+  WHERE NOT ep.disabled
+    AND (ep.circuit_open_until IS NULL OR ep.circuit_open_until <= now())
+    AND (NOT ep.ordered OR NOT EXISTS (
+      SELECT 1 FROM deliveries p
+      WHERE p.endpoint_id = c.endpoint_id AND p.status IN (1, 2) AND p.seq < c.seq))
+),
+due AS (
+  SELECT d.id
+  FROM deliveries d
+  WHERE d.id IN (SELECT id FROM eligible WHERE rank <= free)
+    AND d.status IN (1, 2) AND d.next_attempt_at <= now()
   ORDER BY d.next_attempt_at
   LIMIT $2
   FOR UPDATE OF d SKIP LOCKED
@@ -51,8 +118,9 @@ SET locked_by = $1,
     next_attempt_at = now() + make_interval(secs => (coalesce(ep.timeout_ms, $4) + $3)::float8 / 1000)
 FROM due, events e, endpoints ep
 WHERE d.id = due.id AND e.id = d.event_id AND ep.id = d.endpoint_id
-RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count,
-  e.body, ep.url, ep.headers, ep.secrets, ep.signature_scheme, ep.retry_policy, ep.timeout_ms`;
+RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.next_attempt_at,
+  e.body, ep.url, ep.headers, ep.secrets, ep.signature_scheme, ep.retry_policy, ep.timeout_ms,
+  ep.max_in_flight, ep.rate_limit_per_second, ep.ordered, ep.consecutive_failures >= $10 AS probe`;
 
 interface Row {
   id: string;
@@ -61,6 +129,8 @@ interface Row {
   tenant_id: string;
   event_type: string;
   attempt_count: number;
+  /** Text: the ORM's pool leaves timestamps unparsed. */
+  next_attempt_at: string;
   body: string;
   url: string;
   headers: Record<string, string>;
@@ -68,20 +138,30 @@ interface Row {
   signature_scheme: "standard-webhooks" | "github";
   retry_policy: StoredRetryPolicy | null;
   timeout_ms: number | null;
+  max_in_flight: number | null;
+  rate_limit_per_second: number | null;
+  ordered: boolean;
+  probe: boolean;
 }
 
-/**
- * Claims up to `limit` due deliveries for `workerId`, each leased for its
- * endpoint's timeout (or `defaultTimeoutMs`) plus `leaseMarginMs`.
- */
-export async function claimDue(
-  sql: Sql,
-  workerId: string,
-  limit: number,
-  leaseMarginMs: number,
-  defaultTimeoutMs: number,
-): Promise<ClaimedDelivery[]> {
-  const rows = await sql.query<Row>(CLAIM_DUE, [workerId, limit, leaseMarginMs, defaultTimeoutMs]);
+/** Claims up to `req.limit` due deliveries, fairly across endpoints (see the module comment). */
+export async function claimDue(sql: Sql, req: ClaimRequest): Promise<ClaimedDelivery[]> {
+  // Look further ahead than the rows wanted, so that endpoints at their
+  // limit do not crowd out the others within the window.
+  const lookahead = Math.min(5_000, Math.max(200, req.limit * 8));
+  const rows = await sql.query<Row>(CLAIM_DUE, [
+    req.workerId,
+    req.limit,
+    req.leaseMarginMs,
+    req.defaultTimeoutMs,
+    req.exclude,
+    [...req.laneFree.keys()],
+    [...req.laneFree.values()],
+    req.defaultMaxInFlight,
+    Math.max(1, req.workers),
+    req.circuitFailureThreshold,
+    lookahead,
+  ]);
   return rows.map((r) => ({
     id: r.id,
     eventId: r.event_id,
@@ -96,5 +176,10 @@ export async function claimDue(
     signatureScheme: r.signature_scheme,
     retryPolicy: r.retry_policy,
     timeoutMs: r.timeout_ms,
+    maxInFlight: r.max_in_flight,
+    rateLimitPerSecond: r.rate_limit_per_second,
+    ordered: r.ordered,
+    probe: r.probe,
+    leaseUntil: new Date(r.next_attempt_at),
   }));
 }

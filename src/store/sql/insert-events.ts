@@ -31,19 +31,24 @@ export interface InsertedEvent {
 const INSERT_EVENTS = `
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
-    AS i (id, tenant_id, event_type, idempotency_key, body, channels)
+    WITH ORDINALITY AS i (id, tenant_id, event_type, idempotency_key, body, channels, ord)
 ),
 inserted AS (
   INSERT INTO events (id, tenant_id, event_type, channels, idempotency_key, body)
   SELECT id, tenant_id, event_type, ARRAY(SELECT jsonb_array_elements_text(channels)), idempotency_key, body
   FROM input
+  ORDER BY ord
   ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id, tenant_id, event_type, channels
 ),
 fanned AS (
   INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
-  SELECT hookline_id('dlv_'), e.id, ep.id, e.tenant_id, e.event_type, 1, now()
+  -- While an endpoint's circuit is open, its new deliveries wait for the
+  -- end of the cool-down like the others (see record-outcomes.ts).
+  SELECT hookline_id('dlv_'), e.id, ep.id, e.tenant_id, e.event_type, 1,
+         greatest(now(), coalesce(ep.circuit_open_until, now()))
   FROM inserted e
+  JOIN input i ON i.id = e.id
   JOIN endpoints ep
     ON ep.tenant_id = e.tenant_id AND ep.deleted_at IS NULL AND NOT ep.disabled
    AND (cardinality(ep.event_types) = 0
@@ -51,6 +56,9 @@ fanned AS (
         OR EXISTS (SELECT 1 FROM unnest(ep.event_types) p
                    WHERE right(p, 2) = '.*' AND starts_with(e.event_type, left(p, -1))))
    AND (cardinality(ep.channels) = 0 OR cardinality(e.channels) = 0 OR ep.channels && e.channels)
+  -- Deliveries take their seq (publish order, for ordered endpoints) in the
+  -- order the events were given.
+  ORDER BY i.ord
   RETURNING event_id
 )
 SELECT i.id, coalesce(c.n, 0)::int AS delivery_count

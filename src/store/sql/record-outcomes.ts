@@ -1,10 +1,14 @@
 /**
- * Writes attempt outcomes back in batches: one statement updates every
- * delivery and inserts every attempt row of the batch.
+ * Writes attempt outcomes back in batches, with the endpoints' health.
  *
- * A delivery row is only updated while this process still holds its lease
- * (`locked_by`); if the lease expired and another process took the delivery
- * over, that process owns its state now, and only the attempt row is kept.
+ * One statement updates every delivery of the batch, inserts every attempt
+ * row, and updates each endpoint's health: consecutive failures, when its
+ * current run of failures began, its circuit breaker, and whether it must be
+ * disabled (410 Gone, or failing for too long). A delivery row is only
+ * updated while this process still holds its lease (`locked_by`); if the
+ * lease was lost (the endpoint was deleted, or another process took the
+ * delivery over), that owner decides its state now and only the attempt row
+ * is kept.
  */
 import type { Sql } from "../sql.js";
 
@@ -12,6 +16,7 @@ import type { Sql } from "../sql.js";
 export interface AttemptOutcome {
   attemptId: string;
   deliveryId: string;
+  endpointId: string;
   attemptNumber: number;
   startedAt: Date;
   durationMs: number;
@@ -19,19 +24,43 @@ export interface AttemptOutcome {
   errorClass: string;
   error: string;
   responseBody: string;
+  responseHeaders: Record<string, string> | null;
   /** The delivery's new status (DeliveryState). */
   status: number;
   /** When the next attempt is due; null once the delivery has ended. */
   nextAttemptAt: Date | null;
+  /** The attempt succeeded (2xx). */
+  success: boolean;
+  /** The endpoint answered 410 Gone: disable it. */
+  gone: boolean;
+}
+
+/** How endpoint health is judged. */
+export interface HealthRules {
+  /** Consecutive failures that open the circuit. */
+  circuitFailureThreshold: number;
+  /** First cool-down; doubles with every further failure, up to the max. */
+  circuitCooldownMs: number;
+  circuitMaxCooldownMs: number;
+  /** Disable an endpoint failing without a success for this long. */
+  disableAfterMs: number;
+}
+
+/** What the batch did to endpoints, for the follow-ups the scheduler runs. */
+export interface HealthChanges {
+  /** Endpoints whose circuit opened now, with when it closes. */
+  opened: { endpointId: string; until: Date }[];
+  /** Endpoints disabled now, with the reason. */
+  disabled: { endpointId: string; reason: string }[];
 }
 
 const RECORD = `
 WITH r AS (
   SELECT * FROM unnest(
     $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::int[], $7::int[],
-    $8::text[], $9::text[], $10::text[], $11::smallint[], $12::timestamptz[])
+    $8::text[], $9::text[], $10::text[], $11::smallint[], $12::timestamptz[], $13::jsonb[])
     AS r (attempt_id, delivery_id, number, started_at, duration_ms, response_status,
-          error_class, error, response_body, status, next_attempt_at)
+          error_class, error, response_body, status, next_attempt_at, response_headers)
 ),
 updated AS (
   UPDATE deliveries d
@@ -41,17 +70,103 @@ updated AS (
   FROM r
   WHERE d.id = r.delivery_id AND d.locked_by = $1
   RETURNING d.id
+),
+inserted AS (
+  INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, response_status,
+                        error_class, error, response_body, response_headers)
+  SELECT attempt_id, delivery_id, number, started_at, duration_ms, response_status,
+         error_class, error, response_body, response_headers
+  FROM r
+  -- A batch retried after a write whose commit was not confirmed: keep one row.
+  ON CONFLICT (id) DO NOTHING
+),
+h AS (
+  SELECT * FROM unnest($14::text[], $15::bool[], $16::int[], $17::timestamptz[], $18::text[], $19::bool[])
+    AS h (endpoint_id, reset, failures, first_failure_at, last_error, gone)
+),
+calc AS (
+  SELECT ep.id, h.failures, h.last_error, h.gone,
+    ep.disabled AS was_disabled,
+    ep.circuit_open_until AS was_open_until,
+    CASE WHEN h.reset THEN h.failures ELSE ep.consecutive_failures + h.failures END AS failures_now,
+    CASE WHEN h.failures = 0 THEN NULL
+         WHEN h.reset OR ep.failing_since IS NULL THEN h.first_failure_at
+         ELSE ep.failing_since END AS failing_since_now
+  FROM endpoints ep JOIN h ON h.endpoint_id = ep.id
+  FOR UPDATE OF ep
+),
+next AS (
+  SELECT calc.*,
+    CASE
+      WHEN failures_now < $20 THEN NULL
+      -- Already open (failures of attempts that started before it opened): keep it.
+      WHEN was_open_until > now() THEN was_open_until
+      ELSE now() + make_interval(secs => least($22::float8, $21::float8 * 2 ^ least(30, failures_now - $20)) / 1000)
+    END AS open_until,
+    CASE
+      WHEN was_disabled THEN NULL
+      WHEN gone THEN '410 Gone'
+      WHEN failing_since_now < now() - make_interval(secs => $23::float8 / 1000)
+        THEN 'failing without a success since ' || to_char(failing_since_now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    END AS disable_reason
+  FROM calc
 )
-INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, response_status,
-                      error_class, error, response_body)
-SELECT attempt_id, delivery_id, number, started_at, duration_ms, response_status,
-       error_class, error, response_body
-FROM r`;
+UPDATE endpoints ep
+SET consecutive_failures = next.failures_now,
+    failing_since = next.failing_since_now,
+    circuit_open_until = next.open_until,
+    last_error = CASE WHEN next.failures > 0 THEN next.last_error ELSE ep.last_error END,
+    last_error_at = CASE WHEN next.failures > 0 THEN now() ELSE ep.last_error_at END,
+    disabled = ep.disabled OR next.disable_reason IS NOT NULL,
+    disabled_reason = coalesce(next.disable_reason, ep.disabled_reason)
+FROM next
+WHERE ep.id = next.id
+RETURNING ep.id,
+  CASE WHEN next.open_until > now() AND (next.was_open_until IS NULL OR next.was_open_until <= now())
+       THEN next.open_until END AS opened_until,
+  next.disable_reason`;
 
-/** Records a batch of outcomes of attempts made by `workerId`. */
-export async function recordOutcomes(sql: Sql, workerId: string, outcomes: readonly AttemptOutcome[]): Promise<void> {
-  if (outcomes.length === 0) return;
-  await sql.query(RECORD, [
+interface EndpointHealth {
+  reset: boolean;
+  failures: number;
+  firstFailureAt: Date | null;
+  lastError: string;
+  gone: boolean;
+}
+
+/** Folds a batch's outcomes, in the order they finished, into one change per endpoint. */
+export function foldHealth(outcomes: readonly AttemptOutcome[]): Map<string, EndpointHealth> {
+  const byEndpoint = new Map<string, EndpointHealth>();
+  for (const o of outcomes) {
+    let h = byEndpoint.get(o.endpointId);
+    if (!h) {
+      h = { reset: false, failures: 0, firstFailureAt: null, lastError: "", gone: false };
+      byEndpoint.set(o.endpointId, h);
+    }
+    if (o.success) {
+      h.reset = true;
+      h.failures = 0;
+      h.firstFailureAt = null;
+    } else {
+      h.failures++;
+      h.firstFailureAt ??= o.startedAt;
+      h.lastError = o.error;
+      h.gone ||= o.gone;
+    }
+  }
+  return byEndpoint;
+}
+
+/** Records a batch of outcomes of attempts made by `workerId`; returns what changed for endpoints. */
+export async function recordOutcomes(
+  sql: Sql,
+  workerId: string,
+  outcomes: readonly AttemptOutcome[],
+  rules: HealthRules,
+): Promise<HealthChanges> {
+  if (outcomes.length === 0) return { opened: [], disabled: [] };
+  const health = foldHealth(outcomes);
+  const rows = await sql.query<{ id: string; opened_until: string | null; disable_reason: string | null }>(RECORD, [
     workerId,
     outcomes.map((o) => o.attemptId),
     outcomes.map((o) => o.deliveryId),
@@ -64,12 +179,58 @@ export async function recordOutcomes(sql: Sql, workerId: string, outcomes: reado
     outcomes.map((o) => o.responseBody),
     outcomes.map((o) => o.status),
     outcomes.map((o) => o.nextAttemptAt),
+    outcomes.map((o) => (o.responseHeaders ? JSON.stringify(o.responseHeaders) : null)),
+    [...health.keys()],
+    [...health.values()].map((h) => h.reset),
+    [...health.values()].map((h) => h.failures),
+    [...health.values()].map((h) => h.firstFailureAt),
+    [...health.values()].map((h) => h.lastError),
+    [...health.values()].map((h) => h.gone),
+    rules.circuitFailureThreshold,
+    rules.circuitCooldownMs,
+    rules.circuitMaxCooldownMs,
+    rules.disableAfterMs,
   ]);
+  return {
+    // Timestamps come back as text on the ORM's pool (MikroORM parses dates itself).
+    opened: rows.filter((r) => r.opened_until).map((r) => ({ endpointId: r.id, until: new Date(r.opened_until!) })),
+    disabled: rows.filter((r) => r.disable_reason).map((r) => ({ endpointId: r.id, reason: r.disable_reason! })),
+  };
+}
+
+const HOLD_FOR_CIRCUIT = `
+UPDATE deliveries d
+SET next_attempt_at = ep.circuit_open_until, updated_at = now()
+FROM endpoints ep
+WHERE ep.id = ANY ($1::text[]) AND d.endpoint_id = ep.id
+  AND d.status IN (1, 2) AND d.locked_by IS NULL
+  AND ep.circuit_open_until > now() AND d.next_attempt_at < ep.circuit_open_until`;
+
+/**
+ * Moves the waiting deliveries of endpoints whose circuit is open to the end
+ * of the cool-down, without using up attempts, so the claim's index scan does
+ * not walk over them meanwhile.
+ */
+export async function holdForCircuit(sql: Sql, endpointIds: readonly string[]): Promise<void> {
+  if (endpointIds.length > 0) await sql.query(HOLD_FOR_CIRCUIT, [endpointIds]);
+}
+
+const FAIL_PENDING = `
+UPDATE deliveries d
+SET status = 4, next_attempt_at = NULL, locked_by = NULL, updated_at = now(),
+    last_error = 'endpoint disabled: ' || ep.disabled_reason
+FROM endpoints ep
+WHERE ep.id = ANY ($1::text[]) AND d.endpoint_id = ep.id AND d.status IN (1, 2)`;
+
+/** Fails every live delivery of endpoints that were disabled, with the reason. */
+export async function failPendingOfDisabled(sql: Sql, endpointIds: readonly string[]): Promise<void> {
+  if (endpointIds.length > 0) await sql.query(FAIL_PENDING, [endpointIds]);
 }
 
 const RELEASE = `
 UPDATE deliveries SET locked_by = NULL, next_attempt_at = now()
-WHERE locked_by = $1 AND status IN (1, 2)`;
+WHERE locked_by = $1 AND status IN (1, 2)
+RETURNING id`;
 
 /**
  * Gives back every lease `workerId` still holds, due at once, so another
@@ -77,14 +238,5 @@ WHERE locked_by = $1 AND status IN (1, 2)`;
  * shutdown for attempts that did not finish in time.
  */
 export async function releaseLeases(sql: Sql, workerId: string): Promise<number> {
-  const rows = await sql.query(`${RELEASE} RETURNING id`, [workerId]);
-  return rows.length;
-}
-
-/** When the earliest pending delivery is due, or null when none is pending. */
-export async function nextDueAt(sql: Sql): Promise<Date | null> {
-  const rows = await sql.query<{ at: Date | null }>(
-    "SELECT min(next_attempt_at) AS at FROM deliveries WHERE status IN (1, 2)",
-  );
-  return rows[0]?.at ?? null;
+  return (await sql.query(RELEASE, [workerId])).length;
 }
