@@ -18,11 +18,15 @@
  * never fills the claim with work that would only wait. Endpoints with no free
  * capacity here are excluded from the index scan itself.
  *
- * Plan (EXPLAIN ANALYZE on 100,000 due rows): the candidates walk
- * `deliveries_due_idx` in order (Index Scan, Limit, no sort), endpoints join
- * by primary key, the ordered-endpoint check probes
- * `deliveries_endpoint_live_idx`, and the final lock re-reads the chosen rows
- * by primary key under LockRows.
+ * Plan, checked with EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL 18 with
+ * 100,000 due and 50,000 finished deliveries over 50 endpoints: the
+ * candidates are an Index Scan on `deliveries_due_idx` under a Limit (800
+ * rows, no sort, 0.5 ms; finished rows are not in the partial index); the 50
+ * endpoints are hash-joined; the ordered-endpoint check would probe
+ * `deliveries_endpoint_live_idx` (an index-only scan) for ordered endpoints
+ * only; the lock step re-reads the ~480 eligible rows by primary key. Claiming
+ * 100 rows took 8.7 ms in all, 12-17 ms seen from the client. The statement
+ * is its own short transaction.
  */
 import type { StoredRetryPolicy, StoredSecret } from "../entities/index.js";
 import type { Sql } from "../sql.js";
