@@ -6,7 +6,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
-import { getDelivery, listDeliveries } from "../domain/deliveries.js";
+import { getDelivery, listDeliveries, retryDelivery } from "../domain/deliveries.js";
 import { createEndpoint, deleteEndpoint, getEndpoint, listEndpoints } from "../domain/endpoints.js";
 import type { Store } from "../store/store.js";
 import { deliveryToProto, endpointToProto, retryPolicyFromProto, schemeFromProto } from "./convert.js";
@@ -74,6 +74,12 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
     async getDelivery(req) {
       const { delivery, attempts } = await getDelivery(store.em(), req.id, req.attemptLimit);
       return { delivery: deliveryToProto(delivery, attempts) };
+    },
+
+    async retryDelivery(req) {
+      await retryDelivery(store.sql, req.id);
+      const { delivery } = await getDelivery(store.em(), req.id, 1);
+      return { delivery: deliveryToProto(delivery) };
     },
   };
 }

@@ -4,7 +4,9 @@
  */
 import type { EntityManager, FilterQuery } from "@mikro-orm/postgresql";
 import { Attempt, Delivery } from "../store/entities/index.js";
-import { NotFoundError, ValidationError } from "./errors.js";
+import type { Sql } from "../store/sql.js";
+import { requeueDelivery } from "../store/sql/requeue.js";
+import { FailedPreconditionError, NotFoundError, ValidationError } from "./errors.js";
 import { checkPageSize, decodePageToken, encodePageToken } from "./validate.js";
 
 /** Filters of {@link listDeliveries}; unset members do not filter. */
@@ -61,4 +63,22 @@ export async function getDelivery(
   if (!delivery) throw new NotFoundError("delivery", id);
   const attempts = await em.find(Attempt, { deliveryId: id }, { orderBy: { number: "desc" }, limit });
   return { delivery, attempts };
+}
+
+/**
+ * Queues a delivery for an attempt now, whatever its status (a FAILED one
+ * too). The attempt count goes on, so the retry policy still bounds
+ * automatic retries after a manual one.
+ */
+export async function retryDelivery(sql: Sql, id: string): Promise<void> {
+  if (id === "") throw new ValidationError("id", "is required");
+  const result = await requeueDelivery(sql, id);
+  if (!result.found) throw new NotFoundError("delivery", id);
+  if (result.inFlight) throw new FailedPreconditionError(`delivery ${id} has an attempt in flight; retry it once it ends`);
+  if (result.endpointUnavailable === "deleted") {
+    throw new FailedPreconditionError(`delivery ${id} cannot be retried: its endpoint was deleted`);
+  }
+  if (result.endpointUnavailable === "disabled") {
+    throw new FailedPreconditionError(`delivery ${id} cannot be retried: its endpoint is disabled; enable it first`);
+  }
 }

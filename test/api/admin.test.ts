@@ -195,7 +195,7 @@ describe("RPCs built by later work", () => {
     for (const call of [
       () => admin.rotateEndpointSecret({ id: "ep_x" }),
       () => admin.updateEndpoint({}),
-      () => admin.retryDelivery({ id: "dlv_x" }),
+      () => admin.recoverEndpoint({ endpointId: "ep_x" }),
     ]) {
       expect(Code[(await failure(call())).code]).toBe("Unimplemented");
     }

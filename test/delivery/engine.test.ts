@@ -296,3 +296,36 @@ describe("retry policies per endpoint", () => {
     expect(r.requests).toHaveLength(3);
   });
 });
+
+describe("RetryDelivery", () => {
+  it("queues a FAILED delivery again, now, and it can succeed; the attempt count goes on", async () => {
+    const r = await receiver();
+    let up = false;
+    r.reply(() => ({ status: up ? 200 : 500 }));
+    await endpoint(r, "manual", {
+      retryPolicy: { policy: { case: "schedule", value: { delays: [durationFromMs(20)] } } },
+    });
+    const [id] = await publish("manual");
+    const dead = await settled(id!, DeliveryStatus.FAILED);
+    expect(dead.attemptCount).toBe(2);
+    up = true;
+    const { delivery } = await admin.retryDelivery({ id: dead.id });
+    expect(delivery?.status).toBe(DeliveryStatus.RETRYING);
+    const done = await settled(id!, DeliveryStatus.SUCCEEDED);
+    expect(done.attemptCount).toBe(3);
+    expect(done.attempts.map((a) => a.responseStatus)).toEqual([200, 500, 500]);
+  });
+
+  it("answers NotFound for an unknown delivery and FailedPrecondition when the endpoint is disabled", async () => {
+    await expect(admin.retryDelivery({ id: "dlv_01JZZZZZZZZZZZZZZZZZZZZZZZ" })).rejects.toMatchObject({ code: 5 });
+    const r = await receiver();
+    r.reply(() => ({ status: 410 }));
+    await endpoint(r, "manual-gone");
+    const [id] = await publish("manual-gone");
+    const d = await settled(id!, DeliveryStatus.FAILED);
+    await expect(admin.retryDelivery({ id: d.id })).rejects.toMatchObject({
+      code: 9,
+      rawMessage: expect.stringMatching(/endpoint is disabled; enable it first/),
+    });
+  });
+});

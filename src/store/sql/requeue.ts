@@ -1,0 +1,49 @@
+/**
+ * Queues one delivery again, due now, whatever its status, and wakes the
+ * schedulers (NOTIFY on commit, as the insert trigger does for new ones).
+ */
+import type { Sql } from "../sql.js";
+
+/** What the delivery looked like when asked to requeue it. */
+export interface RequeueResult {
+  /** False when there is no such delivery. */
+  found: boolean;
+  /** An attempt is in flight right now. */
+  inFlight: boolean;
+  /** The endpoint is disabled or deleted: nothing was queued. */
+  endpointUnavailable: "disabled" | "deleted" | null;
+  /** The delivery was queued. */
+  requeued: boolean;
+}
+
+const REQUEUE = `
+WITH target AS (
+  SELECT d.id, d.locked_by IS NOT NULL AND d.status IN (1, 2) AS in_flight,
+         CASE WHEN ep.deleted_at IS NOT NULL THEN 'deleted' WHEN ep.disabled THEN 'disabled' END AS unavailable
+  FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
+  WHERE d.id = $1
+  FOR UPDATE OF d
+),
+requeued AS (
+  UPDATE deliveries d
+  SET status = 2, next_attempt_at = now(), locked_by = NULL, updated_at = now()
+  FROM target t
+  WHERE d.id = t.id AND NOT t.in_flight AND t.unavailable IS NULL
+  RETURNING d.id
+),
+woken AS (
+  SELECT pg_notify('hookline_due', '') FROM requeued
+)
+SELECT t.in_flight, t.unavailable, (SELECT count(*) FROM requeued)::int AS requeued,
+       (SELECT count(*) FROM woken)::int AS woken
+FROM target t`;
+
+/** Queues delivery `id` for an attempt now (see {@link RequeueResult}). */
+export async function requeueDelivery(sql: Sql, id: string): Promise<RequeueResult> {
+  const [row] = await sql.query<{ in_flight: boolean; unavailable: "disabled" | "deleted" | null; requeued: number }>(
+    REQUEUE,
+    [id],
+  );
+  if (!row) return { found: false, inFlight: false, endpointUnavailable: null, requeued: false };
+  return { found: true, inFlight: row.in_flight, endpointUnavailable: row.unavailable, requeued: row.requeued > 0 };
+}
