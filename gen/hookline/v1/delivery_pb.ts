@@ -177,7 +177,8 @@ export type Attempt = Message<"hookline.v1.Attempt"> & {
 
   /**
    * The class of the error: "http" (a response that is not 2xx), "timeout",
-   * "connection", "tls" or "dns"; empty on success.
+   * "connection", "tls", "dns" or "ssrf" (a blocked destination); empty on
+   * success.
    *
    * @generated from field: string error_class = 8;
    */
