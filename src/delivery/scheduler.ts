@@ -27,6 +27,7 @@ import type { StoredRetryPolicy } from "../store/entities/index.js";
 import type { Sql } from "../store/sql.js";
 import { type ClaimedDelivery, claimDue } from "../store/sql/claim-due.js";
 import { type HealthRules, releaseLeases } from "../store/sql/record-outcomes.js";
+import { unparkOrphans } from "../store/sql/unpark.js";
 import { heartbeat, unregister } from "../store/sql/workers.js";
 import type { AddressGuard } from "./address-guard.js";
 import type { RetryRules } from "./backoff.js";
@@ -60,6 +61,8 @@ type State = "idle" | "running" | "draining" | "stopped";
 /** How often a scheduler says it is alive, and how long until it counts as gone. */
 const HEARTBEAT_MS = 5_000;
 const LIVE_WITHIN_MS = 15_000;
+/** Heartbeats between two sweeps for orphaned parked deliveries (see unpark.ts). */
+const UNPARK_EVERY_BEATS = 12;
 /** Wake-up moments remembered at most (see wakeUpAt). */
 const MAX_WAKE_TIMES = 10_000;
 
@@ -164,9 +167,18 @@ export class Scheduler {
     this.state = "stopped";
   }
 
+  private beats = 0;
+
   private async beat(): Promise<void> {
     try {
       this.lanes.setWorkers(await heartbeat(this.options.sql, this.workerId, LIVE_WITHIN_MS));
+      if (this.beats++ % UNPARK_EVERY_BEATS === 0) {
+        const unparked = await unparkOrphans(this.options.sql);
+        if (unparked > 0) {
+          this.options.log.warn({ unparked }, "made parked ordered deliveries due");
+          this.nudge();
+        }
+      }
     } catch (err) {
       this.options.log.warn({ err }, "scheduler heartbeat failed");
     }

@@ -329,3 +329,48 @@ describe("RetryDelivery", () => {
     });
   });
 });
+
+describe("an ordered endpoint with a backlog behind a failing head", () => {
+  it("parks the backlog, so other endpoints are not held up by it", async () => {
+    const stuck = await receiver();
+    stuck.reply(() => ({ status: 500 }));
+    const ep = await endpoint(stuck, "ordered-backlog", {
+      ordered: true,
+      retryPolicy: { policy: { case: "schedule", value: { delays: [durationFromMs(60_000)] } } },
+    });
+    await publish("ordered-backlog", 1_000);
+    await stuck.waitFor(1);
+    const [parked] = await db.query<{ parked: number; due: number }>(
+      `SELECT count(*) FILTER (WHERE next_attempt_at IS NULL)::int AS parked,
+              count(*) FILTER (WHERE next_attempt_at <= now())::int AS due
+       FROM deliveries WHERE endpoint_id = $1`,
+      [ep.id],
+    );
+    expect(parked).toEqual({ parked: 999, due: 0 });
+    const other = await receiver();
+    await endpoint(other, "ordered-bystander");
+    const before = Date.now();
+    await publish("ordered-bystander");
+    await other.waitFor(1, 2_000);
+    expect(other.requests[0]!.at - before).toBeLessThan(500);
+    expect(stuck.requests).toHaveLength(1);
+  });
+});
+
+describe("a circuit whose probe fails", () => {
+  it("opens again for twice the cool-down", async () => {
+    const r = await receiver();
+    r.reply(() => ({ status: 500 }));
+    const ep = await endpoint(r, "circuit-again", { maxInFlight: 1 });
+    await publish("circuit-again", 4);
+    const cooldown = async () =>
+      (await db.query<{ ms: number | null }>("SELECT circuit_cooldown_ms AS ms FROM endpoints WHERE id = $1", [ep.id]))[0]!.ms;
+    await expect.poll(cooldown, { timeout: 5_000 }).toBe(800);
+    const opened = r.requests.length;
+    await r.waitFor(opened + 1, 5_000);
+    await expect.poll(cooldown, { timeout: 5_000 }).toBe(1_600);
+    // Only the probe went while the circuit was half-open.
+    await sleep(1_000);
+    expect(r.requests.length).toBe(opened + 1);
+  });
+});

@@ -155,7 +155,8 @@ export type Attempt = Message<"hookline.v1.Attempt"> & {
   durationMs: bigint;
 
   /**
-   * The start of the response body (at most 4 KiB).
+   * The start of the response body (at most HOOKLINE_RESPONSE_BODY_LIMIT
+   * bytes, 4 KiB by default).
    *
    * @generated from field: string response_body = 5;
    */
@@ -340,8 +341,9 @@ export enum DeliveryStatus {
   SUCCEEDED = 3,
 
   /**
-   * Given up: attempts exhausted, or the endpoint was deleted. (A disabled
-   * endpoint's deliveries wait.) Final until retried by RetryDelivery or
+   * Given up: attempts exhausted, 410 Gone, or the endpoint was deleted or
+   * disabled by Hookline (an endpoint an operator disabled keeps its
+   * deliveries waiting). Final until retried by RetryDelivery or
    * RecoverEndpoint.
    *
    * @generated from enum value: DELIVERY_STATUS_FAILED = 4;
@@ -404,7 +406,7 @@ export enum DeliveryUpdateKind {
   FAILED = 5,
 
   /**
-   * The endpoint was disabled; the delivery waits or failed.
+   * The endpoint was disabled, so the delivery failed.
    *
    * @generated from enum value: DELIVERY_UPDATE_KIND_ENDPOINT_DISABLED = 6;
    */

@@ -72,7 +72,9 @@ export type Endpoint = Message<"hookline.v1.Endpoint"> & {
   headers: { [key: string]: string };
 
   /**
-   * A disabled endpoint receives no new deliveries and its pending ones wait.
+   * A disabled endpoint receives no new deliveries. Disabled by an operator,
+   * its pending deliveries wait; disabled by Hookline (410 Gone, failing for
+   * too long; see `disabled_reason`) they fail.
    *
    * @generated from field: bool disabled = 8;
    */
@@ -423,7 +425,8 @@ export enum CircuitState {
   OPEN = 2,
 
   /**
-   * One probe delivery decides whether to close or reopen.
+   * One probe delivery decides whether to close or reopen (two processes
+   * claiming at the same instant may each send one).
    *
    * @generated from enum value: CIRCUIT_STATE_HALF_OPEN = 3;
    */

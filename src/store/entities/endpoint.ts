@@ -40,6 +40,8 @@ export class Endpoint {
   failingSince: Date | null = null;
   /** While set and in the future the circuit is open; past, it is half-open. */
   circuitOpenUntil: Date | null = null;
+  /** The cool-down the circuit last opened for; doubles when a probe fails. */
+  circuitCooldownMs: number | null = null;
   lastError = "";
   lastErrorAt: Date | null = null;
 }
@@ -71,6 +73,7 @@ export const EndpointSchema = new EntitySchema<Endpoint>({
     consecutiveFailures: { type: "integer" },
     failingSince: { type: "Date", columnType: "timestamptz", nullable: true },
     circuitOpenUntil: { type: "Date", columnType: "timestamptz", nullable: true },
+    circuitCooldownMs: { type: "integer", nullable: true },
     lastError: { type: "string", columnType: "text" },
     lastErrorAt: { type: "Date", columnType: "timestamptz", nullable: true },
   },

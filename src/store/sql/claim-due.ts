@@ -107,6 +107,10 @@ eligible AS (
     AND (NOT ep.ordered OR NOT EXISTS (
       SELECT 1 FROM deliveries p
       WHERE p.endpoint_id = c.endpoint_id AND p.status IN (1, 2) AND p.seq < c.seq))
+    -- A half-open circuit sends one probe: none while another is in flight.
+    AND (ep.consecutive_failures < $10 OR NOT EXISTS (
+      SELECT 1 FROM deliveries q
+      WHERE q.endpoint_id = c.endpoint_id AND q.status IN (1, 2) AND q.locked_by IS NOT NULL))
 ),
 due AS (
   SELECT d.id

@@ -44,9 +44,17 @@ inserted AS (
 fanned AS (
   INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
   -- While an endpoint's circuit is open, its new deliveries wait for the
-  -- end of the cool-down like the others (see record-outcomes.ts).
+  -- end of the cool-down like the others (see record-outcomes.ts). An
+  -- ordered endpoint's deliveries queued behind another are parked (NULL:
+  -- never due, so claims do not scan them) until the one before them ends.
   SELECT hookline_id('dlv_'), e.id, ep.id, e.tenant_id, e.event_type, 1,
-         greatest(now(), coalesce(ep.circuit_open_until, now()))
+         CASE
+           WHEN ep.ordered AND (
+             row_number() OVER (PARTITION BY ep.id ORDER BY i.ord) > 1
+             OR EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = ep.id AND p.status IN (1, 2)))
+           THEN NULL
+           ELSE greatest(now(), coalesce(ep.circuit_open_until, now()))
+         END
   FROM inserted e
   JOIN input i ON i.id = e.id
   JOIN endpoints ep

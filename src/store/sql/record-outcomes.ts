@@ -88,6 +88,7 @@ calc AS (
   SELECT ep.id, h.failures, h.last_error, h.gone,
     ep.disabled AS was_disabled,
     ep.circuit_open_until AS was_open_until,
+    ep.circuit_cooldown_ms AS was_cooldown_ms,
     CASE WHEN h.reset THEN h.failures ELSE ep.consecutive_failures + h.failures END AS failures_now,
     CASE WHEN h.failures = 0 THEN NULL
          WHEN h.reset OR ep.failing_since IS NULL THEN h.first_failure_at
@@ -95,13 +96,25 @@ calc AS (
   FROM endpoints ep JOIN h ON h.endpoint_id = ep.id
   FOR UPDATE OF ep
 ),
-next AS (
+cooldown AS (
   SELECT calc.*,
     CASE
       WHEN failures_now < $20 THEN NULL
       -- Already open (failures of attempts that started before it opened): keep it.
+      WHEN was_open_until > now() THEN was_cooldown_ms
+      -- Half-open and the probe failed: twice the last cool-down.
+      WHEN was_open_until IS NOT NULL THEN least($22::float8, 2 * coalesce(was_cooldown_ms, $21::float8))::int
+      -- Closed until now: the first cool-down.
+      ELSE $21::int
+    END AS cooldown_ms
+  FROM calc
+),
+next AS (
+  SELECT cooldown.*,
+    CASE
+      WHEN cooldown_ms IS NULL THEN NULL
       WHEN was_open_until > now() THEN was_open_until
-      ELSE now() + make_interval(secs => least($22::float8, $21::float8 * 2 ^ least(30, failures_now - $20)) / 1000)
+      ELSE now() + make_interval(secs => cooldown_ms::float8 / 1000)
     END AS open_until,
     CASE
       WHEN was_disabled THEN NULL
@@ -109,12 +122,27 @@ next AS (
       WHEN failing_since_now < now() - make_interval(secs => $23::float8 / 1000)
         THEN 'failing without a success since ' || to_char(failing_since_now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
     END AS disable_reason
-  FROM calc
+  FROM cooldown
+),
+-- Ordered endpoints: a delivery that ended lets the next one of its endpoint
+-- out of the parking (next_attempt_at NULL) it waited in.
+promoted AS (
+  UPDATE deliveries n SET next_attempt_at = now()
+  FROM (
+    SELECT DISTINCT ON (p.endpoint_id) p.id
+    FROM deliveries p
+    JOIN endpoints ep ON ep.id = p.endpoint_id AND ep.ordered
+    WHERE p.endpoint_id IN (SELECT d.endpoint_id FROM deliveries d JOIN r ON r.delivery_id = d.id WHERE r.status IN (3, 4))
+      AND p.status IN (1, 2) AND p.next_attempt_at IS NULL
+    ORDER BY p.endpoint_id, p.seq
+  ) head
+  WHERE n.id = head.id
 )
 UPDATE endpoints ep
 SET consecutive_failures = next.failures_now,
     failing_since = next.failing_since_now,
     circuit_open_until = next.open_until,
+    circuit_cooldown_ms = next.cooldown_ms,
     last_error = CASE WHEN next.failures > 0 THEN next.last_error ELSE ep.last_error END,
     last_error_at = CASE WHEN next.failures > 0 THEN now() ELSE ep.last_error_at END,
     disabled = ep.disabled OR next.disable_reason IS NOT NULL,
