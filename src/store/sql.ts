@@ -13,7 +13,11 @@ import type pg from "pg";
 
 /** Runs parameterised SQL on a pooled connection. */
 export interface Sql {
-  /** Runs one statement and returns its rows. */
+  /**
+   * Runs one statement and returns its rows. Statements of the hot paths
+   * are prepared once per connection (named after their text), so
+   * PostgreSQL plans them once instead of on every call.
+   */
   query<R extends object = Record<string, unknown>>(text: string, values?: unknown[]): Promise<R[]>;
   /** Runs `fn` inside one transaction on one connection. */
   transaction<T>(fn: (tx: Pick<Sql, "query">) => Promise<T>): Promise<T>;
@@ -36,14 +40,13 @@ export function sqlFromOrm(orm: MikroORM): Sql {
     }
   }
   return {
-    query: (text, values) =>
-      withConnection(async (c) => (await c.query({ text, values })).rows as never),
+    query: (text, values) => withConnection(async (c) => (await c.query({ name: statementName(text), text, values })).rows as never),
     transaction: (fn) =>
       withConnection(async (c) => {
         await c.query("BEGIN");
         try {
           const result = await fn({
-            query: async (text, values) => (await c.query({ text, values })).rows as never,
+            query: async (text, values) => (await c.query({ name: statementName(text), text, values })).rows as never,
           });
           await c.query("COMMIT");
           return result;
@@ -53,4 +56,17 @@ export function sqlFromOrm(orm: MikroORM): Sql {
         }
       }),
   };
+}
+
+const names = new Map<string, string>();
+
+/** A stable prepared-statement name per statement text (statements with parameters only). */
+function statementName(text: string): string | undefined {
+  if (!text.includes("$1")) return undefined;
+  let name = names.get(text);
+  if (name === undefined) {
+    name = `hookline_${names.size}`;
+    names.set(text, name);
+  }
+  return name;
 }

@@ -20,9 +20,18 @@ export interface HooklineProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts Hookline with `env` and waits until it serves. */
-export async function spawnHookline(env: Record<string, string>, timeoutMs = 20_000): Promise<HooklineProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+/**
+ * Starts Hookline with `env` and waits until it serves. `from` picks the
+ * sources (through tsx, the default) or the build in dist/ (`npm run build`).
+ */
+export async function spawnHookline(
+  env: Record<string, string>,
+  timeoutMs = 20_000,
+  from: "sources" | "build" = "sources",
+): Promise<HooklineProcess> {
+  const args = from === "build" ? ["dist/src/main.js"] : ["--import", "tsx", "src/main.ts"];
+  if (process.env.HOOKLINE_PROFILE_DIR) args.unshift("--cpu-prof", `--cpu-prof-dir=${process.env.HOOKLINE_PROFILE_DIR}`);
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     // The "started" log line tells the URL, so log at least at info.
     env: {

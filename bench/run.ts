@@ -1,0 +1,480 @@
+/**
+ * `npm run bench`: Hookline end to end on this machine, each figure next to a
+ * baseline measured in the same run, so ratios hold on a noisy machine.
+ *
+ * Processes: PostgreSQL (embedded, or a fresh database on DATABASE_URL's
+ * server), Hookline (API and scheduler, built from dist/), a receiver
+ * (bench/receiver.ts) and, for the baseline, a raw undici sender
+ * (bench/baseline.ts). This process is the publisher.
+ *
+ * Options: --scale tiny|quick|full (quick, the default, takes under two
+ * minutes; full publishes the 100,000-event backlog), --out FILE (where to
+ * write the results as Markdown; default bench/RESULTS.md, "-" for none),
+ * --from sources|build (how to run Hookline; default build).
+ */
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import pg from "pg";
+import { EventIngest } from "../gen/hookline/v1/event_ingest_pb.js";
+import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
+import { databaseUrl, startEmbeddedPostgres } from "../src/store/embedded-postgres.js";
+import { type HooklineProcess, spawnHookline } from "../test/support/process.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How much work each figure gets. */
+export interface Scale {
+  unary: number;
+  batch100: number;
+  batch1000: number;
+  stream: number;
+  latencySeconds: number;
+  lowRate: number;
+  highRate: number;
+  fanout: number;
+}
+
+/** The scales: tiny for `npm test`, quick by default, full for the 100,000 backlog. */
+export const SCALES: Record<string, Scale> = {
+  tiny: { unary: 200, batch100: 300, batch1000: 1_000, stream: 300, latencySeconds: 1, lowRate: 100, highRate: 200, fanout: 20 },
+  quick: { unary: 5_000, batch100: 10_000, batch1000: 25_000, stream: 10_000, latencySeconds: 8, lowRate: 500, highRate: 2_000, fanout: 1_000 },
+  full: { unary: 10_000, batch100: 20_000, batch1000: 50_000, stream: 20_000, latencySeconds: 20, lowRate: 500, highRate: 2_000, fanout: 1_000 },
+};
+
+/** Concurrency of publishers and of deliveries to the benchmark endpoint (Hookline and baseline alike). */
+const PUBLISH_CONCURRENCY = 64;
+const DELIVERY_CONCURRENCY = 32;
+
+/** One row of the results table. */
+export interface Row {
+  figure: string;
+  hookline: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  verdict: "pass" | "miss" | "";
+}
+
+/** Everything one run measured. */
+export interface BenchResult {
+  scale: string;
+  rows: Row[];
+  machine: Record<string, string>;
+  notes: string[];
+}
+
+interface ReceiverStats {
+  count: number;
+  distinct: number;
+  duplicates: number;
+  firstAt: number;
+  lastAt: number;
+  latencies: number[];
+  verified: number;
+  badSignatures: number;
+}
+
+class ReceiverProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<ReceiverProcess> {
+    const child = fork(join(ROOT, "bench/receiver.ts"), { execArgv: ["--import", "tsx"], stdio: "inherit" });
+    const url = await new Promise<string>((resolve, reject) => {
+      child.once("message", (m: { url: string }) => resolve(m.url));
+      child.once("exit", (code) => reject(new Error(`receiver exited with ${code}`)));
+    });
+    return new ReceiverProcess(child, url);
+  }
+
+  send(msg: object): void {
+    this.child.send(msg);
+  }
+
+  stats(): Promise<ReceiverStats> {
+    return new Promise((resolve) => {
+      this.child.once("message", (m: ReceiverStats) => resolve(m));
+      this.child.send({ cmd: "stats" });
+    });
+  }
+
+  /** Waits until `n` requests arrived (or throws after `timeoutMs`). */
+  async waitFor(n: number, timeoutMs: number): Promise<ReceiverStats> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.stats();
+      if (s.count >= n) return s;
+      if (Date.now() > deadline) throw new Error(`receiver got ${s.count} of ${n} requests in ${timeoutMs} ms`);
+      await sleep(s.count === 0 ? 20 : 50);
+    }
+  }
+
+  stop(): void {
+    this.child.kill();
+  }
+}
+
+/** CPU time (ms) and resident memory (MB) of a process, from /proc. */
+async function usage(pid: number): Promise<{ cpuMs: number; rssMb: number }> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { cpuMs: (ticks * 1000) / CLOCK_TICKS, rssMb: rssKb / 1024 };
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (ms) of every process named postgres on this machine. */
+async function postgresCpuMs(): Promise<number> {
+  let total = 0;
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+      if (!stat.includes("(postgres)")) continue;
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** Samples a process's RSS every 200 ms until stopped; returns the peak. */
+function sampleRss(pid: number): { stop(): Promise<number> } {
+  let peak = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      peak = Math.max(peak, (await usage(pid)).rssMb);
+      await sleep(200);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A fresh database for the run: on DATABASE_URL's server, or an embedded one. */
+async function benchDatabase(): Promise<{ url: string; version: string; drop(): Promise<void> }> {
+  const name = `hookline_bench_${randomBytes(4).toString("hex")}`;
+  let serverUrl = process.env.DATABASE_URL;
+  let stopEmbedded = async () => {};
+  if (!serverUrl) {
+    const dir = await mkdtemp(join(tmpdir(), "hookline-bench-"));
+    await chmod(dir, 0o755);
+    const embedded = await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort() });
+    serverUrl = embedded.serverUrl;
+    stopEmbedded = async () => {
+      await embedded.stop();
+      await rm(dir, { recursive: true, force: true });
+    };
+  }
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  const version = (await admin.query("SHOW server_version")).rows[0].server_version as string;
+  await admin.end();
+  return {
+    url: databaseUrl(serverUrl, name),
+    version,
+    async drop() {
+      const c = new pg.Client({ connectionString: serverUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+      await stopEmbedded();
+    },
+  };
+}
+
+const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
+
+/** Runs the benchmark at `scaleName` and returns its figures. */
+export async function runBench(scaleName = "quick", from: "sources" | "build" = "build", log = console.log): Promise<BenchResult> {
+  const scale = SCALES[scaleName];
+  if (!scale) throw new Error(`unknown scale ${scaleName}: use ${Object.keys(SCALES).join(", ")}`);
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const db = await benchDatabase();
+  const receiver = await ReceiverProcess.start();
+  const procs: HooklineProcess[] = [];
+  const env = (extra: Record<string, string>) => ({
+    DATABASE_URL: db.url,
+    HOOKLINE_HOST: "127.0.0.1",
+    HOOKLINE_PORT: "0",
+    HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
+    HOOKLINE_LOG_LEVEL: "info",
+    HOOKLINE_DB_POOL_SIZE: "20",
+    HOOKLINE_MAX_IN_FLIGHT: "256",
+    ...extra,
+  });
+  try {
+    // --- Ingest, with the scheduler off so that delivery does not compete.
+    const ingestOnly = await spawnHookline(env({ HOOKLINE_SCHEDULER: "false" }), 60_000, from);
+    procs.push(ingestOnly);
+    const transport = createGrpcTransport({ baseUrl: ingestOnly.url });
+    const ingest = createClient(EventIngest, transport);
+    const admin = createClient(WebhookAdmin, transport);
+    const { endpoint } = await admin.createEndpoint({
+      tenantId: "bench",
+      url: `${receiver.url}/bench`,
+      maxInFlight: DELIVERY_CONCURRENCY,
+    });
+    receiver.send({ cmd: "secret", secret: endpoint!.secret });
+    const event = (i: number) => ({
+      tenantId: "bench",
+      eventType: "bench.event",
+      payload: { case: "payloadJson" as const, value: payload(i) },
+    });
+
+    log(`publishing (${scaleName})...`);
+    let next = 0;
+    let started = now();
+    await Promise.all(
+      Array.from({ length: PUBLISH_CONCURRENCY }, async () => {
+        while (next < scale.unary) await ingest.publish(event(next++));
+      }),
+    );
+    const unaryRate = scale.unary / ((now() - started) / 1000);
+    rows.push(row("Publish (unary, 64 concurrent), events/s", unaryRate, undefined, ">= 5,000", unaryRate >= 5_000));
+
+    const batchRate = async (total: number, size: number) => {
+      const t0 = now();
+      let sent = 0;
+      const inFlight = 4;
+      await Promise.all(
+        Array.from({ length: inFlight }, async () => {
+          while (sent < total) {
+            const n = Math.min(size, total - sent);
+            sent += n;
+            await ingest.publishBatch({ events: Array.from({ length: n }, (_, i) => event(i)) });
+          }
+        }),
+      );
+      return total / ((now() - t0) / 1000);
+    };
+    const b100 = await batchRate(scale.batch100, 100);
+    rows.push(row("PublishBatch (100 per batch), events/s", b100, undefined, "", undefined));
+    const b1000 = await batchRate(scale.batch1000, 1_000);
+    rows.push(row("PublishBatch (1,000 per batch), events/s", b1000, undefined, ">= 50,000", b1000 >= 50_000));
+
+    started = now();
+    async function* stream() {
+      for (let i = 0; i < scale.stream; i++) yield event(i);
+    }
+    await ingest.publishStream(stream());
+    const streamRate = scale.stream / ((now() - started) / 1000);
+    rows.push(row("PublishStream, events/s", streamRate, undefined, "", undefined));
+    const backlog = scale.unary + scale.batch100 + scale.batch1000 + scale.stream;
+    await ingestOnly.kill("SIGTERM");
+
+    // --- Deliveries/s from the backlog, against the raw undici baseline.
+    log(`delivering a backlog of ${backlog}...`);
+    receiver.send({ cmd: "reset" });
+    const pgCpuBefore = await postgresCpuMs();
+    const hookline = await spawnHookline(env({}), 60_000, from);
+    procs.push(hookline);
+    const pid = hookline.child.pid!;
+    const cpuBefore = (await usage(pid)).cpuMs;
+    const rss = sampleRss(pid);
+    const delivered = await receiver.waitFor(backlog, 600_000);
+    const peakRss = await rss.stop();
+    const cpuMs = (await usage(pid)).cpuMs - cpuBefore;
+    const pgCpuMs = (await postgresCpuMs()) - pgCpuBefore;
+    const deliveryRate = ((delivered.count - 1) * 1000) / (delivered.lastAt - delivered.firstAt);
+    if (delivered.duplicates > 0) notes.push(`${delivered.duplicates} duplicate deliveries in the backlog run`);
+    if (delivered.badSignatures > 0) notes.push(`${delivered.badSignatures} sampled signatures did not verify`);
+    notes.push(`${delivered.verified} sampled deliveries were verified with the standardwebhooks package.`);
+
+    log("baseline: raw undici...");
+    const baselineOut = execFileSync(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "bench/baseline.ts"), `${receiver.url}/baseline`, String(backlog), String(DELIVERY_CONCURRENCY), endpoint!.secret],
+      { cwd: ROOT, encoding: "utf8" },
+    );
+    const baseline = JSON.parse(baselineOut.trim().split("\n").at(-1)!) as { count: number; ms: number };
+    const baselineRate = (baseline.count * 1000) / baseline.ms;
+    rows.push(
+      row(
+        `Deliveries/s, ${backlog.toLocaleString("en")}-event backlog, ${DELIVERY_CONCURRENCY} in flight`,
+        deliveryRate,
+        baselineRate,
+        ">= 0.5x raw undici",
+        deliveryRate >= 0.5 * baselineRate,
+      ),
+    );
+    rows.push(row("CPU per delivery, Hookline process, ms", cpuMs / backlog, undefined, "", undefined, 3));
+    rows.push(row("CPU per delivery, PostgreSQL, ms", pgCpuMs / backlog, undefined, "", undefined, 3));
+    rows.push(row("RSS of Hookline under load, MB (peak)", peakRss, undefined, "", undefined));
+    await sleep(1_000);
+    rows.push(row("RSS of Hookline at idle, MB", (await usage(pid)).rssMb, undefined, "", undefined));
+
+    // --- Publish-to-receiver latency at fixed rates (open loop).
+    const client2 = createClient(EventIngest, createGrpcTransport({ baseUrl: hookline.url }));
+    const latencyAt = async (rate: number) => {
+      receiver.send({ cmd: "reset" });
+      const total = rate * scale.latencySeconds;
+      const t0 = now();
+      const calls: Promise<unknown>[] = [];
+      for (let i = 0; i < total; i++) {
+        const due = t0 + (i * 1000) / rate;
+        const wait = due - now();
+        if (wait > 1) await sleep(wait - 1);
+        calls.push(client2.publish(event(i)));
+      }
+      await Promise.all(calls);
+      const s = await receiver.waitFor(total, 60_000);
+      const sorted = [...s.latencies].sort((a, b) => a - b);
+      return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+    };
+    log(`latency at ${scale.lowRate}/s and ${scale.highRate}/s...`);
+    const low = await latencyAt(scale.lowRate);
+    rows.push(row(`Publish-to-receiver p50 at ${scale.lowRate}/s, ms`, low.p50, undefined, "< 2", low.p50 < 2, 2));
+    rows.push(row(`Publish-to-receiver p99 at ${scale.lowRate}/s, ms`, low.p99, undefined, "< 8", low.p99 < 8, 2));
+    const high = await latencyAt(scale.highRate);
+    rows.push(row(`Publish-to-receiver p50 at ${scale.highRate}/s, ms`, high.p50, undefined, "", undefined, 2));
+    rows.push(row(`Publish-to-receiver p99 at ${scale.highRate}/s, ms`, high.p99, undefined, "", undefined, 2));
+
+    // --- Fan-out of one event to many endpoints.
+    log(`fan-out to ${scale.fanout} endpoints...`);
+    const admin2 = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: hookline.url }));
+    let made = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (made < scale.fanout) {
+          made++;
+          await admin2.createEndpoint({ tenantId: "fanout", url: `${receiver.url}/fanout` });
+        }
+      }),
+    );
+    receiver.send({ cmd: "reset" });
+    const t0 = now();
+    await client2.publish({ tenantId: "fanout", eventType: "fan.out", payload: { case: "payloadJson", value: payload(0) } });
+    const fan = await receiver.waitFor(scale.fanout, 60_000);
+    const fanMs = fan.lastAt - t0;
+    rows.push(
+      row(
+        `Fan-out of 1 event to ${scale.fanout.toLocaleString("en")} endpoints, ms to the last`,
+        fanMs,
+        undefined,
+        scale.fanout === 1_000 ? "< 250" : "",
+        scale.fanout === 1_000 ? fanMs < 250 : undefined,
+      ),
+    );
+    return { scale: scaleName, rows, machine: machine(db.version), notes };
+  } finally {
+    for (const p of procs) await p.kill("SIGTERM");
+    receiver.stop();
+    await db.drop();
+  }
+}
+
+function fmt(n: number, digits: number): string {
+  if (!Number.isFinite(n)) return "n/a";
+  return n.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+function row(
+  figure: string,
+  hookline: number,
+  baseline: number | undefined,
+  target: string,
+  pass: boolean | undefined,
+  digits = 0,
+): Row {
+  return {
+    figure,
+    hookline: fmt(hookline, digits),
+    baseline: baseline === undefined ? "" : fmt(baseline, digits),
+    ratio: baseline === undefined ? "" : `${(hookline / baseline).toFixed(2)}x`,
+    target,
+    verdict: pass === undefined ? "" : pass ? "pass" : "miss",
+  };
+}
+
+function machine(pgVersion: string): Record<string, string> {
+  return {
+    cpu: `${cpus().length} x ${cpus()[0]?.model ?? "unknown"}`,
+    memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+    node: process.version,
+    postgresql: pgVersion,
+    date: new Date().toISOString().slice(0, 10),
+  };
+}
+
+/** The results as a Markdown table. */
+export function toMarkdown(result: BenchResult): string {
+  const head = "| figure | Hookline | baseline | ratio | target | |\n| --- | ---: | ---: | ---: | --- | --- |\n";
+  const body = result.rows
+    .map((r) => `| ${r.figure} | ${r.hookline} | ${r.baseline} | ${r.ratio} | ${r.target} | ${r.verdict} |`)
+    .join("\n");
+  const m = Object.entries(result.machine)
+    .map(([k, v]) => `- ${k}: ${v}`)
+    .join("\n");
+  const notes = result.notes.map((n) => `- ${n}`).join("\n");
+  return `${head}${body}\n\nMachine:\n${m}\n\nNotes:\n${notes}\n`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      scale: { type: "string", default: "quick" },
+      out: { type: "string", default: join(ROOT, "bench/RESULTS.md") },
+      from: { type: "string", default: "build" },
+    },
+  });
+  if (values.from === "build") execFileSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
+  const result = await runBench(values.scale, values.from === "sources" ? "sources" : "build");
+  const table = toMarkdown(result);
+  console.log(`\n${table}`);
+  if (values.out && values.out !== "-") {
+    await writeFile(values.out, `# Benchmark results (${result.scale} run)\n\nWritten by \`npm run bench\`.\n\n${table}`);
+    console.log(`written to ${values.out}`);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
