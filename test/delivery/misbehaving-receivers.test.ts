@@ -129,6 +129,8 @@ describe("an endpoint failing without a success for longer than HOOKLINE_DISABLE
   let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
   let ingest: ReturnType<typeof client<typeof EventIngest>>;
   beforeAll(async () => {
+    // Alone on the database, so that only its rules judge the endpoint.
+    await app.stop();
     strict = await startTestHookline(db.url, { HOOKLINE_DISABLE_AFTER: "1s", HOOKLINE_CIRCUIT_FAILURES: "100" });
     admin = client(WebhookAdmin, "connect-http1", strict.url);
     ingest = client(EventIngest, "connect-http1", strict.url);
