@@ -23,10 +23,12 @@ import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
-import { EventIngest } from "../gen/hookline/v1/event_ingest_pb.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { PublishBatchRequestSchema, PublishRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
 import { databaseUrl, startEmbeddedPostgres } from "../src/store/embedded-postgres.js";
 import { type HooklineProcess, spawnHookline } from "../test/support/process.js";
+import { GrpcLoad } from "./grpc-load.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
@@ -234,6 +236,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
   if (!scale) throw new Error(`unknown scale ${scaleName}: use ${Object.keys(SCALES).join(", ")}`);
   const rows: Row[] = [];
   const notes: string[] = [];
+  onRow = (r) => log(`  ${r.figure}: ${r.hookline}${r.baseline ? ` (baseline ${r.baseline}, ${r.ratio})` : ""}`);
   const db = await benchDatabase();
   const receiver = await ReceiverProcess.start();
   const procs: HooklineProcess[] = [];
@@ -251,27 +254,29 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     // --- Ingest, with the scheduler off so that delivery does not compete.
     const ingestOnly = await spawnHookline(env({ HOOKLINE_SCHEDULER: "false" }), 60_000, from);
     procs.push(ingestOnly);
-    const transport = createGrpcTransport({ baseUrl: ingestOnly.url });
-    const ingest = createClient(EventIngest, transport);
-    const admin = createClient(WebhookAdmin, transport);
+    const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: ingestOnly.url }));
+    const load = new GrpcLoad(ingestOnly.url);
     const { endpoint } = await admin.createEndpoint({
       tenantId: "bench",
       url: `${receiver.url}/bench`,
       maxInFlight: DELIVERY_CONCURRENCY,
     });
     receiver.send({ cmd: "secret", secret: endpoint!.secret });
-    const event = (i: number) => ({
-      tenantId: "bench",
-      eventType: "bench.event",
-      payload: { case: "payloadJson" as const, value: payload(i) },
-    });
+    const event = (i: number, tenantId = "bench") =>
+      create(PublishRequestSchema, {
+        tenantId,
+        eventType: "bench.event",
+        payload: { case: "payloadJson", value: payload(i) },
+      });
+    const publish = (l: GrpcLoad, i: number) =>
+      l.call("/hookline.v1.EventIngest/Publish", [toBinary(PublishRequestSchema, event(i))]);
 
     log(`publishing (${scaleName})...`);
     let next = 0;
     let started = now();
     await Promise.all(
       Array.from({ length: PUBLISH_CONCURRENCY }, async () => {
-        while (next < scale.unary) await ingest.publish(event(next++));
+        while (next < scale.unary) await publish(load, next++);
       }),
     );
     const unaryRate = scale.unary / ((now() - started) / 1000);
@@ -286,7 +291,8 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
           while (sent < total) {
             const n = Math.min(size, total - sent);
             sent += n;
-            await ingest.publishBatch({ events: Array.from({ length: n }, (_, i) => event(i)) });
+            const batch = create(PublishBatchRequestSchema, { events: Array.from({ length: n }, (_, i) => event(i)) });
+            await load.call("/hookline.v1.EventIngest/PublishBatch", [toBinary(PublishBatchRequestSchema, batch)]);
           }
         }),
       );
@@ -298,13 +304,14 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     rows.push(row("PublishBatch (1,000 per batch), events/s", b1000, undefined, ">= 50,000", b1000 >= 50_000));
 
     started = now();
-    async function* stream() {
-      for (let i = 0; i < scale.stream; i++) yield event(i);
-    }
-    await ingest.publishStream(stream());
+    await load.call(
+      "/hookline.v1.EventIngest/PublishStream",
+      Array.from({ length: scale.stream }, (_, i) => toBinary(PublishRequestSchema, event(i))),
+    );
     const streamRate = scale.stream / ((now() - started) / 1000);
     rows.push(row("PublishStream, events/s", streamRate, undefined, "", undefined));
     const backlog = scale.unary + scale.batch100 + scale.batch1000 + scale.stream;
+    load.close();
     await ingestOnly.kill("SIGTERM");
 
     // --- Deliveries/s from the backlog, against the raw undici baseline.
@@ -349,7 +356,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     rows.push(row("RSS of Hookline at idle, MB", (await usage(pid)).rssMb, undefined, "", undefined));
 
     // --- Publish-to-receiver latency at fixed rates (open loop).
-    const client2 = createClient(EventIngest, createGrpcTransport({ baseUrl: hookline.url }));
+    const load2 = new GrpcLoad(hookline.url);
     const latencyAt = async (rate: number) => {
       receiver.send({ cmd: "reset" });
       const total = rate * scale.latencySeconds;
@@ -359,7 +366,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
         const due = t0 + (i * 1000) / rate;
         const wait = due - now();
         if (wait > 1) await sleep(wait - 1);
-        calls.push(client2.publish(event(i)));
+        calls.push(publish(load2, i));
       }
       await Promise.all(calls);
       const s = await receiver.waitFor(total, 60_000);
@@ -388,7 +395,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     );
     receiver.send({ cmd: "reset" });
     const t0 = now();
-    await client2.publish({ tenantId: "fanout", eventType: "fan.out", payload: { case: "payloadJson", value: payload(0) } });
+    await load2.call("/hookline.v1.EventIngest/Publish", [toBinary(PublishRequestSchema, event(0, "fanout"))]);
     const fan = await receiver.waitFor(scale.fanout, 60_000);
     const fanMs = fan.lastAt - t0;
     rows.push(
@@ -400,6 +407,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
         scale.fanout === 1_000 ? fanMs < 250 : undefined,
       ),
     );
+    load2.close();
     return { scale: scaleName, rows, machine: machine(db.version), notes };
   } finally {
     for (const p of procs) await p.kill("SIGTERM");
@@ -413,6 +421,8 @@ function fmt(n: number, digits: number): string {
   return n.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
+let onRow: (r: Row) => void = () => {};
+
 function row(
   figure: string,
   hookline: number,
@@ -421,7 +431,7 @@ function row(
   pass: boolean | undefined,
   digits = 0,
 ): Row {
-  return {
+  const r: Row = {
     figure,
     hookline: fmt(hookline, digits),
     baseline: baseline === undefined ? "" : fmt(baseline, digits),
@@ -429,6 +439,8 @@ function row(
     target,
     verdict: pass === undefined ? "" : pass ? "pass" : "miss",
   };
+  onRow(r);
+  return r;
 }
 
 function machine(pgVersion: string): Record<string, string> {

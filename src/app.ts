@@ -16,6 +16,7 @@ import { AddressGuard } from "./delivery/address-guard.js";
 import { Scheduler } from "./delivery/scheduler.js";
 import type { PublishContext } from "./domain/publish.js";
 import { probeDatabase } from "./store/database-health.js";
+import { InsertQueue } from "./store/sql/insert-queue.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./store/embedded-postgres.js";
 import { openStore, type Store } from "./store/store.js";
 
@@ -74,8 +75,9 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     : undefined;
   await scheduler?.start();
 
+  const inserts = new InsertQueue(store.sql);
   const publish: PublishContext = {
-    sql: store.sql,
+    insert: (events) => inserts.insert(events),
     maxPayloadBytes: config.maxPayloadBytes,
     onDeliveriesCreated: scheduler ? () => scheduler.nudge() : undefined,
   };

@@ -37,7 +37,12 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0");
 export async function startApiServer(handler: Handler, host: string, port: number): Promise<ApiServer> {
   const h1 = http.createServer(handler as http.RequestListener);
   h1.keepAliveTimeout = 65_000;
-  const h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  // A publisher multiplexes many calls on one connection; nghttp2's default
+  // 10 MB per session answers a burst of them with ENHANCE_YOUR_CALM.
+  const h2 = http2.createServer(
+    { maxSessionMemory: 64 },
+    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  );
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);

@@ -8,7 +8,7 @@
  * Wake-ups, fastest first: `nudge()` right after a local publish commits; a
  * LISTEN notification from any process's publish; a timer for the earliest
  * retry this process scheduled, a circuit's cool-down or the next rate-limit
- * token; an attempt finishing (its capacity is free again); and the poll, only as the
+ * token; attempts finishing (their capacity is free again; see nudgeSoon); and the poll, only as the
  * fallback that catches retries scheduled by other processes and leases of
  * dead ones.
  *
@@ -63,6 +63,8 @@ const HEARTBEAT_MS = 5_000;
 const LIVE_WITHIN_MS = 15_000;
 /** Heartbeats between two sweeps for orphaned parked deliveries (see unpark.ts). */
 const UNPARK_EVERY_BEATS = 12;
+/** How long finished attempts wait to share a claim (see nudgeSoon). */
+const FINISH_DEBOUNCE_MS = 2;
 /** Wake-up moments remembered at most (see wakeUpAt). */
 const MAX_WAKE_TIMES = 10_000;
 
@@ -78,6 +80,7 @@ export class Scheduler {
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
+  private finishTimer: NodeJS.Timeout | undefined;
   /** Moments this process knows work becomes due, ascending (see wakeUpAt). */
   private wakeTimes: number[] = [];
   private drained: (() => void) | undefined;
@@ -127,6 +130,21 @@ export class Scheduler {
   }
 
   /**
+   * A claim shortly after an attempt finished: its capacity (of this process
+   * or of the endpoint's lane) may let due work through. Finishes within
+   * FINISH_DEBOUNCE_MS share one claim, so under load a claim takes several
+   * rows instead of one per finished attempt (claims cost PostgreSQL about
+   * the same for one row as for ten).
+   */
+  private nudgeSoon(): void {
+    if (this.finishTimer || this.state !== "running") return;
+    this.finishTimer = setTimeout(() => {
+      this.finishTimer = undefined;
+      this.nudge();
+    }, FINISH_DEBOUNCE_MS);
+  }
+
+  /**
    * Stops claiming, lets in-flight attempts finish for up to `timeoutMs`,
    * then aborts the rest and gives their leases back (due at once) so another
    * process takes them over without waiting.
@@ -137,6 +155,7 @@ export class Scheduler {
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.wakeTimer);
+    clearTimeout(this.finishTimer);
     await this.listener.stop();
     if (this.inFlight > 0) {
       const drained = new Promise<void>((resolve) => {
@@ -227,10 +246,7 @@ export class Scheduler {
         this.inFlight--;
         this.lanes.finish(delivery.endpointId);
         if (this.inFlight === 0) this.drained?.();
-        // The freed capacity (of this process or of the endpoint's lane) may
-        // let due work through. Claims coalesce: while one runs, finishes
-        // only ask for one more.
-        this.nudge();
+        this.nudgeSoon();
       });
   }
 

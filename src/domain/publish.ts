@@ -2,8 +2,7 @@
  * Publishing: validate events, build the envelope each endpoint receives, and
  * store events and deliveries in one statement. Nothing is delivered inline.
  */
-import type { Sql } from "../store/sql.js";
-import { type InsertedEvent, insertEvents, type NewEvent } from "../store/sql/insert-events.js";
+import type { InsertedEvent, NewEvent } from "../store/sql/insert-events.js";
 import { LimitExceededError, ValidationError } from "./errors.js";
 import { newId } from "./ids.js";
 import { checkChannels, checkEventType, checkTenantId } from "./validate.js";
@@ -25,7 +24,8 @@ export interface PublishInput {
 
 /** What publishing needs from the process. */
 export interface PublishContext {
-  sql: Sql;
+  /** Stores events with their deliveries, all or nothing (see store/sql/insert-queue.ts). */
+  insert: (events: readonly NewEvent[]) => Promise<InsertedEvent[]>;
   /** Largest payload accepted, in bytes of JSON. */
   maxPayloadBytes: number;
   /** Called after events with deliveries were committed (wakes the local scheduler). */
@@ -48,7 +48,7 @@ export async function publishEvents(
   if (inputs.length === 0) return [];
   const now = new Date();
   const events = inputs.map((input, i) => prepareEvent(input, now, ctx.maxPayloadBytes, fieldPrefix(i)));
-  const results = await insertEvents(ctx.sql, events);
+  const results = await ctx.insert(events);
   if (results.some((r) => r.deliveryCount > 0)) ctx.onDeliveriesCreated?.();
   return results;
 }

@@ -1,0 +1,80 @@
+/**
+ * Group commit for publishes. Publishes that arrive while a statement is
+ * being written wait and go together in the next one (up to a size limit),
+ * so 64 concurrent unary publishes cost a few statements and commits instead
+ * of 64. Each caller still gets only its own results, and keeps its own
+ * all-or-nothing: if a shared statement fails, every caller's events are
+ * written again on their own, so one caller's bad events never fail another.
+ */
+import type { Sql } from "../sql.js";
+import { type InsertedEvent, insertEvents, type NewEvent } from "./insert-events.js";
+
+interface Waiting {
+  events: readonly NewEvent[];
+  resolve: (results: InsertedEvent[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Coalesces concurrent `insert` calls into shared statements. */
+export class InsertQueue {
+  private queue: Waiting[] = [];
+  private writing = false;
+
+  constructor(
+    private readonly sql: Sql,
+    /** Most events in one shared statement. */
+    private readonly maxEvents = 1_000,
+  ) {}
+
+  /** Stores `events` (all or nothing) with their deliveries; see insertEvents. */
+  insert(events: readonly NewEvent[]): Promise<InsertedEvent[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ events, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    while (this.queue.length > 0) {
+      const group: Waiting[] = [];
+      let size = 0;
+      while (this.queue.length > 0 && (group.length === 0 || size + this.queue[0]!.events.length <= this.maxEvents)) {
+        const next = this.queue.shift()!;
+        group.push(next);
+        size += next.events.length;
+      }
+      await this.write(group);
+    }
+    this.writing = false;
+  }
+
+  private async write(group: Waiting[]): Promise<void> {
+    try {
+      const results = await insertEvents(
+        this.sql,
+        group.flatMap((w) => w.events),
+      );
+      let offset = 0;
+      for (const w of group) {
+        w.resolve(results.slice(offset, offset + w.events.length));
+        offset += w.events.length;
+      }
+    } catch (err) {
+      if (group.length === 1) {
+        group[0]!.reject(err);
+        return;
+      }
+      // Isolate the failure: each caller's events on their own.
+      await Promise.all(
+        group.map(async (w) => {
+          try {
+            w.resolve(await insertEvents(this.sql, w.events));
+          } catch (e) {
+            w.reject(e);
+          }
+        }),
+      );
+    }
+  }
+}

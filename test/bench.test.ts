@@ -1,0 +1,31 @@
+/**
+ * The benchmark is not a test (nothing here is timed), but it must not rot:
+ * run the whole harness once at a tiny scale and check that every figure was
+ * measured and the deliveries were verified.
+ */
+import { describe, expect, it } from "vitest";
+import { runBench, toMarkdown } from "../bench/run.js";
+
+describe("npm run bench", () => {
+  it("runs end to end at a tiny scale and measures every figure", async () => {
+    const result = await runBench("tiny", "sources", () => {});
+    const figures = result.rows.map((r) => r.figure);
+    expect(figures).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^Publish \(unary/),
+        expect.stringMatching(/^PublishBatch \(1,000/),
+        expect.stringMatching(/^PublishStream/),
+        expect.stringMatching(/^Deliveries\/s/),
+        expect.stringMatching(/^Publish-to-receiver p99/),
+        expect.stringMatching(/^Fan-out/),
+        expect.stringMatching(/^CPU per delivery/),
+      ]),
+    );
+    for (const row of result.rows) expect(row.hookline, row.figure).toMatch(/^[\d,.]+$/);
+    const deliveries = result.rows.find((r) => r.figure.startsWith("Deliveries/s"))!;
+    expect(deliveries.baseline).toMatch(/^[\d,.]+$/);
+    expect(result.notes.join("\n")).toMatch(/\d+ sampled deliveries were verified/);
+    expect(result.notes.join("\n")).not.toMatch(/did not verify|duplicate/);
+    expect(toMarkdown(result)).toContain("| figure | Hookline | baseline |");
+  }, 180_000);
+});
