@@ -17,8 +17,10 @@
  *   each endpoint's share of its own limit (see lanes.ts);
  * - a delivery is sent only while this process holds its lease; its outcome
  *   is written only while it still does (see record-outcomes.ts);
- * - an in-flight slot is freed only after its outcome is written, so a slow
- *   database slows claiming instead of piling outcomes up in memory.
+ * - a request's slot is freed when its response is in; its outcome is
+ *   written in the background, still under its lease, and claiming pauses
+ *   while `maxInFlight` outcomes wait, so a slow database slows claiming
+ *   instead of piling outcomes up in memory.
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -26,7 +28,7 @@ import type { Logger } from "pino";
 import type { StoredRetryPolicy } from "../store/entities/index.js";
 import type { Sql } from "../store/sql.js";
 import { type ClaimedDelivery, claimDue } from "../store/sql/claim-due.js";
-import { type HealthRules, releaseLeases } from "../store/sql/record-outcomes.js";
+import { type AttemptOutcome, type HealthRules, releaseLeases } from "../store/sql/record-outcomes.js";
 import { unparkOrphans } from "../store/sql/unpark.js";
 import { heartbeat, unregister } from "../store/sql/workers.js";
 import type { AddressGuard } from "./address-guard.js";
@@ -74,6 +76,8 @@ export class Scheduler {
   readonly workerId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   private state: State = "idle";
   private inFlight = 0;
+  /** Outcomes handed to the writer and not yet stored. */
+  private unwritten = 0;
   private claiming = false;
   private pumpAgain = false;
   private aborting = false;
@@ -157,7 +161,7 @@ export class Scheduler {
     clearTimeout(this.wakeTimer);
     clearTimeout(this.finishTimer);
     await this.listener.stop();
-    if (this.inFlight > 0) {
+    if (this.inFlight > 0 || this.unwritten > 0) {
       const drained = new Promise<void>((resolve) => {
         this.drained = resolve;
       });
@@ -206,7 +210,7 @@ export class Scheduler {
   private async claimLoop(): Promise<void> {
     const o = this.options;
     while (this.state === "running") {
-      const free = o.maxInFlight - this.inFlight;
+      const free = Math.min(o.maxInFlight - this.inFlight, o.maxInFlight - this.unwritten);
       if (free <= 0) return;
       const wanted = Math.min(free, o.claimBatchSize);
       const capacity = this.lanes.capacity();
@@ -245,9 +249,24 @@ export class Scheduler {
       .finally(() => {
         this.inFlight--;
         this.lanes.finish(delivery.endpointId);
-        if (this.inFlight === 0) this.drained?.();
+        if (this.inFlight === 0 && this.unwritten === 0) this.drained?.();
         this.nudgeSoon();
       });
+  }
+
+  /**
+   * Writes an outcome in the background: the request's slot is already free
+   * (the endpoint's capacity is about requests), and the lease covers the
+   * write. Claiming pauses while `maxInFlight` outcomes wait to be written.
+   */
+  private record(outcome: AttemptOutcome): void {
+    this.unwritten++;
+    void this.writer.write(outcome).finally(() => {
+      this.unwritten--;
+      if (this.inFlight === 0 && this.unwritten === 0) this.drained?.();
+      this.nudgeSoon();
+    });
+    if (outcome.nextAttemptAt) this.wakeUpAt(outcome.nextAttemptAt.getTime());
   }
 
   private async attempt(delivery: ClaimedDelivery): Promise<void> {
@@ -277,8 +296,7 @@ export class Scheduler {
       },
       "attempt finished",
     );
-    await this.writer.write(outcome);
-    if (outcome.nextAttemptAt) this.wakeUpAt(outcome.nextAttemptAt.getTime());
+    this.record(outcome);
   }
 
   /**
