@@ -75,6 +75,13 @@ export interface ClaimRequest {
   workers: number;
   /** Consecutive failures that open a circuit. */
   circuitFailureThreshold: number;
+  /**
+   * Due rows to look at (the window). It must exceed `limit` so that
+   * endpoints near their limit do not crowd out the others, and it is the
+   * claim's main cost in PostgreSQL (the window is read whole); the
+   * scheduler sizes it by how much of the last window was usable.
+   */
+  lookahead: number;
 }
 
 const CLAIM_DUE = `
@@ -154,9 +161,6 @@ interface Row {
 
 /** Claims up to `req.limit` due deliveries, fairly across endpoints (see the module comment). */
 export async function claimDue(sql: Sql, req: ClaimRequest): Promise<ClaimedDelivery[]> {
-  // Look further ahead than the rows wanted, so that endpoints at their
-  // limit do not crowd out the others within the window.
-  const lookahead = Math.min(5_000, Math.max(200, req.limit * 8));
   const rows = await sql.query<Row>(CLAIM_DUE, [
     req.workerId,
     req.limit,
@@ -168,7 +172,7 @@ export async function claimDue(sql: Sql, req: ClaimRequest): Promise<ClaimedDeli
     req.defaultMaxInFlight,
     Math.max(1, req.workers),
     req.circuitFailureThreshold,
-    lookahead,
+    req.lookahead,
   ]);
   return rows.map((r) => ({
     id: r.id,
