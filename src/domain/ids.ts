@@ -4,7 +4,8 @@
  * The part after the prefix is a ULID (48-bit millisecond time + 80 random
  * bits, Crockford base32), so ids sort by creation time and list cursors can
  * page by id. Ids made in one process are strictly increasing. Ids made in
- * SQL (see `hookline_id()` in the first migration) use the same format.
+ * SQL use the same format: `hookline_id()` (first migration), and delivery
+ * ids, made from their event's time and a hash (see insert-events.ts).
  */
 import { monotonicFactory } from "ulid";
 

@@ -6,7 +6,8 @@
  * of 1,000 events with all their deliveries is all or nothing, and a single
  * Publish costs one query. The fan-out is set based (INSERT ... SELECT joined
  * against the tenant's endpoints), never a loop per row; delivery ids come
- * from `hookline_id()` in SQL. The AFTER INSERT trigger on `deliveries`
+ * are derived in SQL from the event and endpoint (see the statement). The
+ * AFTER INSERT trigger on `deliveries`
  * notifies the schedulers on commit.
  */
 import type { Sql } from "../sql.js";
@@ -47,7 +48,11 @@ fanned AS (
   -- end of the cool-down like the others (see record-outcomes.ts). An
   -- ordered endpoint's deliveries queued behind another are parked (NULL:
   -- never due, so claims do not scan them) until the one before them ends.
-  SELECT hookline_id('dlv_'), e.id, ep.id, e.tenant_id, e.event_type, 1,
+  -- The delivery id: "dlv_", the event's ULID time (so deliveries sort by
+  -- publish time), then 64 bits of md5(event, endpoint) in hex, whose digits
+  -- are Crockford base32 digits too: a valid, unique ULID-form id made in a
+  -- plain expression (hookline_id() in PL/pgSQL cost about 20 us per row).
+  SELECT 'dlv_' || substr(e.id, 5, 10) || upper(substr(md5(e.id || ep.id), 1, 16)), e.id, ep.id, e.tenant_id, e.event_type, 1,
          CASE
            WHEN ep.ordered AND (
              row_number() OVER (PARTITION BY ep.id ORDER BY i.ord) > 1

@@ -126,15 +126,20 @@ next AS (
 ),
 -- Ordered endpoints: a delivery that ended lets the next one of its endpoint
 -- out of the parking (next_attempt_at NULL) it waited in.
+-- (Ordered endpoints of the batch first, then one index probe each: an
+-- unordered endpoint's backlog is never read here.)
 promoted AS (
   UPDATE deliveries n SET next_attempt_at = now()
   FROM (
-    SELECT DISTINCT ON (p.endpoint_id) p.id
-    FROM deliveries p
-    JOIN endpoints ep ON ep.id = p.endpoint_id AND ep.ordered
-    WHERE p.endpoint_id IN (SELECT d.endpoint_id FROM deliveries d JOIN r ON r.delivery_id = d.id WHERE r.status IN (3, 4))
-      AND p.status IN (1, 2) AND p.next_attempt_at IS NULL
-    ORDER BY p.endpoint_id, p.seq
+    SELECT head.id
+    FROM endpoints ep
+    CROSS JOIN LATERAL (
+      SELECT p.id FROM deliveries p
+      WHERE p.endpoint_id = ep.id AND p.status IN (1, 2) AND p.next_attempt_at IS NULL
+      ORDER BY p.seq LIMIT 1
+    ) head
+    WHERE ep.ordered AND ep.id IN (
+      SELECT d.endpoint_id FROM deliveries d JOIN r ON r.delivery_id = d.id WHERE r.status IN (3, 4))
   ) head
   WHERE n.id = head.id
 )
