@@ -14,11 +14,14 @@ import type pg from "pg";
 /** Runs parameterised SQL on a pooled connection. */
 export interface Sql {
   /**
-   * Runs one statement and returns its rows. Statements of the hot paths
-   * are prepared once per connection (named after their text), so
-   * PostgreSQL plans them once instead of on every call.
+   * Runs one statement and returns its rows. With `prepare`, the statement
+   * is prepared once per connection (named after its text), so PostgreSQL
+   * plans it once instead of on every call: the single-event publish went
+   * from 1.64 ms to 0.67 ms. Only for small inputs: a prepared statement
+   * soon runs on a generic plan, which for `unnest` over 1,000 rows was
+   * nearly twice as slow as a fresh plan (132 ms against 72 ms per batch).
    */
-  query<R extends object = Record<string, unknown>>(text: string, values?: unknown[]): Promise<R[]>;
+  query<R extends object = Record<string, unknown>>(text: string, values?: unknown[], prepare?: boolean): Promise<R[]>;
   /** Runs `fn` inside one transaction on one connection. */
   transaction<T>(fn: (tx: Pick<Sql, "query">) => Promise<T>): Promise<T>;
 }
@@ -40,13 +43,15 @@ export function sqlFromOrm(orm: MikroORM): Sql {
     }
   }
   return {
-    query: (text, values) => withConnection(async (c) => (await c.query({ name: statementName(text), text, values })).rows as never),
+    query: (text, values, prepare) =>
+      withConnection(async (c) => (await c.query({ name: prepare ? statementName(text) : undefined, text, values })).rows as never),
     transaction: (fn) =>
       withConnection(async (c) => {
         await c.query("BEGIN");
         try {
           const result = await fn({
-            query: async (text, values) => (await c.query({ name: statementName(text), text, values })).rows as never,
+            query: async (text, values, prepare) =>
+              (await c.query({ name: prepare ? statementName(text) : undefined, text, values })).rows as never,
           });
           await c.query("COMMIT");
           return result;
@@ -60,9 +65,8 @@ export function sqlFromOrm(orm: MikroORM): Sql {
 
 const names = new Map<string, string>();
 
-/** A stable prepared-statement name per statement text (statements with parameters only). */
-function statementName(text: string): string | undefined {
-  if (!text.includes("$1")) return undefined;
+/** A stable prepared-statement name per statement text. */
+function statementName(text: string): string {
   let name = names.get(text);
   if (name === undefined) {
     name = `hookline_${names.size}`;

@@ -12,6 +12,9 @@
  */
 import type { Sql } from "../sql.js";
 
+/** Inputs up to this many rows run as prepared statements (see Sql.query). */
+const SMALL = 8;
+
 /** One event to store. */
 export interface NewEvent {
   id: string;
@@ -91,14 +94,18 @@ JOIN unnest($1::text[], $2::text[]) AS k (tenant_id, idempotency_key)
  * original event's id with `duplicate` set.
  */
 export async function insertEvents(sql: Sql, events: readonly NewEvent[]): Promise<InsertedEvent[]> {
-  const rows = await sql.query<{ id: string; delivery_count: number }>(INSERT_EVENTS, [
+  const rows = await sql.query<{ id: string; delivery_count: number }>(
+    INSERT_EVENTS,
+    [
     events.map((e) => e.id),
     events.map((e) => e.tenantId),
     events.map((e) => e.eventType),
     events.map((e) => e.idempotencyKey),
     events.map((e) => e.body),
     events.map((e) => JSON.stringify(e.channels)),
-  ]);
+    ],
+    events.length <= SMALL,
+  );
   const counts = new Map(rows.map((r) => [r.id, r.delivery_count]));
   const duplicates = events.filter((e) => !counts.has(e.id));
   const originals = new Map<string, string>();
