@@ -84,6 +84,28 @@ export interface ClaimRequest {
   lookahead: number;
 }
 
+/**
+ * The claim statement for a given row limit and window. Both are written
+ * into the text as constants (powers of two, so there are few variants):
+ * each variant is prepared once per connection and its cached plan knows
+ * its limits. With them as parameters the cached generic plan took 12-14 ms
+ * on a 20,000-row backlog, against 2.5-3.4 ms planned afresh (1.2 ms of it
+ * planning) and under 1 ms this way.
+ */
+function claimStatement(limit: number, lookahead: number): string {
+  return (
+    CLAIM_DUE.replace("LIMIT $11", `LIMIT ${lookahead}`)
+      .replace("LIMIT $2\n", `LIMIT ${limit}\n`)
+      // $3..$10 become $2..$9.
+      .replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) > 2 ? Number(n) - 1 : n}`)
+  );
+}
+
+/** The largest power of two not above `n` (at least 1). */
+function powerOfTwoBelow(n: number): number {
+  return 2 ** Math.floor(Math.log2(Math.max(1, n)));
+}
+
 const CLAIM_DUE = `
 WITH lanes AS (
   SELECT * FROM unnest($6::text[], $7::int[]) AS l (endpoint_id, free)
@@ -161,9 +183,10 @@ interface Row {
 
 /** Claims up to `req.limit` due deliveries, fairly across endpoints (see the module comment). */
 export async function claimDue(sql: Sql, req: ClaimRequest): Promise<ClaimedDelivery[]> {
-  const rows = await sql.query<Row>(CLAIM_DUE, [
+  const limit = powerOfTwoBelow(req.limit);
+  const lookahead = Math.max(limit, powerOfTwoBelow(req.lookahead));
+  const rows = await sql.query<Row>(claimStatement(limit, lookahead), [
     req.workerId,
-    req.limit,
     req.leaseMarginMs,
     req.defaultTimeoutMs,
     req.exclude,
@@ -172,9 +195,6 @@ export async function claimDue(sql: Sql, req: ClaimRequest): Promise<ClaimedDeli
     req.defaultMaxInFlight,
     Math.max(1, req.workers),
     req.circuitFailureThreshold,
-    req.lookahead,
-    // Prepared: planning this statement afresh cost more than the generic
-    // plan does (bench: 3,300 against 2,000 deliveries/s).
   ], true);
   return rows.map((r) => ({
     id: r.id,
