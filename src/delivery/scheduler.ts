@@ -67,7 +67,7 @@ const LIVE_WITHIN_MS = 15_000;
 const UNPARK_EVERY_BEATS = 12;
 /** Bounds of the claim's window of due rows (see adaptLookahead). */
 const LOOKAHEAD_MIN = 32;
-const LOOKAHEAD_MAX = 5_000;
+const LOOKAHEAD_MAX = 4_096;
 /** How long finished attempts wait to share a claim (see nudgeSoon). */
 const FINISH_DEBOUNCE_MS = 0;
 /** Wake-up moments remembered at most (see wakeUpAt). */
