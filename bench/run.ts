@@ -15,7 +15,6 @@
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,6 +28,7 @@ import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
 import { databaseUrl, startEmbeddedPostgres } from "../src/store/embedded-postgres.js";
 import { type HooklineProcess, spawnHookline } from "../test/support/process.js";
 import { GrpcLoad } from "./grpc-load.js";
+import { freePort } from "../test/support/free-port.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
@@ -187,13 +187,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A fresh database for the run: on DATABASE_URL's server, or an embedded one. */
 async function benchDatabase(): Promise<{ url: string; version: string; drop(): Promise<void> }> {

@@ -3,7 +3,6 @@
  * the data directory, and what it stored is there after a restart.
  */
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -12,19 +11,13 @@ import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { startHookline } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { client } from "../support/clients.js";
+import { freePort } from "../support/free-port.js";
 
 const dirs: string[] = [];
 afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe("embedded PostgreSQL", () => {
   it("is started when DATABASE_URL is unset and keeps data across restarts", async () => {

@@ -7,11 +7,11 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer } from "node:net";
 import type { TestProject } from "vitest/node";
 import pg from "pg";
 import { databaseUrl, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
 import { openStore } from "../../src/store/store.js";
+import { freePort } from "./free-port.js";
 
 export const TEMPLATE_DATABASE = "hookline_test_template";
 
@@ -22,16 +22,6 @@ declare module "vitest" {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let serverUrl: string;
