@@ -7,6 +7,7 @@
  * SQL use the same format: `hookline_id()` (first migration), and delivery
  * ids, made from their event's time and a hash (see insert-events.ts).
  */
+import { randomFillSync } from "node:crypto";
 import { monotonicFactory } from "ulid";
 
 /** The prefix of each kind of id. */
@@ -21,7 +22,22 @@ export const ID_PREFIX = {
 /** A kind of id. */
 export type IdKind = keyof typeof ID_PREFIX;
 
-const ulid = monotonicFactory();
+/**
+ * Cryptographic randomness for the ULID's random part, drawn from a pooled
+ * buffer: ulid asks for one number per character, and a randomFillSync call
+ * per character was 2 % of the delivery worker's CPU in the benchmark.
+ */
+const pool = new Uint32Array(1024);
+let next = pool.length;
+function pooledRandom(): number {
+  if (next === pool.length) {
+    randomFillSync(pool);
+    next = 0;
+  }
+  return pool[next++]! / 2 ** 32;
+}
+
+const ulid = monotonicFactory(pooledRandom);
 
 /** Makes a new id of the given kind. */
 export function newId(kind: IdKind): string {
