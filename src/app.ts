@@ -79,7 +79,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   const publish: PublishContext = {
     insert: (events) => inserts.insert(events),
     maxPayloadBytes: config.maxPayloadBytes,
-    onDeliveriesCreated: scheduler ? () => scheduler.nudge() : undefined,
+    onDeliveriesCreated: scheduler ? (ids) => scheduler.take(ids) : undefined,
   };
 
   let server: ApiServer | undefined;

@@ -70,6 +70,8 @@ const LOOKAHEAD_MIN = 32;
 const LOOKAHEAD_MAX = 4_096;
 /** How long finished attempts wait to share a claim (see nudgeSoon). */
 const FINISH_DEBOUNCE_MS = 0;
+/** Published delivery ids waiting to be taken, at most (the rest wait for ordinary claims). */
+const MAX_TAKEN = 10_000;
 /** Wake-up moments remembered at most (see wakeUpAt). */
 const MAX_WAKE_TIMES = 10_000;
 
@@ -82,6 +84,10 @@ export class Scheduler {
   /** Outcomes handed to the writer and not yet stored. */
   private unwritten = 0;
   private claiming = false;
+  /** Deliveries published here, to claim by id (see take). */
+  private taken: string[] = [];
+  /** Some trigger asked for a claim over the due window (see nudge). */
+  private windowWanted = false;
   private pumpAgain = false;
   private aborting = false;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -119,9 +125,27 @@ export class Scheduler {
     this.nudge();
   }
 
-  /** Asks for a claim now, e.g. right after a local publish committed. */
+  /**
+   * Takes deliveries this process just published: claimed by primary key
+   * (the same rules as any claim, without reading the due window), which
+   * is what makes an idle publish reach its receiver in milliseconds. Those
+   * it cannot take now (their endpoint at its limit, another process was
+   * faster) are left to the ordinary claims.
+   */
+  take(deliveryIds: readonly string[]): void {
+    if (this.state !== "running") return;
+    if (this.taken.length < MAX_TAKEN) this.taken.push(...deliveryIds.slice(0, MAX_TAKEN - this.taken.length));
+    this.startClaiming();
+  }
+
+  /** Asks for a claim now (a notification, a timer, the poll, a finished attempt). */
   nudge(): void {
     if (this.state !== "running") return;
+    this.windowWanted = true;
+    this.startClaiming();
+  }
+
+  private startClaiming(): void {
     if (this.claiming) {
       this.pumpAgain = true;
       return;
@@ -131,7 +155,7 @@ export class Scheduler {
       this.claiming = false;
       if (this.pumpAgain) {
         this.pumpAgain = false;
-        this.nudge();
+        this.startClaiming();
       }
     });
   }
@@ -238,13 +262,21 @@ export class Scheduler {
       const free = Math.min(o.maxInFlight - this.inFlight, o.maxInFlight - this.unwritten);
       if (free <= 0) return;
       const wanted = Math.min(free, o.claimBatchSize);
+      let ids: string[] | undefined;
+      if (this.taken.length > 0) {
+        ids = this.taken.splice(0, wanted);
+      } else if (this.windowWanted) {
+        this.windowWanted = false;
+      } else {
+        return;
+      }
       const capacity = this.lanes.capacity();
       if (capacity.nextTokenInMs !== undefined) this.wakeUpAt(Date.now() + capacity.nextTokenInMs);
       let claimed: ClaimedDelivery[];
       try {
         claimed = await claimDue(o.sql, {
           workerId: this.workerId,
-          limit: wanted,
+          limit: ids ? ids.length : wanted,
           leaseMarginMs: o.leaseMarginMs,
           defaultTimeoutMs: o.requestTimeoutMs,
           exclude: capacity.exclude,
@@ -252,15 +284,18 @@ export class Scheduler {
           defaultMaxInFlight: o.endpointMaxInFlight,
           workers: this.lanes.workerCount,
           circuitFailureThreshold: o.circuitFailureThreshold,
-          lookahead: this.lookahead,
+          lookahead: ids ? ids.length : this.lookahead,
+          ids,
         });
       } catch (err) {
         o.log.error({ err }, "claiming due deliveries failed; retrying at the next poll");
         return;
       }
-      this.adaptLookahead(claimed.length, wanted);
       for (const delivery of claimed) this.run(delivery);
-      if (claimed.length < wanted) return;
+      if (ids) continue;
+      this.adaptLookahead(claimed.length, wanted);
+      // A full claim: more may be due at once.
+      if (claimed.length >= wanted) this.windowWanted = true;
     }
   }
 

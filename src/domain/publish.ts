@@ -28,12 +28,12 @@ export interface PublishContext {
   insert: (events: readonly NewEvent[]) => Promise<InsertedEvent[]>;
   /** Largest payload accepted, in bytes of JSON. */
   maxPayloadBytes: number;
-  /** Called after events with deliveries were committed (wakes the local scheduler). */
-  onDeliveriesCreated?: () => void;
+  /** Called with the deliveries created, once committed (the local scheduler takes them at once). */
+  onDeliveriesCreated?: (deliveryIds: string[]) => void;
 }
 
 /** The result of publishing one event. */
-export type PublishResult = InsertedEvent;
+export type PublishResult = Omit<InsertedEvent, "deliveryIds">;
 
 /**
  * Validates and stores `inputs` (all or nothing) and returns one result per
@@ -49,7 +49,8 @@ export async function publishEvents(
   const now = new Date();
   const events = inputs.map((input, i) => prepareEvent(input, now, ctx.maxPayloadBytes, fieldPrefix(i)));
   const results = await ctx.insert(events);
-  if (results.some((r) => r.deliveryCount > 0)) ctx.onDeliveriesCreated?.();
+  const created = results.flatMap((r) => r.deliveryIds);
+  if (created.length > 0) ctx.onDeliveriesCreated?.(created);
   return results;
 }
 

@@ -30,6 +30,8 @@ export interface InsertedEvent {
   eventId: string;
   deliveryCount: number;
   duplicate: boolean;
+  /** The deliveries created for it, so a local scheduler can take them at once. */
+  deliveryIds: string[];
 }
 
 const INSERT_EVENTS = `
@@ -75,11 +77,11 @@ fanned AS (
   -- Deliveries take their seq (publish order, for ordered endpoints) in the
   -- order the events were given.
   ORDER BY i.ord
-  RETURNING event_id
+  RETURNING id, event_id
 )
-SELECT i.id, coalesce(c.n, 0)::int AS delivery_count
+SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids
 FROM inserted i
-LEFT JOIN (SELECT event_id, count(*) AS n FROM fanned GROUP BY event_id) c ON c.event_id = i.id`;
+LEFT JOIN (SELECT event_id, count(*) AS n, array_agg(id) AS ids FROM fanned GROUP BY event_id) c ON c.event_id = i.id`;
 
 const FIND_DUPLICATES = `
 SELECT DISTINCT ON (e.tenant_id, e.idempotency_key) e.tenant_id, e.idempotency_key, e.id
@@ -94,7 +96,7 @@ JOIN unnest($1::text[], $2::text[]) AS k (tenant_id, idempotency_key)
  * original event's id with `duplicate` set.
  */
 export async function insertEvents(sql: Sql, events: readonly NewEvent[]): Promise<InsertedEvent[]> {
-  const rows = await sql.query<{ id: string; delivery_count: number }>(
+  const rows = await sql.query<{ id: string; delivery_count: number; delivery_ids: string[] | null }>(
     INSERT_EVENTS,
     [
     events.map((e) => e.id),
@@ -107,6 +109,7 @@ export async function insertEvents(sql: Sql, events: readonly NewEvent[]): Promi
     events.length <= SMALL,
   );
   const counts = new Map(rows.map((r) => [r.id, r.delivery_count]));
+  const deliveryIds = new Map(rows.map((r) => [r.id, r.delivery_ids ?? []]));
   const duplicates = events.filter((e) => !counts.has(e.id));
   const originals = new Map<string, string>();
   if (duplicates.length > 0) {
@@ -121,11 +124,13 @@ export async function insertEvents(sql: Sql, events: readonly NewEvent[]): Promi
   }
   return events.map((e) => {
     const count = counts.get(e.id);
-    if (count !== undefined) return { eventId: e.id, deliveryCount: count, duplicate: false };
+    if (count !== undefined) {
+      return { eventId: e.id, deliveryCount: count, duplicate: false, deliveryIds: deliveryIds.get(e.id) ?? [] };
+    }
     const original = originals.get(`${e.tenantId}\u0000${e.idempotencyKey}`);
     if (original === undefined) {
       throw new Error(`event ${e.id} was neither stored nor a duplicate`);
     }
-    return { eventId: original, deliveryCount: 0, duplicate: true };
+    return { eventId: original, deliveryCount: 0, duplicate: true, deliveryIds: [] };
   });
 }
