@@ -14,8 +14,8 @@
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { readFile, readdir, writeFile } from "node:fs/promises";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -25,10 +25,10 @@ import pg from "pg";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { PublishBatchRequestSchema, PublishRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
-import { databaseUrl, startEmbeddedPostgres } from "../src/store/embedded-postgres.js";
+import { databaseUrl } from "../src/store/embedded-postgres.js";
 import { type HooklineProcess, spawnHookline } from "../test/support/process.js";
 import { GrpcLoad } from "./grpc-load.js";
-import { freePort } from "../test/support/free-port.js";
+import { startPostgresServer } from "../test/support/postgres-server.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
@@ -191,18 +191,7 @@ function percentile(sorted: number[], p: number): number {
 /** A fresh database for the run: on DATABASE_URL's server, or an embedded one. */
 async function benchDatabase(): Promise<{ url: string; version: string; drop(): Promise<void> }> {
   const name = `hookline_bench_${randomBytes(4).toString("hex")}`;
-  let serverUrl = process.env.DATABASE_URL;
-  let stopEmbedded = async () => {};
-  if (!serverUrl) {
-    const dir = await mkdtemp(join(tmpdir(), "hookline-bench-"));
-    await chmod(dir, 0o755);
-    const embedded = await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort() });
-    serverUrl = embedded.serverUrl;
-    stopEmbedded = async () => {
-      await embedded.stop();
-      await rm(dir, { recursive: true, force: true });
-    };
-  }
+  const { serverUrl, stop: stopServer } = await startPostgresServer();
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
@@ -216,7 +205,7 @@ async function benchDatabase(): Promise<{ url: string; version: string; drop(): 
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
-      await stopEmbedded();
+      await stopServer();
     },
   };
 }

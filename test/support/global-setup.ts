@@ -4,14 +4,11 @@
  * template database once, and hands its server URL to the test files, each
  * of which clones the template into a fresh database (see database.ts).
  */
-import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import pg from "pg";
-import { databaseUrl, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
+import { databaseUrl } from "../../src/store/embedded-postgres.js";
+import { startPostgresServer } from "./postgres-server.js";
 import { openStore } from "../../src/store/store.js";
-import { freePort } from "./free-port.js";
 
 export const TEMPLATE_DATABASE = "hookline_test_template";
 
@@ -24,21 +21,7 @@ declare module "vitest" {
 
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  let serverUrl: string;
-  let stop = async () => {};
-  if (process.env.DATABASE_URL) {
-    serverUrl = process.env.DATABASE_URL;
-  } else {
-    const dir = await mkdtemp(join(tmpdir(), "hookline-test-pg-"));
-    // Reachable by the "postgres" user that runs the server when tests run as root.
-    await chmod(dir, 0o755);
-    const embedded = await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort() });
-    serverUrl = embedded.serverUrl;
-    stop = async () => {
-      await embedded.stop();
-      await rm(dir, { recursive: true, force: true });
-    };
-  }
+  const { serverUrl, stop } = await startPostgresServer();
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DATABASE} WITH (FORCE)`);
