@@ -72,6 +72,8 @@ const LOOKAHEAD_MAX = 4_096;
 const FINISH_DEBOUNCE_MS = 0;
 /** Published delivery ids waiting to be taken, at most (the rest wait for ordinary claims). */
 const MAX_TAKEN = 10_000;
+/** How late a wake-up timer fires after its moment (see armWakeTimer). */
+const WAKE_LATE_MS = 2;
 /** Wake-up moments remembered at most (see wakeUpAt). */
 const MAX_WAKE_TIMES = 10_000;
 
@@ -392,7 +394,10 @@ export class Scheduler {
       while (this.wakeTimes.length > 0 && this.wakeTimes[0]! <= now) this.wakeTimes.shift();
       this.nudge();
       this.armWakeTimer();
-    }, Math.max(0, next - Date.now()));
+      // A little late on purpose: due times from PostgreSQL carry
+      // microseconds that a JS Date drops, and a timer that fires a fraction
+      // of a millisecond early finds nothing due and no later wake-up.
+    }, Math.max(0, next - Date.now()) + WAKE_LATE_MS);
     this.wakeTimer.unref();
   }
 }
