@@ -31,10 +31,6 @@ export function retryDelay(
   return Math.max(0, Math.round(base * spread));
 }
 
-/** Total attempts a policy allows, the first included. */
-export function maxAttempts(policy: StoredRetryPolicy): number {
-  return policy.kind === "schedule" ? policy.delaysMs.length + 1 : policy.maxAttempts;
-}
 
 /**
  * Parses a `Retry-After` header: delay-seconds or an HTTP date. Returns the

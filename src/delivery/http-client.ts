@@ -12,7 +12,7 @@ import { buildConnector, type Dispatcher, Pool } from "undici";
 import type { AddressGuard } from "./address-guard.js";
 
 /** How an attempt ended without an HTTP response, or with a bad one. */
-export type ErrorClass = "http" | "timeout" | "connection" | "tls" | "dns" | "ssrf" | "internal";
+export type ErrorClass = "http" | "timeout" | "connection" | "tls" | "dns" | "ssrf";
 
 /** Response headers kept in {@link HttpResult.headers}. */
 const HEADERS_OF_INTEREST = ["retry-after", "location", "content-type"] as const;

@@ -4,8 +4,8 @@
  * The part after the prefix is a ULID (48-bit millisecond time + 80 random
  * bits, Crockford base32), so ids sort by creation time and list cursors can
  * page by id. Ids made in one process are strictly increasing. Ids made in
- * SQL use the same format: `hookline_id()` (first migration), and delivery
- * ids, made from their event's time and a hash (see insert-events.ts).
+ * SQL use the same format: delivery ids, made from their event's time and a
+ * hash (see insert-events.ts).
  */
 import { randomFillSync } from "node:crypto";
 import { monotonicFactory } from "ulid";
@@ -44,10 +44,3 @@ export function newId(kind: IdKind): string {
   return ID_PREFIX[kind] + ulid();
 }
 
-const ULID_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
-
-/** Tells whether `id` is well formed for its kind. */
-export function isId(kind: IdKind, id: string): boolean {
-  const prefix = ID_PREFIX[kind];
-  return id.startsWith(prefix) && ULID_RE.test(id.slice(prefix.length));
-}

@@ -22,8 +22,6 @@ export interface Sql {
    * nearly twice as slow as a fresh plan (132 ms against 72 ms per batch).
    */
   query<R extends object = Record<string, unknown>>(text: string, values?: unknown[], prepare?: boolean): Promise<R[]>;
-  /** Runs `fn` inside one transaction on one connection. */
-  transaction<T>(fn: (tx: Pick<Sql, "query">) => Promise<T>): Promise<T>;
 }
 
 interface KnexClient {
@@ -45,21 +43,6 @@ export function sqlFromOrm(orm: MikroORM): Sql {
   return {
     query: (text, values, prepare) =>
       withConnection(async (c) => (await c.query({ name: prepare ? statementName(text) : undefined, text, values })).rows as never),
-    transaction: (fn) =>
-      withConnection(async (c) => {
-        await c.query("BEGIN");
-        try {
-          const result = await fn({
-            query: async (text, values, prepare) =>
-              (await c.query({ name: prepare ? statementName(text) : undefined, text, values })).rows as never,
-          });
-          await c.query("COMMIT");
-          return result;
-        } catch (err) {
-          await c.query("ROLLBACK").catch(() => {});
-          throw err;
-        }
-      }),
   };
 }
 

@@ -70,10 +70,14 @@ describe("fan-out", () => {
 
     const res = await ingest.publish(event({ tenantId: "fan", channels: ["eu"] }));
     expect(res.deliveryCount).toBe(4);
-    const rows = await db.query<{ endpoint_id: string }>("SELECT endpoint_id FROM deliveries WHERE event_id = $1", [
-      res.eventId,
-    ]);
+    const rows = await db.query<{ id: string; endpoint_id: string }>(
+      "SELECT id, endpoint_id FROM deliveries WHERE event_id = $1",
+      [res.eventId],
+    );
     expect(rows.map((r) => r.endpoint_id).sort()).toEqual([all.id, exact.id, prefix.id, eu.id].sort());
+    // Delivery ids are made in SQL; they are ULID-form ids led by the event's time.
+    for (const r of rows) expect(r.id).toMatch(new RegExp(`^dlv_${res.eventId.slice(4, 14)}[0-9A-HJKMNP-TV-Z]{16}$`));
+    expect(new Set(rows.map((r) => r.id)).size).toBe(4);
 
     // Without channels, channel-filtered endpoints match on type alone.
     const noChannels = await ingest.publish(event({ tenantId: "fan" }));

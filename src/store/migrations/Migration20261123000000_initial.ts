@@ -2,40 +2,11 @@ import { Migration } from "@mikro-orm/migrations";
 
 /**
  * The initial schema. Written by hand rather than generated so that the
- * partial indexes the delivery hot path depends on, the id function and the
- * wake-up trigger are explicit and reviewed.
+ * partial indexes the delivery hot path depends on and the wake-up trigger
+ * are explicit and reviewed.
  */
 export class Migration20261123000000_initial extends Migration {
   override async up(): Promise<void> {
-    // hookline_id(prefix): the same time-sortable ULID ids as src/domain/ids.ts,
-    // for rows made in SQL (deliveries created by the fan-out INSERT ... SELECT).
-    this.addSql(`
-      CREATE FUNCTION hookline_id(prefix text) RETURNS text
-      LANGUAGE plpgsql VOLATILE PARALLEL SAFE AS $$
-      DECLARE
-        alphabet constant text := '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-        ms bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
-        rnd bytea := uuid_send(gen_random_uuid());
-        hi bigint := (get_byte(rnd, 0)::bigint << 32) | (get_byte(rnd, 1)::bigint << 24)
-                   | (get_byte(rnd, 2)::bigint << 16) | (get_byte(rnd, 3)::bigint << 8) | get_byte(rnd, 4);
-        lo bigint := (get_byte(rnd, 9)::bigint << 32) | (get_byte(rnd, 10)::bigint << 24)
-                   | (get_byte(rnd, 11)::bigint << 16) | (get_byte(rnd, 12)::bigint << 8) | get_byte(rnd, 13);
-        result text := prefix;
-        i int;
-      BEGIN
-        FOR i IN REVERSE 9..0 LOOP
-          result := result || substr(alphabet, ((ms >> (5 * i)) & 31)::int + 1, 1);
-        END LOOP;
-        FOR i IN REVERSE 7..0 LOOP
-          result := result || substr(alphabet, ((hi >> (5 * i)) & 31)::int + 1, 1);
-        END LOOP;
-        FOR i IN REVERSE 7..0 LOOP
-          result := result || substr(alphabet, ((lo >> (5 * i)) & 31)::int + 1, 1);
-        END LOOP;
-        RETURN result;
-      END $$;
-    `);
-
     this.addSql(`
       CREATE TABLE endpoints (
         id text PRIMARY KEY,
@@ -140,6 +111,6 @@ export class Migration20261123000000_initial extends Migration {
 
   override async down(): Promise<void> {
     this.addSql(`DROP TABLE IF EXISTS attempts, deliveries, events, endpoints, event_types`);
-    this.addSql(`DROP FUNCTION IF EXISTS hookline_notify_due(), hookline_id(text)`);
+    this.addSql(`DROP FUNCTION IF EXISTS hookline_notify_due()`);
   }
 }

@@ -56,7 +56,7 @@ fanned AS (
   -- The delivery id: "dlv_", the event's ULID time (so deliveries sort by
   -- publish time), then 64 bits of md5(event, endpoint) in hex, whose digits
   -- are Crockford base32 digits too: a valid, unique ULID-form id made in a
-  -- plain expression (hookline_id() in PL/pgSQL cost about 20 us per row).
+  -- plain expression (a PL/pgSQL ULID function cost about 20 us per row).
   SELECT 'dlv_' || substr(e.id, 5, 10) || upper(substr(md5(e.id || ep.id), 1, 16)), e.id, ep.id, e.tenant_id, e.event_type, 1,
          CASE
            WHEN ep.ordered AND (
