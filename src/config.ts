@@ -109,7 +109,7 @@ export function loadConfig(env: Env = process.env): Config {
     apiEnabled: bool(env, "HOOKLINE_API", true),
     schedulerEnabled: bool(env, "HOOKLINE_SCHEDULER", true),
     maxInFlight: int(env, "HOOKLINE_MAX_IN_FLIGHT", 256, 1, 100_000),
-    claimBatchSize: int(env, "HOOKLINE_CLAIM_BATCH_SIZE", 100, 1, 10_000),
+    claimBatchSize: int(env, "HOOKLINE_CLAIM_BATCH_SIZE", 256, 1, 10_000),
     pollIntervalMs: duration(env, "HOOKLINE_POLL_INTERVAL", 1_000, 10, HOUR),
     leaseMarginMs: duration(env, "HOOKLINE_LEASE_MARGIN", 30_000, 1_000, HOUR),
     requestTimeoutMs: duration(env, "HOOKLINE_REQUEST_TIMEOUT", 15_000, 1_000, 300_000),

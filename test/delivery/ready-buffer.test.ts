@@ -1,0 +1,72 @@
+/**
+ * The scheduler's ready buffer: deliveries of a fast endpoint are leased
+ * ahead of a free slot, never sent beyond the endpoint's limits, and given
+ * back (due at once, no attempt used) when the process stops.
+ */
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
+import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
+import { client } from "../support/clients.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { startTestHookline } from "../support/hookline.js";
+import { type Receiver, startReceiver } from "../support/receiver.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let db: TestDatabase;
+let r: Receiver;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  r = await startReceiver();
+});
+
+afterAll(async () => {
+  await r?.close();
+  await db?.drop();
+});
+
+it("leases a fast endpoint's backlog ahead, within its limit, and gives unstarted leases back on stop", async () => {
+  const app = await startTestHookline(db.url, { HOOKLINE_POLL_INTERVAL: "1h", HOOKLINE_SHUTDOWN_TIMEOUT: "5s" });
+  let inFlight = 0;
+  let maxSeen = 0;
+  r.reply(async () => {
+    inFlight++;
+    maxSeen = Math.max(maxSeen, inFlight);
+    await sleep(20);
+    inFlight--;
+    return { status: 200 };
+  });
+  const admin = client(WebhookAdmin, "connect-http2", app.url);
+  const ingest = client(EventIngest, "connect-http2", app.url);
+  const { endpoint } = await admin.createEndpoint({ tenantId: "buf", url: `${r.url}/buf`, maxInFlight: 2 });
+  const events = 300;
+  await ingest.publishBatch({
+    events: Array.from({ length: events }, (_, i) => ({
+      tenantId: "buf",
+      eventType: "t.e",
+      payload: { case: "payloadJson" as const, value: `{"n":${i}}` },
+    })),
+  });
+  // Once the endpoint's response time is known, more are leased than are in flight.
+  await expect
+    .poll(
+      async () =>
+        Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM deliveries WHERE locked_by IS NOT NULL AND status IN (1, 2)"))[0]!.n),
+      { timeout: 5_000, interval: 5 },
+    )
+    .toBeGreaterThan(2);
+  await app.stop();
+  expect(maxSeen).toBeLessThanOrEqual(2);
+  const sent = r.requests.length;
+  expect(sent).toBeLessThan(events);
+  const rows = await db.query<{ status: number; attempt_count: number; locked_by: string | null; due: boolean }>(
+    "SELECT status, attempt_count, locked_by, next_attempt_at <= now() AS due FROM deliveries WHERE endpoint_id = $1",
+    [endpoint!.id],
+  );
+  // Nothing is left leased, every request sent was recorded, and the rest is due at once with no attempt used.
+  expect(rows.filter((d) => d.locked_by !== null)).toEqual([]);
+  expect(rows.reduce((a, d) => a + d.attempt_count, 0)).toBe(sent);
+  const waiting = rows.filter((d) => d.status !== 3);
+  expect(waiting.length).toBe(events - sent);
+  expect(waiting.every((d) => d.attempt_count === 0 && d.due)).toBe(true);
+});
