@@ -3,6 +3,7 @@
  * or DATABASE_URL), API server and delivery scheduler, each switched by
  * configuration. `main.ts` runs it for `npm start`; tests run it in-process.
  */
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -46,7 +47,10 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     url = await embedded.ensureDatabase("hookline");
   }
 
-  const store = await openStore(url, config.dbPoolSize);
+  // Names this process's connections, so its scheduler can skip the wake-ups
+  // of its own publishes (it takes those by id; see Scheduler.take).
+  const applicationName = `hookline-${randomBytes(6).toString("hex")}`;
+  const store = await openStore(url, config.dbPoolSize, applicationName);
   const health = new HealthState();
   // One guard for deliveries and endpoint creation, so both judge alike.
   const addressGuard = new AddressGuard(config.allowedCidrs);
@@ -54,6 +58,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     ? new Scheduler({
         sql: store.sql,
         databaseUrl: url,
+        applicationName,
         log: log.child({ component: "scheduler" }),
         maxInFlight: config.maxInFlight,
         claimBatchSize: config.claimBatchSize,

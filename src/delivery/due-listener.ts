@@ -3,6 +3,8 @@
  * `deliveries` notifies on every commit that creates deliveries, in any
  * Hookline process, and the scheduler wakes at once instead of at its next
  * poll. Reconnects by itself; while disconnected the poll keeps things going.
+ * A notification carries the publishing connection's application_name; those
+ * of this process's own connections are skipped (its scheduler took them).
  */
 import pg from "pg";
 import type { Logger } from "pino";
@@ -20,6 +22,8 @@ export class DueListener {
     private readonly url: string,
     private readonly onNotify: () => void,
     private readonly log: Logger,
+    /** The application_name of this process's own connections. */
+    private readonly own?: string,
   ) {}
 
   /** Connects and listens; resolves once listening (or after a failed first try, retrying in the background). */
@@ -39,7 +43,9 @@ export class DueListener {
   private async connect(): Promise<void> {
     if (this.stopped) return;
     const client = new pg.Client({ connectionString: this.url, application_name: "hookline-listener" });
-    client.on("notification", () => this.onNotify());
+    client.on("notification", (msg) => {
+      if (this.own === undefined || msg.payload !== this.own) this.onNotify();
+    });
     client.on("error", (err) => this.lost(client, err));
     client.on("end", () => this.lost(client, new Error("connection ended")));
     try {

@@ -60,6 +60,11 @@ export interface SchedulerOptions extends RetryRules, HealthRules {
   sql: Sql;
   /** URL for the LISTEN connection. */
   databaseUrl: string;
+  /**
+   * The application_name of this process's pool connections: their
+   * publishes' wake-ups are skipped, since take() gets those deliveries.
+   */
+  applicationName?: string;
   log: Logger;
   maxInFlight: number;
   claimBatchSize: number;
@@ -131,7 +136,7 @@ export class Scheduler {
     this.writer = new OutcomeWriter(options.sql, this.workerId, options, options.log, (changes) =>
       this.onHealthChanges(changes),
     );
-    this.listener = new DueListener(options.databaseUrl, () => this.nudge(), options.log);
+    this.listener = new DueListener(options.databaseUrl, () => this.nudge(), options.log, options.applicationName);
     this.lanes = new Lanes(options.endpointMaxInFlight, options.circuitFailureThreshold);
   }
 
@@ -157,7 +162,10 @@ export class Scheduler {
    */
   take(deliveryIds: readonly string[]): void {
     if (this.state !== "running") return;
-    if (this.taken.length < MAX_TAKEN) this.taken.push(...deliveryIds.slice(0, MAX_TAKEN - this.taken.length));
+    const room = MAX_TAKEN - this.taken.length;
+    this.taken.push(...deliveryIds.slice(0, Math.max(0, room)));
+    // Those not kept are found by a claim over the due window.
+    if (deliveryIds.length > room) this.windowWanted = true;
     this.startClaiming();
   }
 
@@ -320,7 +328,12 @@ export class Scheduler {
       }
       for (const delivery of claimed) this.enqueue(delivery);
       this.pump();
-      if (ids) continue;
+      if (ids) {
+        // Some could not be taken (their endpoint at its limit, another
+        // process was faster): look over the window once for what is due.
+        if (claimed.length < ids.length) this.windowWanted = true;
+        continue;
+      }
       this.adaptLookahead(claimed.length, wanted);
       // A full claim: more may be due at once.
       if (claimed.length >= wanted) this.windowWanted = true;

@@ -13,6 +13,11 @@ export interface OrmOptions {
   url: string;
   /** Most connections the pool opens. */
   poolSize: number;
+  /**
+   * The connections' application_name: the delivery trigger sends it with
+   * its notification, so a process can tell its own publishes apart.
+   */
+  applicationName?: string;
   /** Writes the ORM's debug output (queries) when set. */
   debugLog?: (message: string) => void;
 }
@@ -27,6 +32,7 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
     // tsc, vitest and tsx all see the same metadata.
     discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },
     pool: { min: 0, max: options.poolSize },
+    driverOptions: { connection: { application_name: options.applicationName ?? "hookline" } },
     migrations: {
       migrationsList,
       tableName: "hookline_migrations",

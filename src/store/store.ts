@@ -21,9 +21,12 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** Opens the database at `url`, applies pending migrations and returns the store. */
-export async function openStore(url: string, poolSize: number): Promise<Store> {
-  const orm = await openOrm({ url, poolSize });
+/**
+ * Opens the database at `url`, applies pending migrations and returns the
+ * store. `applicationName` names this process's connections (see orm.ts).
+ */
+export async function openStore(url: string, poolSize: number, applicationName?: string): Promise<Store> {
+  const orm = await openOrm({ url, poolSize, applicationName });
   try {
     await migrate(orm);
   } catch (err) {

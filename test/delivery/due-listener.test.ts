@@ -1,0 +1,50 @@
+/**
+ * Wake-ups: committing new deliveries notifies every listening scheduler,
+ * except the one in the publishing process itself (it takes its own
+ * deliveries by id), which it recognises by its connections' application_name.
+ */
+import pg from "pg";
+import { pino } from "pino";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { DueListener } from "../../src/delivery/due-listener.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db.query(`INSERT INTO endpoints (id, tenant_id, url, secrets) VALUES ('ep_w', 't', 'http://127.0.0.1:1/', '[]')`);
+  await db.query(`INSERT INTO events (id, tenant_id, event_type, body) VALUES ('evt_w', 't', 'a.b', '{}')`);
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+/** Inserts one delivery over a connection named `applicationName`. */
+async function insertAs(applicationName: string, id: string): Promise<void> {
+  const client = new pg.Client({ connectionString: db.url, application_name: applicationName });
+  await client.connect();
+  await client.query(
+    `INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
+     VALUES ($1, 'evt_w', 'ep_w', 't', 'a.b', 1, now())`,
+    [id],
+  );
+  await client.end();
+}
+
+it("wakes on other processes' new deliveries and skips its own", async () => {
+  let wakes = 0;
+  const listener = new DueListener(db.url, () => wakes++, pino({ level: "silent" }), "hookline-self");
+  await listener.start();
+  // Connecting wakes once: anything published while not listening is due.
+  expect(wakes).toBe(1);
+  await insertAs("hookline-self", "dlv_1");
+  await insertAs("hookline-other", "dlv_2");
+  await expect.poll(() => wakes).toBe(2);
+  await insertAs("hookline-self", "dlv_3");
+  await insertAs("hookline-other", "dlv_4");
+  await expect.poll(() => wakes).toBe(3);
+  // Nothing more arrives late.
+  await new Promise((r) => setTimeout(r, 100));
+  expect(wakes).toBe(3);
+  await listener.stop();
+});
