@@ -80,7 +80,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     : undefined;
   await scheduler?.start();
 
-  const inserts = new InsertQueue(store.sql);
+  const inserts = new InsertQueue(store.sql, undefined, config.publishWriters);
   const publish: PublishContext = {
     insert: (events) => inserts.insert(events),
     maxPayloadBytes: config.maxPayloadBytes,

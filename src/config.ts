@@ -26,6 +26,8 @@ export interface Config {
   embeddedPostgresPort: number;
   /** Connections in the database pool. */
   dbPoolSize: number;
+  /** Publish statements written at once; publishes beyond that share statements. */
+  publishWriters: number;
   /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
   apiEnabled: boolean;
   /** Run the delivery scheduler in this process. */
@@ -106,6 +108,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     embeddedPostgresPort: int(env, "HOOKLINE_EMBEDDED_PG_PORT", 54329, 1, 65535),
     dbPoolSize: int(env, "HOOKLINE_DB_POOL_SIZE", 10, 2, 1000),
+    publishWriters: int(env, "HOOKLINE_PUBLISH_WRITERS", 2, 1, 64),
     apiEnabled: bool(env, "HOOKLINE_API", true),
     schedulerEnabled: bool(env, "HOOKLINE_SCHEDULER", true),
     maxInFlight: int(env, "HOOKLINE_MAX_IN_FLIGHT", 256, 1, 100_000),

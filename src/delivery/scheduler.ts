@@ -111,7 +111,8 @@ export class Scheduler {
   private releasing: Promise<void> = Promise.resolve();
   /** Outcomes handed to the writer and not yet stored. */
   private unwritten = 0;
-  private claiming = false;
+  /** The claim loop running now, if any. */
+  private claiming: Promise<void> | undefined;
   /** Deliveries published here, to claim by id (see take). */
   private taken: string[] = [];
   /** Some trigger asked for a claim over the due window (see nudge). */
@@ -182,14 +183,15 @@ export class Scheduler {
       this.pumpAgain = true;
       return;
     }
-    this.claiming = true;
-    void this.claimLoop().finally(() => {
-      this.claiming = false;
-      if (this.pumpAgain) {
-        this.pumpAgain = false;
-        this.startClaiming();
-      }
-    });
+    this.claiming = this.claimLoop()
+      .catch((err: unknown) => this.options.log.error({ err }, "claim loop crashed"))
+      .finally(() => {
+        this.claiming = undefined;
+        if (this.pumpAgain) {
+          this.pumpAgain = false;
+          this.startClaiming();
+        }
+      });
   }
 
   /**
@@ -223,6 +225,8 @@ export class Scheduler {
     clearTimeout(this.wakeTimer);
     clearTimeout(this.finishTimer);
     await this.listener.stop();
+    // A claim running now lands its rows in the ready buffer first.
+    await this.claiming;
     await this.release(this.dropReady(() => true));
     if (this.inFlight > 0 || this.unwritten > 0) {
       const drained = new Promise<void>((resolve) => {

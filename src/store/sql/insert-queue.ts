@@ -1,8 +1,9 @@
 /**
- * Group commit for publishes. Publishes that arrive while a statement is
- * being written wait and go together in the next one (up to a size limit),
- * so 64 concurrent unary publishes cost a few statements and commits instead
- * of 64. Each caller still gets only its own results, and keeps its own
+ * Group commit for publishes. Up to `writers` statements run at once (so
+ * large batches use more than one PostgreSQL backend, and CPU core); the
+ * publishes that arrive while all of them are busy wait and go together in
+ * the next one (up to a size limit), so 64 concurrent unary publishes cost
+ * a few statements and commits instead of 64. Each caller still gets only its own results, and keeps its own
  * all-or-nothing: if a shared statement fails, every caller's events are
  * written again on their own, so one caller's bad events never fail another.
  */
@@ -18,24 +19,26 @@ interface Waiting {
 /** Coalesces concurrent `insert` calls into shared statements. */
 export class InsertQueue {
   private queue: Waiting[] = [];
-  private writing = false;
+  private writing = 0;
 
   constructor(
     private readonly sql: Sql,
     /** Most events in one shared statement. */
     private readonly maxEvents = 1_000,
+    /** Statements written at once. */
+    private readonly writers = 2,
   ) {}
 
   /** Stores `events` (all or nothing) with their deliveries; see insertEvents. */
   insert(events: readonly NewEvent[]): Promise<InsertedEvent[]> {
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
-      if (!this.writing) void this.drain();
+      if (this.writing < this.writers) void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    this.writing = true;
+    this.writing++;
     while (this.queue.length > 0) {
       const group: Waiting[] = [];
       let size = 0;
@@ -46,7 +49,7 @@ export class InsertQueue {
       }
       await this.write(group);
     }
-    this.writing = false;
+    this.writing--;
   }
 
   private async write(group: Waiting[]): Promise<void> {
