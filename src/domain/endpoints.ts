@@ -2,10 +2,11 @@
  * Endpoint rules: what a valid endpoint is, and creating, reading, listing
  * and deleting them.
  */
+import { failPendingOfDeleted } from "../store/sql/endpoint-deleted.js";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import type { AddressGuard } from "../delivery/address-guard.js";
 import { generateSecret, checkSecret } from "../signing/secrets.js";
-import { Delivery, DeliveryState, Endpoint, type StoredRetryPolicy } from "../store/entities/index.js";
+import { Endpoint, type StoredRetryPolicy } from "../store/entities/index.js";
 import { NotFoundError, ValidationError } from "./errors.js";
 import { newId } from "./ids.js";
 import {
@@ -203,18 +204,6 @@ export async function deleteEndpoint(em: EntityManager, id: string): Promise<num
     endpoint.disabled = true;
     endpoint.disabledReason = "deleted";
     await tx.flush();
-    // Clearing locked_by also keeps an attempt in flight from writing the
-    // delivery back to life (see record-outcomes.ts).
-    return tx.nativeUpdate(
-      Delivery,
-      { endpointId: id, status: { $in: [DeliveryState.Pending, DeliveryState.Retrying] } },
-      {
-        status: DeliveryState.Failed,
-        nextAttemptAt: null,
-        lockedBy: null,
-        lastError: "endpoint deleted",
-        updatedAt: new Date(),
-      },
-    );
+    return failPendingOfDeleted(tx, id);
   });
 }

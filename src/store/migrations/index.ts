@@ -5,10 +5,12 @@
 import { Migration20261123000000_initial } from "./Migration20261123000000_initial.js";
 import { Migration20261123010000_delivery_engine } from "./Migration20261123010000_delivery_engine.js";
 import { Migration20261124000000_notify_origin } from "./Migration20261124000000_notify_origin.js";
+import { Migration20261124010000_delivery_updates } from "./Migration20261124010000_delivery_updates.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
   { name: "Migration20261123000000_initial", class: Migration20261123000000_initial },
   { name: "Migration20261123010000_delivery_engine", class: Migration20261123010000_delivery_engine },
   { name: "Migration20261124000000_notify_origin", class: Migration20261124000000_notify_origin },
+  { name: "Migration20261124010000_delivery_updates", class: Migration20261124010000_delivery_updates },
 ];

@@ -77,7 +77,12 @@ fanned AS (
   -- Deliveries take their seq (publish order, for ordered endpoints) in the
   -- order the events were given.
   ORDER BY i.ord
-  RETURNING id, event_id
+  RETURNING id, event_id, endpoint_id, tenant_id, event_type
+),
+-- The status log (see delivery-updates.ts): each new delivery, CREATED (1), PENDING (1).
+logged AS (
+  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status)
+  SELECT id, event_id, endpoint_id, tenant_id, event_type, 1, 1 FROM fanned
 )
 SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids
 FROM inserted i

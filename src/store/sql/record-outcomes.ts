@@ -75,7 +75,20 @@ updated AS (
   -- lease check it cannot estimate (a CASE) keep it on the primary key.
   WHERE d.id = r.delivery_id AND d.id = ANY ($3::text[])
     AND CASE WHEN d.locked_by = $1 THEN true ELSE false END
-  RETURNING d.id
+  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.status, d.attempt_count,
+    d.last_response_status, d.last_error, d.next_attempt_at, r.started_at, r.duration_ms
+),
+-- The status log (see delivery-updates.ts), for the deliveries this process
+-- still held: SUCCEEDED (4), FAILED (5) or RETRY_SCHEDULED (3), at the
+-- moment the attempt ended.
+logged AS (
+  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status,
+                                attempt_number, response_status, duration_ms, error, next_attempt_at, occurred_at)
+  SELECT id, event_id, endpoint_id, tenant_id, event_type,
+         CASE status WHEN 3 THEN 4 WHEN 4 THEN 5 ELSE 3 END, status,
+         attempt_count, last_response_status, duration_ms, last_error, next_attempt_at,
+         started_at + make_interval(secs => duration_ms::float8 / 1000)
+  FROM updated
 ),
 inserted AS (
   INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, response_status,
@@ -255,13 +268,19 @@ export async function holdForCircuit(sql: Sql, endpointIds: readonly string[]): 
 }
 
 const FAIL_PENDING = `
-UPDATE deliveries d
-SET status = 4, next_attempt_at = NULL, locked_by = NULL, updated_at = now(),
-    last_error = 'endpoint disabled: ' || ep.disabled_reason
-FROM endpoints ep
-WHERE ep.id = ANY ($1::text[]) AND d.endpoint_id = ep.id AND d.status IN (1, 2)`;
+WITH failed AS (
+  UPDATE deliveries d
+  SET status = 4, next_attempt_at = NULL, locked_by = NULL, updated_at = now(),
+      last_error = 'endpoint disabled: ' || ep.disabled_reason
+  FROM endpoints ep
+  WHERE ep.id = ANY ($1::text[]) AND d.endpoint_id = ep.id AND d.status IN (1, 2)
+  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.last_error
+)
+-- The status log: ENDPOINT_DISABLED (6), FAILED (4).
+INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, error)
+SELECT id, event_id, endpoint_id, tenant_id, event_type, 6, 4, attempt_count, last_error FROM failed`;
 
-/** Fails every live delivery of endpoints that were disabled, with the reason. */
+/** Fails every live delivery of endpoints that were disabled, with the reason, and logs it. */
 export async function failPendingOfDisabled(sql: Sql, endpointIds: readonly string[]): Promise<void> {
   if (endpointIds.length > 0) await sql.query(FAIL_PENDING, [endpointIds]);
 }

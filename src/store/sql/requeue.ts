@@ -29,7 +29,12 @@ requeued AS (
   SET status = 2, next_attempt_at = now(), locked_by = NULL, updated_at = now()
   FROM target t
   WHERE d.id = t.id AND NOT t.in_flight AND t.unavailable IS NULL
-  RETURNING d.id
+  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count
+),
+-- The status log: REQUEUED (7), RETRYING (2).
+logged AS (
+  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, next_attempt_at)
+  SELECT id, event_id, endpoint_id, tenant_id, event_type, 7, 2, attempt_count, now() FROM requeued
 ),
 woken AS (
   SELECT pg_notify('hookline_due', '') FROM requeued

@@ -1,0 +1,30 @@
+/**
+ * Fails the live deliveries of an endpoint being deleted, and logs each as
+ * ENDPOINT_DISABLED in the status log (see delivery-updates.ts), in the
+ * deleting transaction. Clearing locked_by also keeps an attempt in flight
+ * from writing the delivery back to life (see record-outcomes.ts).
+ */
+import type { EntityManager } from "@mikro-orm/postgresql";
+
+// Knex placeholders (?): it runs through the ORM's transaction.
+const FAIL_PENDING_OF_DELETED = `
+WITH failed AS (
+  UPDATE deliveries
+  SET status = 4, next_attempt_at = NULL, locked_by = NULL, updated_at = now(), last_error = 'endpoint deleted'
+  WHERE endpoint_id = ? AND status IN (1, 2)
+  RETURNING id, event_id, endpoint_id, tenant_id, event_type, attempt_count, last_error
+),
+logged AS (
+  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, error)
+  SELECT id, event_id, endpoint_id, tenant_id, event_type, 6, 4, attempt_count, last_error FROM failed
+  RETURNING 1
+)
+SELECT count(*)::int AS n FROM logged`;
+
+/** Fails endpoint `endpointId`'s live deliveries within `tx`; returns how many. */
+export async function failPendingOfDeleted(tx: EntityManager, endpointId: string): Promise<number> {
+  const rows = await tx
+    .getConnection()
+    .execute<{ n: number }[]>(FAIL_PENDING_OF_DELETED, [endpointId], "all", tx.getTransactionContext());
+  return rows[0]?.n ?? 0;
+}
