@@ -20,6 +20,7 @@ import { probeDatabase } from "./store/database-health.js";
 import { InsertQueue } from "./store/sql/insert-queue.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./store/embedded-postgres.js";
 import { openStore, type Store } from "./store/store.js";
+import { UpdateHub } from "./status-stream/hub.js";
 
 /** A running Hookline process. */
 export interface Hookline {
@@ -28,6 +29,8 @@ export interface Hookline {
   readonly store: Store;
   readonly scheduler: Scheduler | undefined;
   readonly health: HealthState;
+  /** The status stream's reader of the log (WatchDeliveries). */
+  readonly updates: UpdateHub;
   /** Graceful stop: NOT_SERVING, stop accepting, drain deliveries, close the database. */
   stop(): Promise<void>;
 }
@@ -87,10 +90,12 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     onDeliveriesCreated: scheduler ? (ids) => scheduler.take(ids) : undefined,
   };
 
+  const updates = new UpdateHub({ sql: store.sql, databaseUrl: url, log: log.child({ component: "status-stream" }) });
+
   let server: ApiServer | undefined;
   if (config.apiEnabled) {
     const handler = connectNodeAdapter({
-      routes: routes({ store, publish, health, addressGuard }),
+      routes: routes({ store, publish, health, addressGuard, updates }),
       interceptors: [errorInterceptor(log)],
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
@@ -119,10 +124,13 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     store,
     scheduler,
     health,
+    updates,
     stop() {
       stopping ??= (async () => {
         probe.stop();
         health.setAll(ServingStatus.NOT_SERVING);
+        // Open status streams end now, so the server can drain.
+        await updates.close();
         // Both within one shutdown timeout, not one after the other.
         await Promise.all([server?.close(config.shutdownTimeoutMs), scheduler?.stop(config.shutdownTimeoutMs)]);
         await store.close();

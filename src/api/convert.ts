@@ -3,7 +3,14 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { type Duration, DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Attempt as AttemptMessage, AttemptSchema, type Delivery as DeliveryMessage, DeliverySchema } from "../../gen/hookline/v1/delivery_pb.js";
+import {
+  type Attempt as AttemptMessage,
+  AttemptSchema,
+  type Delivery as DeliveryMessage,
+  DeliverySchema,
+  type DeliveryUpdate,
+  DeliveryUpdateSchema,
+} from "../../gen/hookline/v1/delivery_pb.js";
 import {
   type Endpoint as EndpointMessage,
   EndpointSchema,
@@ -13,6 +20,7 @@ import {
 } from "../../gen/hookline/v1/endpoint_pb.js";
 import { ValidationError } from "../domain/errors.js";
 import type { Attempt, Delivery, Endpoint, StoredRetryPolicy } from "../store/entities/index.js";
+import { encodeCursor, type UpdateRow } from "../store/sql/delivery-updates.js";
 
 /** Milliseconds of a Duration; rejects negative ones, naming `field`. */
 export function durationToMs(d: Duration, field: string): number {
@@ -123,5 +131,25 @@ export function attemptToProto(a: Attempt): AttemptMessage {
     durationMs: BigInt(a.durationMs),
     responseBody: a.responseBody,
     startedAt: timestampFromDate(a.startedAt),
+  });
+}
+
+/** A status log row as the DeliveryUpdate a watcher receives (kinds and statuses share their numbers). */
+export function updateToProto(row: UpdateRow): DeliveryUpdate {
+  return create(DeliveryUpdateSchema, {
+    cursor: encodeCursor(row.position),
+    kind: row.kind,
+    deliveryId: row.deliveryId,
+    eventId: row.eventId,
+    endpointId: row.endpointId,
+    tenantId: row.tenantId,
+    eventType: row.eventType,
+    status: row.status,
+    attemptNumber: row.attemptNumber,
+    responseStatus: row.responseStatus,
+    durationMs: BigInt(row.durationMs),
+    error: row.error,
+    nextAttemptAt: row.nextAttemptAt ? timestampFromDate(row.nextAttemptAt) : undefined,
+    occurredAt: timestampFromDate(row.occurredAt),
   });
 }

@@ -14,6 +14,7 @@ import type { Store } from "../store/store.js";
 import { eventIngestService } from "./event-ingest.js";
 import { type HealthState, registerHealth } from "./health.js";
 import { registerReflection } from "./reflection.js";
+import type { UpdateHub } from "../status-stream/hub.js";
 import { webhookAdminService } from "./webhook-admin.js";
 
 /** What the routes need from the process. */
@@ -23,6 +24,8 @@ export interface RouteDeps {
   health: HealthState;
   /** Refuses endpoint URLs that can never be delivered to. */
   addressGuard: AddressGuard;
+  /** The status stream's reader of the log. */
+  updates: UpdateHub;
 }
 
 /** The service names reported by health checks (besides "" for the server). */
@@ -32,7 +35,7 @@ export const SERVICE_NAMES = [EventIngest.typeName, WebhookAdmin.typeName];
 export function routes(deps: RouteDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(EventIngest, eventIngestService(deps.publish));
-    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard }));
+    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates }));
     registerHealth(router, deps.health);
     registerReflection(router, [
       file_hookline_v1_event_ingest,

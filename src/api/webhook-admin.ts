@@ -9,12 +9,16 @@ import type { AddressGuard } from "../delivery/address-guard.js";
 import { getDelivery, listDeliveries, retryDelivery } from "../domain/deliveries.js";
 import { createEndpoint, deleteEndpoint, getEndpoint, listEndpoints } from "../domain/endpoints.js";
 import type { Store } from "../store/store.js";
-import { deliveryToProto, endpointToProto, retryPolicyFromProto, schemeFromProto } from "./convert.js";
+import type { UpdateHub } from "../status-stream/hub.js";
+import { parseWatch } from "../status-stream/filter.js";
+import { deliveryToProto, endpointToProto, retryPolicyFromProto, schemeFromProto, updateToProto } from "./convert.js";
 
 /** What WebhookAdmin needs besides the store. */
 export interface WebhookAdminOptions {
   /** Refuses endpoint URLs that can never be delivered to. */
   addressGuard: AddressGuard;
+  /** Serves WatchDeliveries. */
+  updates: UpdateHub;
 }
 
 /** The WebhookAdmin implementation (the RPCs built so far). */
@@ -51,6 +55,19 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
     async listEndpoints(req) {
       const page = await listEndpoints(store.em(), req.tenantId, req.pageSize, req.pageToken);
       return { endpoints: page.endpoints.map((e) => endpointToProto(e)), nextPageToken: page.nextPageToken };
+    },
+
+    async *watchDeliveries(req, ctx) {
+      const { filter, start } = parseWatch({
+        tenantId: req.tenantId,
+        endpointId: req.endpointId,
+        eventId: req.eventId,
+        eventTypes: req.eventTypes,
+        statuses: req.statuses,
+        afterCursor: req.afterCursor,
+        since: req.since ? timestampDate(req.since) : undefined,
+      });
+      for await (const row of options.updates.watch(filter, start, ctx.signal)) yield updateToProto(row);
     },
 
     async listDeliveries(req) {

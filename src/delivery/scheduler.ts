@@ -45,12 +45,12 @@ import {
   releaseLeases,
   releaseUnstarted,
 } from "../store/sql/record-outcomes.js";
+import { DUE_CHANNEL, NotifyListener } from "../store/notify-listener.js";
 import { unparkOrphans } from "../store/sql/unpark.js";
 import { heartbeat, unregister } from "../store/sql/workers.js";
 import type { AddressGuard } from "./address-guard.js";
 import type { RetryRules } from "./backoff.js";
 import { decideOutcome, prepareHeaders } from "./dispatch.js";
-import { DueListener } from "./due-listener.js";
 import { HttpClient } from "./http-client.js";
 import { Lanes } from "./lanes.js";
 import { OutcomeWriter } from "./outcome-writer.js";
@@ -128,7 +128,7 @@ export class Scheduler {
   private drained: (() => void) | undefined;
   private readonly http: HttpClient;
   private readonly writer: OutcomeWriter;
-  private readonly listener: DueListener;
+  private readonly listener: NotifyListener;
   private readonly lanes: Lanes;
 
   constructor(private readonly options: SchedulerOptions) {
@@ -137,7 +137,13 @@ export class Scheduler {
     this.writer = new OutcomeWriter(options.sql, this.workerId, options, options.log, (changes) =>
       this.onHealthChanges(changes),
     );
-    this.listener = new DueListener(options.databaseUrl, () => this.nudge(), options.log, options.applicationName);
+    this.listener = new NotifyListener(
+      options.databaseUrl,
+      DUE_CHANNEL,
+      () => this.nudge(),
+      options.log,
+      options.applicationName,
+    );
     this.lanes = new Lanes(options.endpointMaxInFlight, options.circuitFailureThreshold);
   }
 

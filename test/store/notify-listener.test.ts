@@ -6,7 +6,7 @@
 import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { DueListener } from "../../src/delivery/due-listener.js";
+import { DUE_CHANNEL, NotifyListener } from "../../src/store/notify-listener.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
 let db: TestDatabase;
@@ -33,7 +33,7 @@ async function insertAs(applicationName: string, id: string): Promise<void> {
 
 it("wakes on other processes' new deliveries and skips its own", async () => {
   let wakes = 0;
-  const listener = new DueListener(db.url, () => wakes++, pino({ level: "silent" }), "hookline-self");
+  const listener = new NotifyListener(db.url, DUE_CHANNEL, () => wakes++, pino({ level: "silent" }), "hookline-self");
   await listener.start();
   // Connecting wakes once: anything published while not listening is due.
   expect(wakes).toBe(1);

@@ -1,28 +1,34 @@
 /**
- * LISTEN for `hookline_due` on a dedicated connection: the trigger on
- * `deliveries` notifies on every commit that creates deliveries, in any
- * Hookline process, and the scheduler wakes at once instead of at its next
- * poll. Reconnects by itself; while disconnected the poll keeps things going.
- * A notification carries the publishing connection's application_name; those
- * of this process's own connections are skipped (its scheduler took them).
+ * LISTEN on one channel on a dedicated connection, so a process wakes at
+ * once when another commits work for it instead of at its next poll:
+ * - `hookline_due`: the trigger on `deliveries` notifies on every commit that
+ *   creates deliveries, in any Hookline process; the scheduler listens. Its
+ *   payload is the publishing connection's application_name, and a
+ *   scheduler skips its own process's (it took those deliveries by id).
+ * - `hookline_updates`: the trigger on `delivery_updates` notifies on every
+ *   commit that logs status changes; the status stream listens.
+ * Reconnects by itself; while disconnected the pollers keep things going.
  */
 import pg from "pg";
 import type { Logger } from "pino";
 
 /** The channel the deliveries trigger notifies. */
 export const DUE_CHANNEL = "hookline_due";
+/** The channel the status log trigger notifies. */
+export const UPDATES_CHANNEL = "hookline_updates";
 
 /** Keeps a LISTEN connection open and calls `onNotify` for each notification. */
-export class DueListener {
+export class NotifyListener {
   private client: pg.Client | undefined;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly url: string,
+    private readonly channel: string,
     private readonly onNotify: () => void,
     private readonly log: Logger,
-    /** The application_name of this process's own connections. */
+    /** Skip notifications with this payload (this process's application_name). */
     private readonly own?: string,
   ) {}
 
@@ -50,9 +56,9 @@ export class DueListener {
     client.on("end", () => this.lost(client, new Error("connection ended")));
     try {
       await client.connect();
-      await client.query(`LISTEN ${DUE_CHANNEL}`);
+      await client.query(`LISTEN ${this.channel}`);
       this.client = client;
-      // Anything published while we were not listening is due now.
+      // Anything committed while we were not listening is there now.
       this.onNotify();
     } catch (err) {
       await client.end().catch(() => {});
@@ -64,7 +70,7 @@ export class DueListener {
     if (this.stopped || (this.client !== undefined && this.client !== client)) return;
     this.client = undefined;
     if (this.retryTimer) return;
-    this.log.warn({ err }, "delivery wake-up connection lost; polling until it is back");
+    this.log.warn({ err, channel: this.channel }, "wake-up connection lost; polling until it is back");
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.connect();
