@@ -20,6 +20,7 @@ import { probeDatabase } from "./store/database-health.js";
 import { InsertQueue } from "./store/sql/insert-queue.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./store/embedded-postgres.js";
 import { openStore, type Store } from "./store/store.js";
+import { RetentionSweeper } from "./retention/sweeper.js";
 import { UpdateHub } from "./status-stream/hub.js";
 
 /** A running Hookline process. */
@@ -82,6 +83,10 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
       })
     : undefined;
   await scheduler?.start();
+  const retention = config.schedulerEnabled
+    ? new RetentionSweeper(store.sql, config.retentionMs, log.child({ component: "retention" }))
+    : undefined;
+  retention?.start();
 
   const inserts = new InsertQueue(store.sql, undefined, config.publishWriters);
   const publish: PublishContext = {
@@ -132,7 +137,11 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         // Open status streams end now, so the server can drain.
         await updates.close();
         // Both within one shutdown timeout, not one after the other.
-        await Promise.all([server?.close(config.shutdownTimeoutMs), scheduler?.stop(config.shutdownTimeoutMs)]);
+        await Promise.all([
+          server?.close(config.shutdownTimeoutMs),
+          scheduler?.stop(config.shutdownTimeoutMs),
+          retention?.stop(),
+        ]);
         await store.close();
         await embedded?.stop();
         log.info("Hookline stopped");

@@ -26,6 +26,8 @@ export interface Config {
   embeddedPostgresPort: number;
   /** Connections in the database pool. */
   dbPoolSize: number;
+  /** How long deliveries, attempts, events and status log rows are kept after they end. */
+  retentionMs: number;
   /** Publish statements written at once; publishes beyond that share statements. */
   publishWriters: number;
   /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
@@ -109,6 +111,7 @@ export function loadConfig(env: Env = process.env): Config {
     embeddedPostgresPort: int(env, "HOOKLINE_EMBEDDED_PG_PORT", 54329, 1, 65535),
     dbPoolSize: int(env, "HOOKLINE_DB_POOL_SIZE", 10, 2, 1000),
     publishWriters: int(env, "HOOKLINE_PUBLISH_WRITERS", 2, 1, 64),
+    retentionMs: duration(env, "HOOKLINE_RETENTION", 30 * DAY, 1_000, 3650 * DAY),
     apiEnabled: bool(env, "HOOKLINE_API", true),
     schedulerEnabled: bool(env, "HOOKLINE_SCHEDULER", true),
     maxInFlight: int(env, "HOOKLINE_MAX_IN_FLIGHT", 256, 1, 100_000),

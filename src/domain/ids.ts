@@ -44,3 +44,23 @@ export function newId(kind: IdKind): string {
   return ID_PREFIX[kind] + ulid();
 }
 
+
+/**
+ * The smallest id of `kind` made at or after `at`: every id made before
+ * sorts below it, so it bounds "older than" scans on the primary key.
+ */
+export function firstIdAt(kind: IdKind, at: Date): string {
+  return ID_PREFIX[kind] + encodeTime(Math.max(0, at.getTime())) + "0".repeat(16);
+}
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/** A ULID's time part: 10 Crockford base32 digits of the millisecond time. */
+function encodeTime(ms: number): string {
+  let out = "";
+  for (let i = 0; i < 10; i++) {
+    out = CROCKFORD[ms % 32]! + out;
+    ms = Math.floor(ms / 32);
+  }
+  return out;
+}

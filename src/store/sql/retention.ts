@@ -1,0 +1,69 @@
+/**
+ * Retention: removes what is older than the retention period, in small
+ * batches (each its own short transaction, so no long locks):
+ * - deliveries that ended (SUCCEEDED or FAILED) before the cutoff, with their
+ *   attempts (ON DELETE CASCADE);
+ * - events published before the cutoff that have no delivery left;
+ * - status log rows recorded before the cutoff, except those of deliveries
+ *   still live (they go once the delivery ends and ages out).
+ * Deliveries and events are found by primary key: their ids begin with
+ * their (event's) time, so "published before the cutoff" is an id range and
+ * the scan starts at the oldest row left. Log rows by the BRIN index on
+ * occurred_at.
+ */
+import { firstIdAt } from "../../domain/ids.js";
+import type { Sql } from "../sql.js";
+
+const PRUNE_DELIVERIES = `
+WITH doomed AS (
+  SELECT id FROM deliveries
+  WHERE id < $1 AND status IN (3, 4) AND updated_at < $2
+  ORDER BY id
+  LIMIT $3
+  FOR UPDATE SKIP LOCKED
+)
+DELETE FROM deliveries d USING doomed WHERE d.id = doomed.id`;
+
+const PRUNE_EVENTS = `
+WITH doomed AS (
+  SELECT e.id FROM events e
+  WHERE e.id < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+  ORDER BY e.id
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED
+)
+DELETE FROM events e USING doomed WHERE e.id = doomed.id`;
+
+const PRUNE_UPDATES = `
+DELETE FROM delivery_updates
+WHERE ctid IN (
+  SELECT u.ctid FROM delivery_updates u
+  WHERE u.occurred_at < $1
+    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id AND d.status IN (1, 2))
+  LIMIT $2
+)`;
+
+/** How many rows one pass removed. */
+export interface Pruned {
+  deliveries: number;
+  events: number;
+  updates: number;
+}
+
+/** Removes everything older than `cutoff` (see the module comment), `batch` rows per statement. */
+export async function pruneOlderThan(sql: Sql, cutoff: Date, batch = 1_000): Promise<Pruned> {
+  const pruned: Pruned = { deliveries: 0, events: 0, updates: 0 };
+  const run = async (text: string, values: unknown[]): Promise<number> => {
+    let total = 0;
+    for (;;) {
+      const rows = await sql.query<{ n: number }>(`WITH gone AS (${text} RETURNING 1) SELECT count(*)::int AS n FROM gone`, values);
+      const n = rows[0]?.n ?? 0;
+      total += n;
+      if (n < batch) return total;
+    }
+  };
+  pruned.deliveries = await run(PRUNE_DELIVERIES, [firstIdAt("delivery", cutoff), cutoff, batch]);
+  pruned.events = await run(PRUNE_EVENTS, [firstIdAt("event", cutoff), batch]);
+  pruned.updates = await run(PRUNE_UPDATES, [cutoff, batch]);
+  return pruned;
+}
