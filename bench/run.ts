@@ -25,6 +25,8 @@ import pg from "pg";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { PublishBatchRequestSchema, PublishRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
+import { DeliveryStatus } from "../gen/hookline/v1/delivery_pb.js";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { databaseUrl } from "../src/store/embedded-postgres.js";
 import { type HooklineProcess, spawnHookline } from "../test/support/process.js";
 import { GrpcLoad } from "./grpc-load.js";
@@ -44,13 +46,15 @@ export interface Scale {
   lowRate: number;
   highRate: number;
   fanout: number;
+  /** Status stream watchers attached during the watcher run. */
+  watchers: number;
 }
 
 /** The scales: tiny for `npm test`, quick by default, full for the 100,000 backlog. */
 export const SCALES: Record<string, Scale> = {
-  tiny: { unary: 200, batch100: 300, batch1000: 1_000, stream: 300, latencySeconds: 1, lowRate: 100, highRate: 200, fanout: 20 },
-  quick: { unary: 5_000, batch100: 10_000, batch1000: 25_000, stream: 10_000, latencySeconds: 8, lowRate: 500, highRate: 2_000, fanout: 1_000 },
-  full: { unary: 10_000, batch100: 20_000, batch1000: 50_000, stream: 20_000, latencySeconds: 20, lowRate: 500, highRate: 2_000, fanout: 1_000 },
+  tiny: { unary: 200, batch100: 300, batch1000: 1_000, stream: 300, latencySeconds: 1, lowRate: 100, highRate: 200, fanout: 20, watchers: 20 },
+  quick: { unary: 5_000, batch100: 10_000, batch1000: 25_000, stream: 10_000, latencySeconds: 8, lowRate: 500, highRate: 2_000, fanout: 1_000, watchers: 200 },
+  full: { unary: 10_000, batch100: 20_000, batch1000: 50_000, stream: 20_000, latencySeconds: 20, lowRate: 500, highRate: 2_000, fanout: 1_000, watchers: 200 },
 };
 
 /** Concurrency of publishers and of deliveries to the benchmark endpoint (Hookline and baseline alike). */
@@ -362,6 +366,57 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     const high = await latencyAt(scale.highRate);
     rows.push(row(`Publish-to-receiver p50 at ${scale.highRate}/s, ms`, high.p50, undefined, "", undefined, 2));
     rows.push(row(`Publish-to-receiver p99 at ${scale.highRate}/s, ms`, high.p99, undefined, "", undefined, 2));
+
+    // --- The status stream: the same open-loop rate with and without watchers.
+    // Two follow the benchmark tenant (every update: operators' screens);
+    // the rest other tenants, endpoints and events (publishers waiting for
+    // their own events, dashboards of quiet tenants): each row is still
+    // matched against every one of them.
+    log(`status stream: ${scale.watchers} watchers at ${scale.lowRate}/s...`);
+    const cpuDuring = async (run: () => Promise<unknown>) => {
+      const before = (await usage(pid)).cpuMs;
+      const t = now();
+      await run();
+      return (((await usage(pid)).cpuMs - before) * 1000) / (now() - t);
+    };
+    const quietCpu = await cpuDuring(() => latencyAt(scale.lowRate));
+    const watchAdmin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: hookline.url }));
+    const stopWatching = new AbortController();
+    const lags: number[] = [];
+    let received = 0;
+    const streams = Array.from({ length: scale.watchers }, async (_, i) => {
+      const filter =
+        i < 2 ? { tenantId: "bench" } : i % 3 === 0 ? { tenantId: `other-${i}` } : i % 3 === 1 ? { endpointId: `ep_${i}` } : { eventId: `evt_${i}` };
+      try {
+        for await (const u of watchAdmin.watchDeliveries(filter, { signal: stopWatching.signal })) {
+          received++;
+          if (u.status === DeliveryStatus.SUCCEEDED && u.occurredAt) lags.push(Date.now() - Number(timestampMs(u.occurredAt)));
+        }
+      } catch (err) {
+        if (!stopWatching.signal.aborted) throw err;
+      }
+    });
+    await sleep(500);
+    const rssWatching = sampleRss(pid);
+    const watchedCpu = await cpuDuring(() => latencyAt(scale.lowRate));
+    await sleep(500);
+    const peakWatching = await rssWatching.stop();
+    stopWatching.abort();
+    await Promise.all(streams);
+    const sortedLags = lags.sort((a, b) => a - b);
+    rows.push(
+      row(
+        `Hookline CPU at ${scale.lowRate}/s with ${scale.watchers} watchers (baseline: none), ms per s`,
+        watchedCpu,
+        quietCpu,
+        "",
+        undefined,
+      ),
+    );
+    rows.push(row(`RSS of Hookline with ${scale.watchers} watchers, MB (peak)`, peakWatching, undefined, "", undefined));
+    rows.push(row("Status stream lag p50, ms (attempt ended to update received)", percentile(sortedLags, 50), undefined, "", undefined, 2));
+    rows.push(row("Status stream lag p99, ms", percentile(sortedLags, 99), undefined, "", undefined, 2));
+    notes.push(`${received.toLocaleString("en")} status updates were streamed to ${scale.watchers} watchers.`);
 
     // --- Fan-out of one event to many endpoints.
     log(`fan-out to ${scale.fanout} endpoints...`);

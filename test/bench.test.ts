@@ -19,6 +19,7 @@ describe("npm run bench", () => {
         expect.stringMatching(/^Publish-to-receiver p99/),
         expect.stringMatching(/^Fan-out/),
         expect.stringMatching(/^CPU per delivery/),
+        expect.stringMatching(/^Status stream lag p99/),
       ]),
     );
     for (const row of result.rows) expect(row.hookline, row.figure).toMatch(/^[\d,.]+$/);
@@ -26,6 +27,8 @@ describe("npm run bench", () => {
     expect(deliveries.baseline).toMatch(/^[\d,.]+$/);
     expect(result.notes.join("\n")).toMatch(/\d+ sampled deliveries were verified/);
     expect(result.notes.join("\n")).not.toMatch(/did not verify|duplicate/);
+    // The watchers following the benchmark tenant received its updates.
+    expect(result.notes.join("\n")).toMatch(/[1-9][\d,]* status updates were streamed to 20 watchers/);
     expect(toMarkdown(result)).toContain("| figure | Hookline | baseline |");
   }, 180_000);
 });

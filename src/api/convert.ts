@@ -134,8 +134,24 @@ export function attemptToProto(a: Attempt): AttemptMessage {
   });
 }
 
-/** A status log row as the DeliveryUpdate a watcher receives (kinds and statuses share their numbers). */
+/** Messages already made, per row: the hub hands one row object to every watcher it matches. */
+const updateMessages = new WeakMap<UpdateRow, DeliveryUpdate>();
+
+/**
+ * A status log row as the DeliveryUpdate a watcher receives (kinds and
+ * statuses share their numbers). Made once per row and shared by the
+ * watchers that receive it (messages are never changed after this).
+ */
 export function updateToProto(row: UpdateRow): DeliveryUpdate {
+  let message = updateMessages.get(row);
+  if (message === undefined) {
+    message = makeUpdate(row);
+    updateMessages.set(row, message);
+  }
+  return message;
+}
+
+function makeUpdate(row: UpdateRow): DeliveryUpdate {
   return create(DeliveryUpdateSchema, {
     cursor: encodeCursor(row.position),
     kind: row.kind,
