@@ -111,7 +111,8 @@ export function loadConfig(env: Env = process.env): Config {
     embeddedPostgresPort: int(env, "HOOKLINE_EMBEDDED_PG_PORT", 54329, 1, 65535),
     dbPoolSize: int(env, "HOOKLINE_DB_POOL_SIZE", 10, 2, 1000),
     publishWriters: int(env, "HOOKLINE_PUBLISH_WRITERS", 2, 1, 64),
-    retentionMs: duration(env, "HOOKLINE_RETENTION", 30 * DAY, 1_000, 3650 * DAY),
+    // Days, fractions allowed (tests use seconds' worth).
+    retentionMs: Math.round(float(env, "HOOKLINE_RETENTION_DAYS", 30, 0.00001, 3650) * DAY),
     apiEnabled: bool(env, "HOOKLINE_API", true),
     schedulerEnabled: bool(env, "HOOKLINE_SCHEDULER", true),
     maxInFlight: int(env, "HOOKLINE_MAX_IN_FLIGHT", 256, 1, 100_000),

@@ -1,5 +1,5 @@
 /**
- * Applies the retention period (HOOKLINE_RETENTION): every so often (a tenth
+ * Applies the retention period (HOOKLINE_RETENTION_DAYS): every so often (a tenth
  * of the period, at most every 10 minutes) removes deliveries, attempts,
  * events and status log rows older than it (see store/sql/retention.ts).
  * Runs in processes with the scheduler on; several may sweep at once

@@ -1,5 +1,5 @@
 /**
- * Retention removes history older than HOOKLINE_RETENTION: ended deliveries
+ * Retention removes history older than HOOKLINE_RETENTION_DAYS: ended deliveries
  * with their attempts and status log rows, then events with no delivery
  * left; live deliveries keep their event and their whole history.
  */
@@ -17,7 +17,7 @@ let r: Receiver;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_RETENTION: "2s", HOOKLINE_RETRY_SCHEDULE: "1h" });
+  app = await startTestHookline(db.url, { HOOKLINE_RETENTION_DAYS: String(2 / 86_400), HOOKLINE_RETRY_SCHEDULE: "1h" });
   r = await startReceiver();
   r.reply((_, req) => (req.path === "/down" ? { status: 500 } : { status: 200 }));
 });
