@@ -397,6 +397,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
       }
     });
     await sleep(500);
+    const rssBeforeWatching = (await usage(pid)).rssMb;
     const rssWatching = sampleRss(pid);
     const watchedCpu = await cpuDuring(() => latencyAt(scale.lowRate));
     await sleep(500);
@@ -413,7 +414,9 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
         undefined,
       ),
     );
-    rows.push(row(`RSS of Hookline with ${scale.watchers} watchers, MB (peak)`, peakWatching, undefined, "", undefined));
+    rows.push(
+      row(`RSS of Hookline with ${scale.watchers} watchers, MB (peak; baseline: just before)`, peakWatching, rssBeforeWatching, "", undefined),
+    );
     rows.push(row("Status stream lag p50, ms (attempt ended to update received)", percentile(sortedLags, 50), undefined, "", undefined, 2));
     rows.push(row("Status stream lag p99, ms", percentile(sortedLags, 99), undefined, "", undefined, 2));
     notes.push(`${received.toLocaleString("en")} status updates were streamed to ${scale.watchers} watchers.`);
