@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { authInterceptor } from "./api/auth.js";
 import { errorInterceptor } from "./api/errors.js";
+import { Authenticator } from "./domain/auth.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { type ApiServer, startApiServer } from "./api/server.js";
@@ -97,11 +99,19 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
 
   const updates = new UpdateHub({ sql: store.sql, databaseUrl: url, log: log.child({ component: "status-stream" }) });
 
+  const auth = new Authenticator(store.sql, config);
+  if (config.apiEnabled && !auth.enforced) {
+    log.warn(
+      { host: config.host },
+      "no HOOKLINE_ADMIN_TOKEN or HOOKLINE_INGEST_TOKEN: the API takes calls without authentication, on loopback only",
+    );
+  }
+
   let server: ApiServer | undefined;
   if (config.apiEnabled) {
     const handler = connectNodeAdapter({
       routes: routes({ store, publish, health, addressGuard, updates }),
-      interceptors: [errorInterceptor(log)],
+      interceptors: [errorInterceptor(log), authInterceptor(auth)],
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
       // A misspelt field or enum name is an error, not silently ignored.

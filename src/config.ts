@@ -32,6 +32,10 @@ export interface Config {
   publishWriters: number;
   /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
   apiEnabled: boolean;
+  /** Bearer token for every RPC of every tenant; "" for none. */
+  adminToken: string;
+  /** Bearer token for EventIngest, every tenant; "" for none. */
+  ingestToken: string;
   /** Run the delivery scheduler in this process. */
   schedulerEnabled: boolean;
   /** Deliveries in flight at once in this process, over all endpoints. */
@@ -103,6 +107,22 @@ type Env = Record<string, string | undefined>;
 /** Builds the configuration from environment variables (default: process.env). */
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = resolve(str(env, "HOOKLINE_DATA_DIR", "./.hookline"));
+  const config = readConfig(env, dataDir);
+  if (config.apiEnabled && !config.adminToken && !config.ingestToken && !isLoopback(config.host)) {
+    throw new ConfigError(
+      `HOOKLINE_HOST=${config.host}: refusing to serve the API beyond this machine without authentication; ` +
+        "set HOOKLINE_ADMIN_TOKEN (and HOOKLINE_INGEST_TOKEN for publishers), or listen on 127.0.0.1",
+    );
+  }
+  return config;
+}
+
+/** Whether `host` is a loopback address or name. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function readConfig(env: Env, dataDir: string): Config {
   return {
     host: str(env, "HOOKLINE_HOST", "127.0.0.1"),
     port: int(env, "HOOKLINE_PORT", 7070, 0, 65535),
@@ -114,6 +134,8 @@ export function loadConfig(env: Env = process.env): Config {
     // Days, fractions allowed (tests use seconds' worth).
     retentionMs: Math.round(float(env, "HOOKLINE_RETENTION_DAYS", 30, 0.00001, 3650) * DAY),
     apiEnabled: bool(env, "HOOKLINE_API", true),
+    adminToken: token(env, "HOOKLINE_ADMIN_TOKEN"),
+    ingestToken: token(env, "HOOKLINE_INGEST_TOKEN"),
     schedulerEnabled: bool(env, "HOOKLINE_SCHEDULER", true),
     maxInFlight: int(env, "HOOKLINE_MAX_IN_FLIGHT", 256, 1, 100_000),
     claimBatchSize: int(env, "HOOKLINE_CLAIM_BATCH_SIZE", 256, 1, 10_000),
@@ -136,6 +158,15 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBytes: int(env, "HOOKLINE_MAX_REQUEST_BYTES", 16 << 20, 1024, 1 << 30),
     logLevel: oneOf(env, "HOOKLINE_LOG_LEVEL", "info", LOG_LEVELS),
   };
+}
+
+/** A bearer token from the environment: empty, or at least 16 characters. */
+function token(env: Env, name: string): string {
+  const v = env[name] ?? "";
+  if (v !== "" && (v.length < 16 || /\s/.test(v))) {
+    throw new ConfigError(`${name}: must be at least 16 characters without spaces (e.g. openssl rand -hex 32)`);
+  }
+  return v;
 }
 
 function str(env: Env, name: string, fallback: string): string {

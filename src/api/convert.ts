@@ -18,8 +18,10 @@ import {
   RetryPolicySchema,
   SignatureScheme,
 } from "../../gen/hookline/v1/endpoint_pb.js";
+import { type ApiKey as ApiKeyMessage, ApiKeySchema } from "../../gen/hookline/v1/api_key_pb.js";
 import { ValidationError } from "../domain/errors.js";
 import type { Attempt, Delivery, Endpoint, StoredRetryPolicy } from "../store/entities/index.js";
+import type { StoredApiKey } from "../store/sql/api-keys.js";
 import { encodeCursor, type UpdateRow } from "../store/sql/delivery-updates.js";
 
 /** Milliseconds of a Duration; rejects negative ones, naming `field`. */
@@ -167,5 +169,18 @@ function makeUpdate(row: UpdateRow): DeliveryUpdate {
     error: row.error,
     nextAttemptAt: row.nextAttemptAt ? timestampFromDate(row.nextAttemptAt) : undefined,
     occurredAt: timestampFromDate(row.occurredAt),
+  });
+}
+
+/** An API key as the API shows it (never its token or hash). */
+export function apiKeyToProto(key: StoredApiKey): ApiKeyMessage {
+  return create(ApiKeySchema, {
+    id: key.id,
+    tenantId: key.tenantId,
+    scope: key.scope,
+    description: key.description,
+    tokenPrefix: key.tokenPrefix,
+    createdAt: timestampFromDate(key.createdAt),
+    revokedAt: key.revokedAt ? timestampFromDate(key.revokedAt) : undefined,
   });
 }

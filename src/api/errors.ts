@@ -11,6 +11,7 @@ import {
   FailedPreconditionError,
   LimitExceededError,
   NotFoundError,
+  PermissionDeniedError,
   ValidationError,
 } from "../domain/errors.js";
 
@@ -22,6 +23,9 @@ export function toConnectError(err: unknown, log: Logger, procedure: string): Co
   if (err instanceof AlreadyExistsError) return new ConnectError(err.message, Code.AlreadyExists, undefined, undefined, err);
   if (err instanceof FailedPreconditionError) {
     return new ConnectError(err.message, Code.FailedPrecondition, undefined, undefined, err);
+  }
+  if (err instanceof PermissionDeniedError) {
+    return new ConnectError(err.message, Code.PermissionDenied, undefined, undefined, err);
   }
   if (err instanceof LimitExceededError) {
     return new ConnectError(err.message, Code.ResourceExhausted, undefined, undefined, err);

@@ -6,12 +6,21 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
+import { actingTenant, createApiKey, listApiKeys, mustSee, revokeApiKey } from "../domain/auth.js";
 import { getDelivery, listDeliveries, retryDelivery } from "../domain/deliveries.js";
 import { createEndpoint, deleteEndpoint, getEndpoint, listEndpoints } from "../domain/endpoints.js";
 import type { Store } from "../store/store.js";
 import type { UpdateHub } from "../status-stream/hub.js";
 import { parseWatch } from "../status-stream/filter.js";
-import { deliveryToProto, endpointToProto, retryPolicyFromProto, schemeFromProto, updateToProto } from "./convert.js";
+import { callerOf } from "./auth.js";
+import {
+  apiKeyToProto,
+  deliveryToProto,
+  endpointToProto,
+  retryPolicyFromProto,
+  schemeFromProto,
+  updateToProto,
+} from "./convert.js";
 
 /** What WebhookAdmin needs besides the store. */
 export interface WebhookAdminOptions {
@@ -24,9 +33,9 @@ export interface WebhookAdminOptions {
 /** The WebhookAdmin implementation (the RPCs built so far). */
 export function webhookAdminService(store: Store, options: WebhookAdminOptions): Partial<ServiceImpl<typeof WebhookAdmin>> {
   return {
-    async createEndpoint(req) {
+    async createEndpoint(req, ctx) {
       const endpoint = await createEndpoint(store.em(), options.addressGuard, {
-        tenantId: req.tenantId,
+        tenantId: actingTenant(callerOf(ctx), req.tenantId),
         url: req.url,
         description: req.description,
         eventTypes: req.eventTypes,
@@ -44,22 +53,25 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
       return { endpoint: endpointToProto(endpoint, true) };
     },
 
-    async getEndpoint(req) {
-      return { endpoint: endpointToProto(await getEndpoint(store.em(), req.id)) };
+    async getEndpoint(req, ctx) {
+      const endpoint = await getEndpoint(store.em(), req.id);
+      mustSee(callerOf(ctx), endpoint.tenantId, "endpoint", req.id);
+      return { endpoint: endpointToProto(endpoint) };
     },
 
-    async deleteEndpoint(req) {
+    async deleteEndpoint(req, ctx) {
+      mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
       return { cancelledDeliveries: await deleteEndpoint(store.em(), req.id) };
     },
 
-    async listEndpoints(req) {
-      const page = await listEndpoints(store.em(), req.tenantId, req.pageSize, req.pageToken);
+    async listEndpoints(req, ctx) {
+      const page = await listEndpoints(store.em(), actingTenant(callerOf(ctx), req.tenantId), req.pageSize, req.pageToken);
       return { endpoints: page.endpoints.map((e) => endpointToProto(e)), nextPageToken: page.nextPageToken };
     },
 
     async *watchDeliveries(req, ctx) {
       const { filter, start } = parseWatch({
-        tenantId: req.tenantId,
+        tenantId: actingTenant(callerOf(ctx), req.tenantId),
         endpointId: req.endpointId,
         eventId: req.eventId,
         eventTypes: req.eventTypes,
@@ -70,11 +82,11 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
       for await (const row of options.updates.watch(filter, start, ctx.signal)) yield updateToProto(row);
     },
 
-    async listDeliveries(req) {
+    async listDeliveries(req, ctx) {
       const page = await listDeliveries(
         store.em(),
         {
-          tenantId: req.tenantId,
+          tenantId: actingTenant(callerOf(ctx), req.tenantId),
           endpointId: req.endpointId,
           eventId: req.eventId,
           eventType: req.eventType,
@@ -88,15 +100,35 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
       return { deliveries: page.deliveries.map((d) => deliveryToProto(d)), nextPageToken: page.nextPageToken };
     },
 
-    async getDelivery(req) {
+    async getDelivery(req, ctx) {
       const { delivery, attempts } = await getDelivery(store.em(), req.id, req.attemptLimit);
+      mustSee(callerOf(ctx), delivery.tenantId, "delivery", req.id);
       return { delivery: deliveryToProto(delivery, attempts) };
     },
 
-    async retryDelivery(req) {
+    async retryDelivery(req, ctx) {
+      if (req.id !== "") mustSee(callerOf(ctx), (await getDelivery(store.em(), req.id, 0)).delivery.tenantId, "delivery", req.id);
       await retryDelivery(store.sql, req.id);
       const { delivery } = await getDelivery(store.em(), req.id, 1);
       return { delivery: deliveryToProto(delivery) };
+    },
+
+    async createApiKey(req, ctx) {
+      const { key, token } = await createApiKey(store.sql, callerOf(ctx), {
+        tenantId: req.tenantId,
+        scope: req.scope,
+        description: req.description,
+      });
+      return { apiKey: apiKeyToProto(key), token };
+    },
+
+    async listApiKeys(req, ctx) {
+      const page = await listApiKeys(store.sql, callerOf(ctx), req.tenantId, req.pageSize, req.pageToken);
+      return { apiKeys: page.keys.map(apiKeyToProto), nextPageToken: page.nextPageToken };
+    },
+
+    async revokeApiKey(req, ctx) {
+      return { apiKey: apiKeyToProto(await revokeApiKey(store.sql, callerOf(ctx), req.id)) };
     },
   };
 }

@@ -39,3 +39,8 @@ export class FailedPreconditionError extends Error {
 export class LimitExceededError extends Error {
   override name = "LimitExceededError";
 }
+
+/** The caller is known but may not do this (another tenant, a narrower scope). */
+export class PermissionDeniedError extends Error {
+  override name = "PermissionDeniedError";
+}

@@ -3,7 +3,7 @@
  * over HTTP/1.1 and HTTP/2, gRPC (h2c) and gRPC-Web.
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 
 /** The transports under test, by name. */
@@ -11,21 +11,27 @@ export const PROTOCOLS = ["connect-http1", "connect-http2", "grpc", "grpc-web"] 
 /** One of {@link PROTOCOLS}. */
 export type Protocol = (typeof PROTOCOLS)[number];
 
-/** Makes a transport of `protocol` to `baseUrl`. */
-export function transport(protocol: Protocol, baseUrl: string): Transport {
+/** Makes a transport of `protocol` to `baseUrl`; with `token`, every call carries it as a bearer token. */
+export function transport(protocol: Protocol, baseUrl: string, token?: string): Transport {
+  const interceptors: Interceptor[] = token
+    ? [(next) => (req) => {
+        req.header.set("authorization", `Bearer ${token}`);
+        return next(req);
+      }]
+    : [];
   switch (protocol) {
     case "connect-http1":
-      return createConnectTransport({ baseUrl, httpVersion: "1.1" });
+      return createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors });
     case "connect-http2":
-      return createConnectTransport({ baseUrl, httpVersion: "2" });
+      return createConnectTransport({ baseUrl, httpVersion: "2", interceptors });
     case "grpc":
-      return createGrpcTransport({ baseUrl });
+      return createGrpcTransport({ baseUrl, interceptors });
     case "grpc-web":
-      return createGrpcWebTransport({ baseUrl, httpVersion: "1.1" });
+      return createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors });
   }
 }
 
-/** A typed client of `service` over `protocol`. */
-export function client<S extends DescService>(service: S, protocol: Protocol, baseUrl: string): Client<S> {
-  return createClient(service, transport(protocol, baseUrl));
+/** A typed client of `service` over `protocol`, optionally with a bearer token. */
+export function client<S extends DescService>(service: S, protocol: Protocol, baseUrl: string, token?: string): Client<S> {
+  return createClient(service, transport(protocol, baseUrl, token));
 }

@@ -6,6 +6,7 @@ import { Migration20261123000000_initial } from "./Migration20261123000000_initi
 import { Migration20261123010000_delivery_engine } from "./Migration20261123010000_delivery_engine.js";
 import { Migration20261124000000_notify_origin } from "./Migration20261124000000_notify_origin.js";
 import { Migration20261124010000_delivery_updates } from "./Migration20261124010000_delivery_updates.js";
+import { Migration20261124020000_api_keys } from "./Migration20261124020000_api_keys.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -13,4 +14,5 @@ export const migrationsList = [
   { name: "Migration20261123010000_delivery_engine", class: Migration20261123010000_delivery_engine },
   { name: "Migration20261124000000_notify_origin", class: Migration20261124000000_notify_origin },
   { name: "Migration20261124010000_delivery_updates", class: Migration20261124010000_delivery_updates },
+  { name: "Migration20261124020000_api_keys", class: Migration20261124020000_api_keys },
 ];
