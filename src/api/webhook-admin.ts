@@ -2,13 +2,21 @@
  * WebhookAdmin: thin handlers over domain/endpoints.ts and
  * domain/deliveries.ts. RPCs not implemented here answer `Unimplemented`.
  */
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Duration, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
 import { actingTenant, createApiKey, listApiKeys, mustSee, revokeApiKey } from "../domain/auth.js";
 import { getDelivery, listDeliveries, retryDelivery } from "../domain/deliveries.js";
-import { createEndpoint, deleteEndpoint, getEndpoint, listEndpoints } from "../domain/endpoints.js";
+import {
+  createEndpoint,
+  deleteEndpoint,
+  getEndpoint,
+  listEndpoints,
+  rotateEndpointSecret,
+  updateEndpoint,
+} from "../domain/endpoints.js";
+import { ValidationError } from "../domain/errors.js";
 import type { Store } from "../store/store.js";
 import type { UpdateHub } from "../status-stream/hub.js";
 import { parseWatch } from "../status-stream/filter.js";
@@ -57,6 +65,47 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
       const endpoint = await getEndpoint(store.em(), req.id);
       mustSee(callerOf(ctx), endpoint.tenantId, "endpoint", req.id);
       return { endpoint: endpointToProto(endpoint) };
+    },
+
+    async updateEndpoint(req, ctx) {
+      const e = req.endpoint;
+      if (!e) throw new ValidationError("endpoint", "is required, with its id and the new values");
+      mustSee(callerOf(ctx), (await getEndpoint(store.em(), e.id)).tenantId, "endpoint", e.id);
+      const endpoint = await updateEndpoint(
+        store.em(),
+        options.addressGuard,
+        e.id,
+        {
+          url: e.url,
+          description: e.description,
+          eventTypes: e.eventTypes,
+          channels: e.channels,
+          headers: e.headers,
+          signatureScheme: schemeFromProto(e.signatureScheme),
+          retryPolicy: retryPolicyFromProto(e.retryPolicy),
+          timeoutSeconds: e.timeoutSeconds,
+          maxInFlight: e.maxInFlight,
+          rateLimitPerSecond: e.rateLimitPerSecond,
+          ordered: e.ordered,
+          disabled: e.disabled,
+        },
+        req.updateMask?.paths ?? [],
+      );
+      return { endpoint: endpointToProto(endpoint) };
+    },
+
+    async rotateEndpointSecret(req, ctx) {
+      mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
+      const rotated = await rotateEndpointSecret(
+        store.em(),
+        req.id,
+        req.secret,
+        req.gracePeriod ? durationMs(req.gracePeriod) : undefined,
+      );
+      return {
+        secret: rotated.secret,
+        previousSecretExpiresAt: rotated.previousExpiresAt ? timestampFromDate(rotated.previousExpiresAt) : undefined,
+      };
     },
 
     async deleteEndpoint(req, ctx) {
@@ -131,4 +180,9 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
       return { apiKey: apiKeyToProto(await revokeApiKey(store.sql, callerOf(ctx), req.id)) };
     },
   };
+}
+
+/** A Duration in milliseconds. */
+function durationMs(d: Duration): number {
+  return Number(d.seconds) * 1000 + Math.round(d.nanos / 1e6);
 }

@@ -2,8 +2,8 @@
  * Endpoint rules: what a valid endpoint is, and creating, reading, listing
  * and deleting them.
  */
-import { failPendingOfDeleted } from "../store/sql/endpoint-deleted.js";
-import type { EntityManager } from "@mikro-orm/postgresql";
+import { type EntityManager, LockMode } from "@mikro-orm/postgresql";
+import { failPendingOfDeleted, unparkEndpoint } from "../store/sql/endpoint-changes.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
 import { generateSecret, checkSecret } from "../signing/secrets.js";
 import { Endpoint, type StoredRetryPolicy } from "../store/entities/index.js";
@@ -123,6 +123,75 @@ export function checkRetryPolicy(policy: StoredRetryPolicy | null, field = "retr
   return policy;
 }
 
+/** Endpoint fields a caller sets, by their proto names (UpdateEndpoint's update_mask paths). */
+export const ENDPOINT_FIELDS = [
+  "url",
+  "description",
+  "event_types",
+  "channels",
+  "headers",
+  "signature_scheme",
+  "retry_policy",
+  "timeout_seconds",
+  "max_in_flight",
+  "rate_limit_per_second",
+  "ordered",
+  "disabled",
+] as const;
+/** One of {@link ENDPOINT_FIELDS}. */
+export type EndpointField = (typeof ENDPOINT_FIELDS)[number];
+
+/**
+ * Validates the `fields` of `input` and sets them on `endpoint`; errors
+ * name the field with `prefix` ("endpoint." for UpdateEndpoint).
+ */
+function applyFields(
+  endpoint: Endpoint,
+  guard: AddressGuard,
+  input: Omit<EndpointInput, "tenantId" | "secret">,
+  fields: ReadonlySet<EndpointField>,
+  prefix = "",
+): void {
+  const f = (name: string) => prefix + name;
+  if (fields.has("url")) {
+    endpoint.url = checkUrl(input.url, f("url"));
+    const refusal = guard.neverAllowed(new URL(endpoint.url));
+    if (refusal) throw new ValidationError(f("url"), refusal);
+  }
+  if (fields.has("description")) {
+    if (input.description.length > 1024) throw new ValidationError(f("description"), "must be at most 1024 characters");
+    endpoint.description = input.description;
+  }
+  if (fields.has("event_types")) {
+    if (input.eventTypes.length > 256) throw new ValidationError(f("event_types"), "at most 256 entries");
+    endpoint.eventTypes = input.eventTypes.map((t, i) => checkEventTypeFilter(t, f(`event_types[${i}]`)));
+  }
+  if (fields.has("channels")) endpoint.channels = checkChannels(input.channels, f("channels"));
+  if (fields.has("headers")) endpoint.headers = checkHeaders(input.headers, f("headers"));
+  if (fields.has("signature_scheme")) endpoint.signatureScheme = input.signatureScheme;
+  if (fields.has("retry_policy")) endpoint.retryPolicy = checkRetryPolicy(input.retryPolicy, f("retry_policy"));
+  if (fields.has("timeout_seconds")) {
+    const t = input.timeoutSeconds;
+    if (t !== 0 && (!Number.isInteger(t) || t < 1 || t > 300)) {
+      throw new ValidationError(f("timeout_seconds"), "must be from 1 to 300 (or 0 for the default)");
+    }
+    endpoint.timeoutMs = t === 0 ? null : t * 1000;
+  }
+  if (fields.has("max_in_flight")) {
+    if (!Number.isInteger(input.maxInFlight) || input.maxInFlight < 0 || input.maxInFlight > 1000) {
+      throw new ValidationError(f("max_in_flight"), "must be from 0 to 1000");
+    }
+    endpoint.maxInFlight = input.maxInFlight === 0 ? null : input.maxInFlight;
+  }
+  if (fields.has("rate_limit_per_second")) {
+    const r = input.rateLimitPerSecond;
+    if (!Number.isFinite(r) || r < 0 || r > 100_000) throw new ValidationError(f("rate_limit_per_second"), "must be from 0 to 100000");
+    endpoint.rateLimitPerSecond = r === 0 ? null : r;
+  }
+  if (fields.has("ordered")) endpoint.ordered = input.ordered;
+  if (fields.has("disabled")) endpoint.disabled = input.disabled;
+}
+
 /**
  * Validates `input` and stores a new endpoint. Returns it with its secret.
  * A URL that `guard` says can never be delivered to (a blocked IP literal,
@@ -132,36 +201,99 @@ export async function createEndpoint(em: EntityManager, guard: AddressGuard, inp
   const endpoint = new Endpoint();
   endpoint.id = newId("endpoint");
   endpoint.tenantId = checkTenantId(input.tenantId);
-  endpoint.url = checkUrl(input.url);
-  const refusal = guard.neverAllowed(new URL(endpoint.url));
-  if (refusal) throw new ValidationError("url", refusal);
-  if (input.description.length > 1024) throw new ValidationError("description", "must be at most 1024 characters");
-  endpoint.description = input.description;
-  if (input.eventTypes.length > 256) throw new ValidationError("event_types", "at most 256 entries");
-  endpoint.eventTypes = input.eventTypes.map((t, i) => checkEventTypeFilter(t, `event_types[${i}]`));
-  endpoint.channels = checkChannels(input.channels);
-  endpoint.headers = checkHeaders(input.headers);
+  applyFields(endpoint, guard, input, new Set(ENDPOINT_FIELDS));
   endpoint.secrets = [{ secret: input.secret === "" ? generateSecret() : checkSecret(input.secret, "secret"), expiresAt: null }];
-  endpoint.signatureScheme = input.signatureScheme;
-  endpoint.retryPolicy = checkRetryPolicy(input.retryPolicy);
-  if (input.timeoutSeconds !== 0 && (!Number.isInteger(input.timeoutSeconds) || input.timeoutSeconds < 1 || input.timeoutSeconds > 300)) {
-    throw new ValidationError("timeout_seconds", "must be from 1 to 300 (or 0 for the default)");
-  }
-  endpoint.timeoutMs = input.timeoutSeconds === 0 ? null : input.timeoutSeconds * 1000;
-  if (!Number.isInteger(input.maxInFlight) || input.maxInFlight < 0 || input.maxInFlight > 1000) {
-    throw new ValidationError("max_in_flight", "must be from 0 to 1000");
-  }
-  endpoint.maxInFlight = input.maxInFlight === 0 ? null : input.maxInFlight;
-  if (!Number.isFinite(input.rateLimitPerSecond) || input.rateLimitPerSecond < 0 || input.rateLimitPerSecond > 100_000) {
-    throw new ValidationError("rate_limit_per_second", "must be from 0 to 100000");
-  }
-  endpoint.rateLimitPerSecond = input.rateLimitPerSecond === 0 ? null : input.rateLimitPerSecond;
-  endpoint.ordered = input.ordered;
-  endpoint.disabled = input.disabled;
   endpoint.createdAt = new Date();
   endpoint.updatedAt = endpoint.createdAt;
   await em.persistAndFlush(endpoint);
   return endpoint;
+}
+
+/**
+ * Changes the fields of endpoint `id` that `paths` name (proto names), in
+ * one transaction. Resuming a disabled endpoint (`disabled` to false) also
+ * clears its health (failures, circuit, reason), and schedulers wake for
+ * its waiting deliveries; turning `ordered` off releases those it parked.
+ */
+export async function updateEndpoint(
+  em: EntityManager,
+  guard: AddressGuard,
+  id: string,
+  input: Omit<EndpointInput, "tenantId" | "secret">,
+  paths: readonly string[],
+): Promise<Endpoint> {
+  if (paths.length === 0) throw new ValidationError("update_mask", 'name the fields to change, e.g. "url"');
+  const fields = new Set<EndpointField>();
+  paths.forEach((p, i) => {
+    if (p === "secret") throw new ValidationError(`update_mask.paths[${i}]`, '"secret" is changed with RotateEndpointSecret');
+    if (!(ENDPOINT_FIELDS as readonly string[]).includes(p)) {
+      throw new ValidationError(`update_mask.paths[${i}]`, `"${p}" cannot be changed; these can: ${ENDPOINT_FIELDS.join(", ")}`);
+    }
+    fields.add(p as EndpointField);
+  });
+  return em.transactional(async (tx) => {
+    const endpoint = await tx.findOne(Endpoint, { id, deletedAt: null }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!endpoint) throw new NotFoundError("endpoint", id);
+    const wasDisabled = endpoint.disabled;
+    const wasOrdered = endpoint.ordered;
+    applyFields(endpoint, guard, input, fields, "endpoint.");
+    const resumed = wasDisabled && !endpoint.disabled;
+    if (resumed) {
+      endpoint.disabledReason = "";
+      endpoint.consecutiveFailures = 0;
+      endpoint.failingSince = null;
+      endpoint.circuitOpenUntil = null;
+      endpoint.circuitCooldownMs = null;
+    }
+    endpoint.updatedAt = new Date();
+    await tx.flush();
+    const unordered = wasOrdered && !endpoint.ordered;
+    if (unordered) await unparkEndpoint(tx, id);
+    if (resumed || unordered) await tx.getConnection().execute("SELECT pg_notify('hookline_due', '')", [], "all", tx.getTransactionContext());
+    return endpoint;
+  });
+}
+
+/** How long a replaced secret keeps signing by default. */
+export const DEFAULT_SECRET_GRACE_MS = 24 * 3_600_000;
+const MAX_SECRET_GRACE_MS = 30 * 24 * 3_600_000;
+/** Secrets an endpoint keeps at most (the current one and those in their grace period). */
+const MAX_SECRETS = 5;
+
+/**
+ * Replaces endpoint `id`'s signing secret. The replaced ones keep signing
+ * (deliveries carry a signature per active secret) until `graceMs` from now
+ * (at most their own earlier expiry); a grace of 0 retires them at once.
+ */
+export async function rotateEndpointSecret(
+  em: EntityManager,
+  id: string,
+  secret: string,
+  graceMs: number = DEFAULT_SECRET_GRACE_MS,
+): Promise<{ secret: string; previousExpiresAt: Date | null }> {
+  if (!Number.isFinite(graceMs) || graceMs < 0 || graceMs > MAX_SECRET_GRACE_MS) {
+    throw new ValidationError("grace_period", "must be from 0 to 30 days");
+  }
+  const next = secret === "" ? generateSecret() : checkSecret(secret, "secret");
+  return em.transactional(async (tx) => {
+    const endpoint = await tx.findOne(Endpoint, { id, deletedAt: null }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!endpoint) throw new NotFoundError("endpoint", id);
+    const now = Date.now();
+    const until = graceMs > 0 ? now + graceMs : null;
+    const kept =
+      until === null
+        ? []
+        : endpoint.secrets
+            .filter((s) => s.expiresAt === null || Date.parse(s.expiresAt) > now)
+            .map((s) => ({
+              secret: s.secret,
+              expiresAt: new Date(s.expiresAt === null ? until : Math.min(until, Date.parse(s.expiresAt))).toISOString(),
+            }));
+    endpoint.secrets = [{ secret: next, expiresAt: null }, ...kept].slice(0, MAX_SECRETS);
+    endpoint.updatedAt = new Date(now);
+    await tx.flush();
+    return { secret: next, previousExpiresAt: until === null ? null : new Date(until) };
+  });
 }
 
 /** Returns the live endpoint `id`, or throws NotFoundError. */

@@ -1,8 +1,11 @@
 /**
- * Fails the live deliveries of an endpoint being deleted, and logs each as
- * ENDPOINT_DISABLED in the status log (see delivery-updates.ts), in the
- * deleting transaction. Clearing locked_by also keeps an attempt in flight
- * from writing the delivery back to life (see record-outcomes.ts).
+ * What changing an endpoint does to its deliveries, within the changing
+ * transaction (the ORM's, so knex placeholders `?`):
+ * - deleting it fails its live deliveries, each logged as ENDPOINT_DISABLED
+ *   in the status log (see delivery-updates.ts); clearing locked_by also
+ *   keeps an attempt in flight from writing the delivery back to life (see
+ *   record-outcomes.ts);
+ * - turning `ordered` off makes the deliveries it parked due.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
 
@@ -27,4 +30,13 @@ export async function failPendingOfDeleted(tx: EntityManager, endpointId: string
     .getConnection()
     .execute<{ n: number }[]>(FAIL_PENDING_OF_DELETED, [endpointId], "all", tx.getTransactionContext());
   return rows[0]?.n ?? 0;
+}
+
+const UNPARK = `
+UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
+WHERE endpoint_id = ? AND status IN (1, 2) AND next_attempt_at IS NULL`;
+
+/** Makes endpoint `endpointId`'s parked deliveries (ordered delivery) due, within `tx`. */
+export async function unparkEndpoint(tx: EntityManager, endpointId: string): Promise<void> {
+  await tx.getConnection().execute(UNPARK, [endpointId], "run", tx.getTransactionContext());
 }
