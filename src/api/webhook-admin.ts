@@ -7,7 +7,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
 import { actingTenant, createApiKey, listApiKeys, mustSee, revokeApiKey } from "../domain/auth.js";
-import { getDelivery, listDeliveries, retryDelivery } from "../domain/deliveries.js";
+import { getDelivery, listDeliveries, recoverEndpoint, retryDelivery } from "../domain/deliveries.js";
 import {
   createEndpoint,
   deleteEndpoint,
@@ -160,6 +160,20 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
       await retryDelivery(store.sql, req.id);
       const { delivery } = await getDelivery(store.em(), req.id, 1);
       return { delivery: deliveryToProto(delivery) };
+    },
+
+    async recoverEndpoint(req, ctx) {
+      if (req.endpointId !== "") {
+        mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.endpointId)).tenantId, "endpoint", req.endpointId);
+      }
+      const requeuedCount = await recoverEndpoint(
+        store.em(),
+        store.sql,
+        req.endpointId,
+        req.since ? timestampDate(req.since) : undefined,
+        req.until ? timestampDate(req.until) : undefined,
+      );
+      return { requeuedCount };
     },
 
     async createApiKey(req, ctx) {

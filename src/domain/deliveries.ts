@@ -3,9 +3,9 @@
  * with its attempts.
  */
 import type { EntityManager, FilterQuery } from "@mikro-orm/postgresql";
-import { Attempt, Delivery } from "../store/entities/index.js";
+import { Attempt, Delivery, Endpoint } from "../store/entities/index.js";
 import type { Sql } from "../store/sql.js";
-import { requeueDelivery } from "../store/sql/requeue.js";
+import { requeueDelivery, requeueFailed } from "../store/sql/requeue.js";
 import { FailedPreconditionError, NotFoundError, ValidationError } from "./errors.js";
 import { checkPageSize, decodePageToken, encodePageToken } from "./validate.js";
 
@@ -81,4 +81,28 @@ export async function retryDelivery(sql: Sql, id: string): Promise<void> {
   if (result.endpointUnavailable === "disabled") {
     throw new FailedPreconditionError(`delivery ${id} cannot be retried: its endpoint is disabled; enable it first`);
   }
+}
+
+/**
+ * Queues again the FAILED deliveries of endpoint `endpointId` created in
+ * [since, until) (until defaults to now), in bounded batches. The endpoint
+ * must be live: a disabled endpoint is resumed first (UpdateEndpoint).
+ */
+export async function recoverEndpoint(
+  em: EntityManager,
+  sql: Sql,
+  endpointId: string,
+  since: Date | undefined,
+  until: Date | undefined,
+): Promise<number> {
+  if (endpointId === "") throw new ValidationError("endpoint_id", "is required");
+  if (!since) throw new ValidationError("since", "is required");
+  const end = until ?? new Date();
+  if (end.getTime() <= since.getTime()) throw new ValidationError("until", "must be after since");
+  const endpoint = await em.findOne(Endpoint, { id: endpointId, deletedAt: null });
+  if (!endpoint) throw new NotFoundError("endpoint", endpointId);
+  if (endpoint.disabled) {
+    throw new FailedPreconditionError(`endpoint ${endpointId} is disabled; resume it first (UpdateEndpoint with disabled false)`);
+  }
+  return requeueFailed(sql, endpointId, since, end);
 }

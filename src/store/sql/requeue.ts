@@ -52,3 +52,42 @@ export async function requeueDelivery(sql: Sql, id: string): Promise<RequeueResu
   if (!row) return { found: false, inFlight: false, endpointUnavailable: null, requeued: false };
   return { found: true, inFlight: row.in_flight, endpointUnavailable: row.unavailable, requeued: row.requeued > 0 };
 }
+
+const RECOVER_BATCH = `
+WITH batch AS (
+  SELECT d.id FROM deliveries d
+  WHERE d.endpoint_id = $1 AND d.status = 4 AND d.created_at >= $2 AND d.created_at < $3
+  ORDER BY d.id
+  LIMIT $4
+  FOR UPDATE SKIP LOCKED
+),
+requeued AS (
+  UPDATE deliveries d
+  SET status = 2, next_attempt_at = now(), locked_by = NULL, updated_at = now()
+  FROM batch WHERE d.id = batch.id
+  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count
+),
+-- The status log: REQUEUED (7), RETRYING (2).
+logged AS (
+  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, next_attempt_at)
+  SELECT id, event_id, endpoint_id, tenant_id, event_type, 7, 2, attempt_count, now() FROM requeued
+),
+woken AS (
+  SELECT pg_notify('hookline_due', '') WHERE EXISTS (SELECT 1 FROM requeued)
+)
+SELECT (SELECT count(*) FROM requeued)::int AS n, (SELECT count(*) FROM woken)::int AS woken`;
+
+/**
+ * Queues again, due now, the FAILED deliveries of endpoint `endpointId`
+ * created in [since, until), in batches of `batch` (each its own short
+ * transaction). Returns how many.
+ */
+export async function requeueFailed(sql: Sql, endpointId: string, since: Date, until: Date, batch = 1_000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const [row] = await sql.query<{ n: number }>(RECOVER_BATCH, [endpointId, since, until, batch]);
+    const n = row?.n ?? 0;
+    total += n;
+    if (n < batch) return total;
+  }
+}
