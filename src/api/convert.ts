@@ -2,7 +2,7 @@
  * Conversions between API messages and stored rows / domain inputs.
  */
 import { create } from "@bufbuild/protobuf";
-import { type Duration, DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Duration, DurationSchema, durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type Attempt as AttemptMessage,
   AttemptSchema,
@@ -12,13 +12,17 @@ import {
   DeliveryUpdateSchema,
 } from "../../gen/hookline/v1/delivery_pb.js";
 import {
+  CircuitState,
   type Endpoint as EndpointMessage,
   EndpointSchema,
+  type EndpointStats as EndpointStatsMessage,
+  EndpointStatsSchema,
   type RetryPolicy,
   RetryPolicySchema,
   SignatureScheme,
 } from "../../gen/hookline/v1/endpoint_pb.js";
 import { type ApiKey as ApiKeyMessage, ApiKeySchema } from "../../gen/hookline/v1/api_key_pb.js";
+import type { EndpointStats } from "../domain/endpoint-stats.js";
 import { ValidationError } from "../domain/errors.js";
 import type { Attempt, Delivery, Endpoint, StoredRetryPolicy } from "../store/entities/index.js";
 import type { StoredApiKey } from "../store/sql/api-keys.js";
@@ -182,5 +186,24 @@ export function apiKeyToProto(key: StoredApiKey): ApiKeyMessage {
     tokenPrefix: key.tokenPrefix,
     createdAt: timestampFromDate(key.createdAt),
     revokedAt: key.revokedAt ? timestampFromDate(key.revokedAt) : undefined,
+  });
+}
+
+/** Endpoint statistics as the API shows them. */
+export function statsToProto(s: EndpointStats): EndpointStatsMessage {
+  return create(EndpointStatsSchema, {
+    endpointId: s.endpointId,
+    window: durationFromMs(s.windowMs),
+    succeededCount: BigInt(s.succeeded),
+    failedCount: BigInt(s.failed),
+    pendingCount: BigInt(s.pending),
+    successRate: s.successRate,
+    latencyP50Ms: s.latencyP50Ms,
+    latencyP95Ms: s.latencyP95Ms,
+    lastError: s.lastError,
+    lastErrorAt: s.lastErrorAt ? timestampFromDate(s.lastErrorAt) : undefined,
+    consecutiveFailures: s.consecutiveFailures,
+    circuitState: s.circuit === "open" ? CircuitState.OPEN : s.circuit === "half-open" ? CircuitState.HALF_OPEN : CircuitState.CLOSED,
+    circuitOpenUntil: s.circuitOpenUntil ? timestampFromDate(s.circuitOpenUntil) : undefined,
   });
 }

@@ -8,6 +8,7 @@ import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
 import { actingTenant, createApiKey, listApiKeys, mustSee, revokeApiKey } from "../domain/auth.js";
 import { getDelivery, listDeliveries, recoverEndpoint, retryDelivery } from "../domain/deliveries.js";
+import { getEndpointStats } from "../domain/endpoint-stats.js";
 import {
   createEndpoint,
   deleteEndpoint,
@@ -24,6 +25,7 @@ import { callerOf } from "./auth.js";
 import {
   apiKeyToProto,
   deliveryToProto,
+  statsToProto,
   endpointToProto,
   retryPolicyFromProto,
   schemeFromProto,
@@ -106,6 +108,12 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
         secret: rotated.secret,
         previousSecretExpiresAt: rotated.previousExpiresAt ? timestampFromDate(rotated.previousExpiresAt) : undefined,
       };
+    },
+
+    async getEndpointStats(req, ctx) {
+      if (req.id !== "") mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
+      const stats = await getEndpointStats(store.em(), store.sql, req.id, req.window ? durationMs(req.window) : undefined);
+      return { stats: statsToProto(stats) };
     },
 
     async deleteEndpoint(req, ctx) {
