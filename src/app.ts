@@ -16,6 +16,7 @@ import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { type ApiServer, startApiServer } from "./api/server.js";
 import type { Config } from "./config.js";
 import { AddressGuard } from "./delivery/address-guard.js";
+import { HttpClient } from "./delivery/http-client.js";
 import { Scheduler } from "./delivery/scheduler.js";
 import type { PublishContext } from "./domain/publish.js";
 import { probeDatabase } from "./store/database-health.js";
@@ -100,6 +101,8 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   const updates = new UpdateHub({ sql: store.sql, databaseUrl: url, log: log.child({ component: "status-stream" }) });
 
   const auth = new Authenticator(store.sql, config);
+  // SendTestEvent's own connections, apart from the scheduler's.
+  const testHttp = new HttpClient({ bodyLimit: config.responseBodyLimit, guard: addressGuard });
   if (config.apiEnabled && !auth.enforced) {
     log.warn(
       { host: config.host },
@@ -110,7 +113,14 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   let server: ApiServer | undefined;
   if (config.apiEnabled) {
     const handler = connectNodeAdapter({
-      routes: routes({ store, publish, health, addressGuard, updates }),
+      routes: routes({
+        store,
+        publish,
+        health,
+        addressGuard,
+        updates,
+        testEvents: { http: testHttp, defaultTimeoutMs: config.requestTimeoutMs, maxPayloadBytes: config.maxPayloadBytes },
+      }),
       interceptors: [errorInterceptor(log), authInterceptor(auth)],
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
@@ -152,6 +162,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
           scheduler?.stop(config.shutdownTimeoutMs),
           retention?.stop(),
         ]);
+        await testHttp.close();
         await store.close();
         await embedded?.stop();
         log.info("Hookline stopped");

@@ -14,6 +14,7 @@ import type { Store } from "../store/store.js";
 import { eventIngestService } from "./event-ingest.js";
 import { type HealthState, registerHealth } from "./health.js";
 import { registerReflection } from "./reflection.js";
+import type { TestEventOptions } from "../delivery/test-event.js";
 import type { UpdateHub } from "../status-stream/hub.js";
 import { webhookAdminService } from "./webhook-admin.js";
 
@@ -26,6 +27,8 @@ export interface RouteDeps {
   addressGuard: AddressGuard;
   /** The status stream's reader of the log. */
   updates: UpdateHub;
+  /** How SendTestEvent sends. */
+  testEvents: TestEventOptions;
 }
 
 /** The service names reported by health checks (besides "" for the server). */
@@ -35,7 +38,7 @@ export const SERVICE_NAMES = [EventIngest.typeName, WebhookAdmin.typeName];
 export function routes(deps: RouteDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(EventIngest, eventIngestService(deps.publish));
-    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates }));
+    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates, testEvents: deps.testEvents }));
     registerHealth(router, deps.health);
     registerReflection(router, [
       file_hookline_v1_event_ingest,

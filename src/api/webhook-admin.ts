@@ -3,7 +3,9 @@
  * domain/deliveries.ts. RPCs not implemented here answer `Unimplemented`.
  */
 import { type Duration, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { AttemptSchema } from "../../gen/hookline/v1/delivery_pb.js";
 import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
 import { actingTenant, createApiKey, listApiKeys, mustSee, revokeApiKey } from "../domain/auth.js";
@@ -20,6 +22,7 @@ import {
 import { ValidationError } from "../domain/errors.js";
 import type { Store } from "../store/store.js";
 import type { UpdateHub } from "../status-stream/hub.js";
+import { sendTestEvent, type TestEventOptions } from "../delivery/test-event.js";
 import { parseWatch } from "../status-stream/filter.js";
 import { callerOf } from "./auth.js";
 import {
@@ -38,6 +41,8 @@ export interface WebhookAdminOptions {
   addressGuard: AddressGuard;
   /** Serves WatchDeliveries. */
   updates: UpdateHub;
+  /** Sends SendTestEvent's requests. */
+  testEvents: TestEventOptions;
 }
 
 /** The WebhookAdmin implementation (the RPCs built so far). */
@@ -114,6 +119,23 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
       if (req.id !== "") mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
       const stats = await getEndpointStats(store.em(), store.sql, req.id, req.window ? durationMs(req.window) : undefined);
       return { stats: statsToProto(stats) };
+    },
+
+    async sendTestEvent(req, ctx) {
+      mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
+      const a = await sendTestEvent(store.em(), req.id, req.data, options.testEvents);
+      return {
+        attempt: create(AttemptSchema, {
+          id: a.id,
+          number: 1,
+          responseStatus: a.responseStatus,
+          error: a.error,
+          errorClass: a.errorClass,
+          durationMs: BigInt(a.durationMs),
+          responseBody: a.responseBody,
+          startedAt: timestampFromDate(a.startedAt),
+        }),
+      };
     },
 
     async deleteEndpoint(req, ctx) {

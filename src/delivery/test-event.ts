@@ -1,0 +1,69 @@
+/**
+ * SendTestEvent: one signed `hookline.test` event POSTed to an endpoint now,
+ * the way a delivery would be (same headers, signature, SSRF guard and
+ * timeout), answered with the attempt. Test events are not stored: no
+ * event, delivery or attempt row, no retry, and no effect on the
+ * endpoint's health.
+ */
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { getEndpoint } from "../domain/endpoints.js";
+import { newId } from "../domain/ids.js";
+import { prepareEvent } from "../domain/publish.js";
+import { prepareHeaders } from "./dispatch.js";
+import type { HttpClient } from "./http-client.js";
+
+/** The event type of test events. */
+export const TEST_EVENT_TYPE = "hookline.test";
+
+/** The attempt a test event made. */
+export interface TestAttempt {
+  id: string;
+  eventId: string;
+  startedAt: Date;
+  durationMs: number;
+  responseStatus: number;
+  responseBody: string;
+  errorClass: string;
+  error: string;
+}
+
+/** Options of {@link sendTestEvent}. */
+export interface TestEventOptions {
+  http: HttpClient;
+  defaultTimeoutMs: number;
+  maxPayloadBytes: number;
+}
+
+/** Sends a test event with `data` (`{}` when undefined) to endpoint `id`. */
+export async function sendTestEvent(em: EntityManager, id: string, data: unknown, options: TestEventOptions): Promise<TestAttempt> {
+  const endpoint = await getEndpoint(em, id);
+  const startedAt = new Date();
+  const event = prepareEvent(
+    {
+      tenantId: endpoint.tenantId,
+      eventType: TEST_EVENT_TYPE,
+      payloadJson: JSON.stringify(data ?? {}),
+      data: undefined,
+      idempotencyKey: "",
+      channels: [],
+    },
+    startedAt,
+    options.maxPayloadBytes,
+  );
+  const headers = prepareHeaders(
+    { eventId: event.id, body: event.body, headers: endpoint.headers, secrets: endpoint.secrets, signatureScheme: endpoint.signatureScheme },
+    startedAt,
+  );
+  const started = performance.now();
+  const result = await options.http.post(new URL(endpoint.url), headers, event.body, endpoint.timeoutMs ?? options.defaultTimeoutMs);
+  return {
+    id: newId("attempt"),
+    eventId: event.id,
+    startedAt,
+    durationMs: Math.round(performance.now() - started),
+    responseStatus: result.status,
+    responseBody: result.body,
+    errorClass: result.error?.class ?? "",
+    error: result.error?.message ?? "",
+  };
+}
