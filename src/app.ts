@@ -91,7 +91,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     : undefined;
   retention?.start();
 
-  const inserts = new InsertQueue(store.sql, undefined, config.publishWriters);
+  const inserts = new InsertQueue(store.sql, config.idempotencyWindowMs, undefined, config.publishWriters);
   const publish: PublishContext = {
     insert: (events) => inserts.insert(events),
     maxPayloadBytes: config.maxPayloadBytes,

@@ -45,7 +45,7 @@ export class RetentionSweeper {
     const cutoff = new Date(Date.now() - this.retentionMs);
     try {
       const pruned = await pruneOlderThan(this.sql, cutoff);
-      if (pruned.deliveries + pruned.events + pruned.updates > 0) this.log.info({ ...pruned, cutoff }, "retention: removed old data");
+      if (pruned.deliveries + pruned.events + pruned.updates + pruned.keys > 0) this.log.info({ ...pruned, cutoff }, "retention: removed old data");
     } catch (err) {
       this.log.warn({ err }, "retention sweep failed; trying again at the next one");
     }

@@ -7,6 +7,7 @@ import { Migration20261123010000_delivery_engine } from "./Migration202611230100
 import { Migration20261124000000_notify_origin } from "./Migration20261124000000_notify_origin.js";
 import { Migration20261124010000_delivery_updates } from "./Migration20261124010000_delivery_updates.js";
 import { Migration20261124020000_api_keys } from "./Migration20261124020000_api_keys.js";
+import { Migration20261124030000_idempotency_window } from "./Migration20261124030000_idempotency_window.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -15,4 +16,5 @@ export const migrationsList = [
   { name: "Migration20261124000000_notify_origin", class: Migration20261124000000_notify_origin },
   { name: "Migration20261124010000_delivery_updates", class: Migration20261124010000_delivery_updates },
   { name: "Migration20261124020000_api_keys", class: Migration20261124020000_api_keys },
+  { name: "Migration20261124030000_idempotency_window", class: Migration20261124030000_idempotency_window },
 ];

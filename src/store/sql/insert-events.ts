@@ -39,12 +39,28 @@ WITH input AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
     WITH ORDINALITY AS i (id, tenant_id, event_type, idempotency_key, body, channels, ord)
 ),
+-- Idempotency: each key (the first event naming it in this batch) is taken
+-- for the window, or taken over when its window has passed. A key another
+-- transaction holds makes this one wait for it, then find it taken (no row
+-- comes back), so of concurrent duplicates exactly one is stored.
+keyed AS (
+  INSERT INTO idempotency_keys (tenant_id, key, event_id, expires_at)
+  SELECT DISTINCT ON (tenant_id, idempotency_key) tenant_id, idempotency_key, id,
+         now() + make_interval(secs => $7::float8 / 1000)
+  FROM input
+  WHERE idempotency_key IS NOT NULL
+  ORDER BY tenant_id, idempotency_key, ord
+  ON CONFLICT (tenant_id, key) DO UPDATE
+    SET event_id = excluded.event_id, expires_at = excluded.expires_at
+    WHERE idempotency_keys.expires_at <= now()
+  RETURNING event_id
+),
 inserted AS (
   INSERT INTO events (id, tenant_id, event_type, channels, idempotency_key, body)
   SELECT id, tenant_id, event_type, ARRAY(SELECT jsonb_array_elements_text(channels)), idempotency_key, body
   FROM input
+  WHERE idempotency_key IS NULL OR id IN (SELECT event_id FROM keyed)
   ORDER BY ord
-  ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id, tenant_id, event_type, channels
 ),
 fanned AS (
@@ -89,18 +105,18 @@ FROM inserted i
 LEFT JOIN (SELECT event_id, count(*) AS n, array_agg(id) AS ids FROM fanned GROUP BY event_id) c ON c.event_id = i.id`;
 
 const FIND_DUPLICATES = `
-SELECT DISTINCT ON (e.tenant_id, e.idempotency_key) e.tenant_id, e.idempotency_key, e.id
-FROM events e
-JOIN unnest($1::text[], $2::text[]) AS k (tenant_id, idempotency_key)
-  ON e.tenant_id = k.tenant_id AND e.idempotency_key = k.idempotency_key`;
+SELECT k.tenant_id, k.key AS idempotency_key, k.event_id AS id
+FROM idempotency_keys k
+JOIN unnest($1::text[], $2::text[]) AS d (tenant_id, idempotency_key)
+  ON k.tenant_id = d.tenant_id AND k.key = d.idempotency_key`;
 
 /**
  * Stores `events` with their deliveries, all or nothing, and returns one
  * result per event in the same order. An event whose idempotency key was
- * used before (or earlier in the same batch) stores nothing and returns the
- * original event's id with `duplicate` set.
+ * used within the last `idempotencyWindowMs` (or earlier in the same batch)
+ * stores nothing and returns the original event's id with `duplicate` set.
  */
-export async function insertEvents(sql: Sql, events: readonly NewEvent[]): Promise<InsertedEvent[]> {
+export async function insertEvents(sql: Sql, events: readonly NewEvent[], idempotencyWindowMs: number): Promise<InsertedEvent[]> {
   const rows = await sql.query<{ id: string; delivery_count: number; delivery_ids: string[] | null }>(
     INSERT_EVENTS,
     [
@@ -110,6 +126,7 @@ export async function insertEvents(sql: Sql, events: readonly NewEvent[]): Promi
     events.map((e) => e.idempotencyKey),
     events.map((e) => e.body),
     events.map((e) => JSON.stringify(e.channels)),
+    idempotencyWindowMs,
     ],
     events.length <= SMALL,
   );
@@ -118,7 +135,7 @@ export async function insertEvents(sql: Sql, events: readonly NewEvent[]): Promi
   const duplicates = events.filter((e) => !counts.has(e.id));
   const originals = new Map<string, string>();
   if (duplicates.length > 0) {
-    // Only events with an idempotency key can be skipped by ON CONFLICT. The
+    // Only events with an idempotency key can be skipped (see keyed). The
     // statement above has committed, so the originals are visible now, also
     // those written by a concurrent publish that won the race.
     const found = await sql.query<{ tenant_id: string; idempotency_key: string; id: string }>(FIND_DUPLICATES, [

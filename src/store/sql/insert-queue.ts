@@ -23,6 +23,8 @@ export class InsertQueue {
 
   constructor(
     private readonly sql: Sql,
+    /** How long an idempotency key holds (see insertEvents). */
+    private readonly idempotencyWindowMs: number,
     /** Most events in one shared statement. */
     private readonly maxEvents = 1_000,
     /** Statements written at once. */
@@ -57,6 +59,7 @@ export class InsertQueue {
       const results = await insertEvents(
         this.sql,
         group.flatMap((w) => w.events),
+        this.idempotencyWindowMs,
       );
       let offset = 0;
       for (const w of group) {
@@ -72,7 +75,7 @@ export class InsertQueue {
       await Promise.all(
         group.map(async (w) => {
           try {
-            w.resolve(await insertEvents(this.sql, w.events));
+            w.resolve(await insertEvents(this.sql, w.events, this.idempotencyWindowMs));
           } catch (e) {
             w.reject(e);
           }

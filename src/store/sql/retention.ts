@@ -5,7 +5,8 @@
  *   attempts (ON DELETE CASCADE);
  * - events published before the cutoff that have no delivery left;
  * - status log rows recorded before the cutoff, except those of deliveries
- *   still live (they go once the delivery ends and ages out).
+ *   still live (they go once the delivery ends and ages out);
+ * - idempotency keys whose window has passed.
  * Deliveries and events are found by primary key: their ids begin with
  * their (event's) time, so "published before the cutoff" is an id range and
  * the scan starts at the oldest row left. Log rows by the BRIN index on
@@ -43,16 +44,22 @@ WHERE ctid IN (
   LIMIT $2
 )`;
 
+const PRUNE_KEYS = `
+DELETE FROM idempotency_keys
+WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT $1)`;
+
 /** How many rows one pass removed. */
 export interface Pruned {
   deliveries: number;
   events: number;
   updates: number;
+  /** Idempotency keys whose window has passed. */
+  keys: number;
 }
 
 /** Removes everything older than `cutoff` (see the module comment), `batch` rows per statement. */
 export async function pruneOlderThan(sql: Sql, cutoff: Date, batch = 1_000): Promise<Pruned> {
-  const pruned: Pruned = { deliveries: 0, events: 0, updates: 0 };
+  const pruned: Pruned = { deliveries: 0, events: 0, updates: 0, keys: 0 };
   const run = async (text: string, values: unknown[]): Promise<number> => {
     let total = 0;
     for (;;) {
@@ -65,5 +72,6 @@ export async function pruneOlderThan(sql: Sql, cutoff: Date, batch = 1_000): Pro
   pruned.deliveries = await run(PRUNE_DELIVERIES, [firstIdAt("delivery", cutoff), cutoff, batch]);
   pruned.events = await run(PRUNE_EVENTS, [firstIdAt("event", cutoff), batch]);
   pruned.updates = await run(PRUNE_UPDATES, [cutoff, batch]);
+  pruned.keys = await run(PRUNE_KEYS, [batch]);
   return pruned;
 }
