@@ -11,6 +11,7 @@ import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/
 import { authInterceptor } from "./api/auth.js";
 import { errorInterceptor } from "./api/errors.js";
 import { Authenticator } from "./domain/auth.js";
+import { EventTypeRegistry } from "./domain/event-types.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { type ApiServer, startApiServer } from "./api/server.js";
@@ -92,7 +93,9 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   retention?.start();
 
   const inserts = new InsertQueue(store.sql, config.idempotencyWindowMs, undefined, config.publishWriters);
+  const eventTypes = new EventTypeRegistry(() => store.em(), config.strictEventTypes);
   const publish: PublishContext = {
+    eventTypes,
     insert: (events) => inserts.insert(events),
     maxPayloadBytes: config.maxPayloadBytes,
     onDeliveriesCreated: scheduler ? (ids) => scheduler.take(ids) : undefined,
@@ -120,6 +123,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         addressGuard,
         updates,
         testEvents: { http: testHttp, defaultTimeoutMs: config.requestTimeoutMs, maxPayloadBytes: config.maxPayloadBytes },
+        eventTypes,
       }),
       interceptors: [errorInterceptor(log), authInterceptor(auth)],
       // Larger request messages are refused with ResourceExhausted before parsing.

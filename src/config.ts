@@ -26,6 +26,8 @@ export interface Config {
   embeddedPostgresPort: number;
   /** Connections in the database pool. */
   dbPoolSize: number;
+  /** Refuse publishes of event types that were never created. */
+  strictEventTypes: boolean;
   /** How long an idempotency key holds: the same key within it is a duplicate. */
   idempotencyWindowMs: number;
   /** How long deliveries, attempts, events and status log rows are kept after they end. */
@@ -134,6 +136,7 @@ function readConfig(env: Env, dataDir: string): Config {
     dbPoolSize: int(env, "HOOKLINE_DB_POOL_SIZE", 10, 2, 1000),
     publishWriters: int(env, "HOOKLINE_PUBLISH_WRITERS", 2, 1, 64),
     idempotencyWindowMs: duration(env, "HOOKLINE_IDEMPOTENCY_WINDOW", DAY, 1_000, 30 * DAY),
+    strictEventTypes: bool(env, "HOOKLINE_STRICT_EVENT_TYPES", false),
     // Days, fractions allowed (tests use seconds' worth).
     retentionMs: Math.round(float(env, "HOOKLINE_RETENTION_DAYS", 30, 0.00001, 3650) * DAY),
     apiEnabled: bool(env, "HOOKLINE_API", true),

@@ -26,6 +26,8 @@ import type { EndpointStats } from "../domain/endpoint-stats.js";
 import { ValidationError } from "../domain/errors.js";
 import type { Attempt, Delivery, Endpoint, StoredRetryPolicy } from "../store/entities/index.js";
 import type { StoredApiKey } from "../store/sql/api-keys.js";
+import type { EventType } from "../store/entities/index.js";
+import { type EventType as EventTypeMessage, EventTypeSchema } from "../../gen/hookline/v1/event_type_pb.js";
 import { encodeCursor, type UpdateRow } from "../store/sql/delivery-updates.js";
 
 /** Milliseconds of a Duration; rejects negative ones, naming `field`. */
@@ -205,5 +207,16 @@ export function statsToProto(s: EndpointStats): EndpointStatsMessage {
     consecutiveFailures: s.consecutiveFailures,
     circuitState: s.circuit === "open" ? CircuitState.OPEN : s.circuit === "half-open" ? CircuitState.HALF_OPEN : CircuitState.CLOSED,
     circuitOpenUntil: s.circuitOpenUntil ? timestampFromDate(s.circuitOpenUntil) : undefined,
+  });
+}
+
+/** An event type as the API shows it. */
+export function eventTypeToProto(t: EventType): EventTypeMessage {
+  return create(EventTypeSchema, {
+    tenantId: t.tenantId,
+    name: t.name,
+    description: t.description,
+    schema: (t.schema ?? undefined) as EventTypeMessage["schema"],
+    createdAt: timestampFromDate(t.createdAt),
   });
 }

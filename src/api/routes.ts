@@ -15,6 +15,7 @@ import { eventIngestService } from "./event-ingest.js";
 import { type HealthState, registerHealth } from "./health.js";
 import { registerReflection } from "./reflection.js";
 import type { TestEventOptions } from "../delivery/test-event.js";
+import type { EventTypeRegistry } from "../domain/event-types.js";
 import type { UpdateHub } from "../status-stream/hub.js";
 import { webhookAdminService } from "./webhook-admin.js";
 
@@ -29,6 +30,8 @@ export interface RouteDeps {
   updates: UpdateHub;
   /** How SendTestEvent sends. */
   testEvents: TestEventOptions;
+  /** Told of event types created here. */
+  eventTypes: EventTypeRegistry;
 }
 
 /** The service names reported by health checks (besides "" for the server). */
@@ -38,7 +41,7 @@ export const SERVICE_NAMES = [EventIngest.typeName, WebhookAdmin.typeName];
 export function routes(deps: RouteDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(EventIngest, eventIngestService(deps.publish));
-    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates, testEvents: deps.testEvents }));
+    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates, testEvents: deps.testEvents, eventTypes: deps.eventTypes }));
     registerHealth(router, deps.health);
     registerReflection(router, [
       file_hookline_v1_event_ingest,

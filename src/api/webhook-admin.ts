@@ -1,6 +1,7 @@
 /**
  * WebhookAdmin: thin handlers over domain/endpoints.ts and
- * domain/deliveries.ts. RPCs not implemented here answer `Unimplemented`.
+ * domain/deliveries.ts and their neighbours; tenant scoping of each call
+ * through callerOf (see auth.ts).
  */
 import { type Duration, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
@@ -11,6 +12,7 @@ import type { AddressGuard } from "../delivery/address-guard.js";
 import { actingTenant, createApiKey, listApiKeys, mustSee, revokeApiKey } from "../domain/auth.js";
 import { getDelivery, listDeliveries, recoverEndpoint, retryDelivery } from "../domain/deliveries.js";
 import { getEndpointStats } from "../domain/endpoint-stats.js";
+import { createEventType, type EventTypeRegistry, listEventTypes } from "../domain/event-types.js";
 import {
   createEndpoint,
   deleteEndpoint,
@@ -28,6 +30,7 @@ import { callerOf } from "./auth.js";
 import {
   apiKeyToProto,
   deliveryToProto,
+  eventTypeToProto,
   statsToProto,
   endpointToProto,
   retryPolicyFromProto,
@@ -43,10 +46,12 @@ export interface WebhookAdminOptions {
   updates: UpdateHub;
   /** Sends SendTestEvent's requests. */
   testEvents: TestEventOptions;
+  /** Told of event types created here. */
+  eventTypes?: EventTypeRegistry;
 }
 
-/** The WebhookAdmin implementation (the RPCs built so far). */
-export function webhookAdminService(store: Store, options: WebhookAdminOptions): Partial<ServiceImpl<typeof WebhookAdmin>> {
+/** The WebhookAdmin implementation. */
+export function webhookAdminService(store: Store, options: WebhookAdminOptions): ServiceImpl<typeof WebhookAdmin> {
   return {
     async createEndpoint(req, ctx) {
       const endpoint = await createEndpoint(store.em(), options.addressGuard, {
@@ -136,6 +141,20 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
           startedAt: timestampFromDate(a.startedAt),
         }),
       };
+    },
+
+    async createEventType(req, ctx) {
+      const type = await createEventType(
+        store.em(),
+        { tenantId: actingTenant(callerOf(ctx), req.tenantId), name: req.name, description: req.description, schema: req.schema },
+        options.eventTypes,
+      );
+      return { eventType: eventTypeToProto(type) };
+    },
+
+    async listEventTypes(req, ctx) {
+      const page = await listEventTypes(store.em(), actingTenant(callerOf(ctx), req.tenantId), req.pageSize, req.pageToken);
+      return { eventTypes: page.types.map(eventTypeToProto), nextPageToken: page.nextPageToken };
     },
 
     async deleteEndpoint(req, ctx) {

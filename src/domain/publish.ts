@@ -3,6 +3,7 @@
  * store events and deliveries in one statement. Nothing is delivered inline.
  */
 import type { InsertedEvent, NewEvent } from "../store/sql/insert-events.js";
+import type { EventTypeRegistry } from "./event-types.js";
 import { LimitExceededError, ValidationError } from "./errors.js";
 import { newId } from "./ids.js";
 import { checkChannels, checkEventType, checkTenantId } from "./validate.js";
@@ -30,6 +31,8 @@ export interface PublishContext {
   maxPayloadBytes: number;
   /** Called with the deliveries created, once committed (the local scheduler takes them at once). */
   onDeliveriesCreated?: (deliveryIds: string[]) => void;
+  /** Checks payloads against their event types' schemas. */
+  eventTypes?: EventTypeRegistry;
 }
 
 /** The result of publishing one event. */
@@ -48,6 +51,15 @@ export async function publishEvents(
   if (inputs.length === 0) return [];
   const now = new Date();
   const events = inputs.map((input, i) => prepareEvent(input, now, ctx.maxPayloadBytes, fieldPrefix(i)));
+  await ctx.eventTypes?.check(
+    events.map((e, i) => ({
+      tenantId: e.tenantId,
+      eventType: e.eventType,
+      data: e.data,
+      field: `${fieldPrefix(i)}${inputs[i]!.payloadJson !== undefined ? "payload_json" : "data"}`,
+      typeField: `${fieldPrefix(i)}event_type`,
+    })),
+  );
   const results = await ctx.insert(events);
   const created = results.flatMap((r) => r.deliveryIds);
   if (created.length > 0) ctx.onDeliveriesCreated?.(created);
@@ -75,6 +87,7 @@ export function prepareEvent(input: PublishInput, now: Date, maxPayloadBytes: nu
     channels,
     idempotencyKey: input.idempotencyKey === "" ? null : input.idempotencyKey,
     body,
+    data,
   };
 }
 

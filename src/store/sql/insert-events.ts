@@ -23,6 +23,8 @@ export interface NewEvent {
   channels: string[];
   idempotencyKey: string | null;
   body: string;
+  /** The payload's JSON text (inside `body`), for schema checks. */
+  data: string;
 }
 
 /** What was stored for one event. */

@@ -1,0 +1,180 @@
+/**
+ * Event types: a tenant's named kinds of event, each with an optional JSON
+ * Schema (draft 2020-12, checked with Ajv) that published payloads must
+ * match. Publishing a type that was never created is allowed unless
+ * HOOKLINE_STRICT_EVENT_TYPES is on.
+ *
+ * Publishing consults a per-process cache of compiled schemas, so a publish
+ * costs no extra query once its types are known; entries (also "no such
+ * type") live CACHE_MS, so a type created through another process is
+ * enforced here within that time, and at once through this one.
+ */
+import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { EventType } from "../store/entities/index.js";
+import { AlreadyExistsError, ValidationError } from "./errors.js";
+import { checkEventType, checkPageSize, checkTenantId, decodePageToken, encodePageToken } from "./validate.js";
+
+const CACHE_MS = 5_000;
+const MAX_SCHEMA_BYTES = 64 * 1024;
+
+/** Input of {@link createEventType}. */
+export interface NewEventType {
+  tenantId: string;
+  name: string;
+  description: string;
+  schema: Record<string, unknown> | undefined;
+}
+
+function ajv(): Ajv2020 {
+  return new Ajv2020({ allErrors: false, strict: false });
+}
+
+/** Stores an event type; its schema must compile. */
+export async function createEventType(em: EntityManager, input: NewEventType, registry?: EventTypeRegistry): Promise<EventType> {
+  const type = new EventType();
+  type.tenantId = checkTenantId(input.tenantId);
+  type.name = checkEventType(input.name, "name");
+  if (type.name.endsWith(".*")) throw new ValidationError("name", "an event type name cannot end in a wildcard");
+  if (input.description.length > 1024) throw new ValidationError("description", "must be at most 1024 characters");
+  type.description = input.description;
+  if (input.schema !== undefined) {
+    if (Buffer.byteLength(JSON.stringify(input.schema)) > MAX_SCHEMA_BYTES) {
+      throw new ValidationError("schema", `must be at most ${MAX_SCHEMA_BYTES} bytes of JSON`);
+    }
+    try {
+      ajv().compile(input.schema);
+    } catch (err) {
+      throw new ValidationError("schema", `is not a valid JSON Schema: ${(err as Error).message}`);
+    }
+    type.schema = input.schema;
+  }
+  type.createdAt = new Date();
+  if (await em.findOne(EventType, { tenantId: type.tenantId, name: type.name })) {
+    throw new AlreadyExistsError(`event type ${type.name} already exists for tenant ${type.tenantId}`);
+  }
+  try {
+    await em.persistAndFlush(type);
+  } catch (err) {
+    if ((err as { code?: string }).code === "23505") {
+      throw new AlreadyExistsError(`event type ${type.name} already exists for tenant ${type.tenantId}`);
+    }
+    throw err;
+  }
+  registry?.forget(type.tenantId, type.name);
+  return type;
+}
+
+/** A page of a tenant's event types, by name. */
+export async function listEventTypes(
+  em: EntityManager,
+  tenantId: string,
+  pageSize: number,
+  pageToken: string,
+): Promise<{ types: EventType[]; nextPageToken: string }> {
+  const tenant = checkTenantId(tenantId);
+  const size = checkPageSize(pageSize);
+  const after = decodePageToken(pageToken);
+  const rows = await em.find(
+    EventType,
+    after === undefined ? { tenantId: tenant } : { tenantId: tenant, name: { $gt: after } },
+    { orderBy: { name: "asc" }, limit: size + 1 },
+  );
+  const more = rows.length > size;
+  const types = more ? rows.slice(0, size) : rows;
+  return { types, nextPageToken: more ? encodePageToken(types.at(-1)!.name) : "" };
+}
+
+interface Entry {
+  /** Undefined: the type exists without a schema. Null: no such type. */
+  validate: ValidateFunction | undefined | null;
+  until: number;
+}
+
+/** One payload to check. */
+export interface PayloadToCheck {
+  tenantId: string;
+  eventType: string;
+  /** The payload's JSON text. */
+  data: string;
+  /** Names the request field of the payload in errors ("events[3].payload"). */
+  field: string;
+  /** Names the event type field in errors. */
+  typeField: string;
+}
+
+/** Checks published payloads against their types' schemas; see the module comment. */
+export class EventTypeRegistry {
+  private readonly cache = new Map<string, Entry>();
+  /** Compiled schemas by their JSON text, so reloading a type does not compile again. */
+  private readonly compiled = new Map<string, ValidateFunction>();
+
+  constructor(
+    private readonly em: () => EntityManager,
+    private readonly strict: boolean,
+  ) {}
+
+  /** Drops what is cached for a type (it was just created here). */
+  forget(tenantId: string, name: string): void {
+    this.cache.delete(`${tenantId}\u0000${name}`);
+  }
+
+  /** Throws a ValidationError for the first payload that its type refuses. */
+  async check(payloads: readonly PayloadToCheck[]): Promise<void> {
+    const now = Date.now();
+    const missing = new Map<string, { tenantId: string; name: string }>();
+    for (const p of payloads) {
+      const key = `${p.tenantId}\u0000${p.eventType}`;
+      const entry = this.cache.get(key);
+      if (!entry || entry.until <= now) missing.set(key, { tenantId: p.tenantId, name: p.eventType });
+    }
+    if (missing.size > 0) await this.load([...missing.values()], now);
+    for (const p of payloads) {
+      const entry = this.cache.get(`${p.tenantId}\u0000${p.eventType}`)!;
+      if (entry.validate === null) {
+        if (this.strict) {
+          throw new ValidationError(p.typeField, `"${p.eventType}" is not an event type of tenant ${p.tenantId} (HOOKLINE_STRICT_EVENT_TYPES is on)`);
+        }
+        continue;
+      }
+      if (entry.validate === undefined) continue;
+      const data: unknown = JSON.parse(p.data);
+      if (!entry.validate(data)) {
+        const e = entry.validate.errors?.[0];
+        const path = (e?.instancePath ?? "")
+          .split("/")
+          .slice(1)
+          .map((s) => (/^\d+$/.test(s) ? `[${s}]` : `.${s.replaceAll("~1", "/").replaceAll("~0", "~")}`))
+          .join("");
+        throw new ValidationError(`${p.field}${path}`, `${e?.message ?? "does not match"} (schema of ${p.eventType})`);
+      }
+    }
+  }
+
+  private compile(schema: Record<string, unknown>): ValidateFunction {
+    const text = JSON.stringify(schema);
+    let fn = this.compiled.get(text);
+    if (!fn) {
+      // A fresh Ajv per schema: schemas with the same $id do not clash.
+      fn = ajv().compile(schema);
+      if (this.compiled.size >= 10_000) this.compiled.clear();
+      this.compiled.set(text, fn);
+    }
+    return fn;
+  }
+
+  private async load(types: readonly { tenantId: string; name: string }[], now: number): Promise<void> {
+    const rows = await this.em().find(EventType, { $or: types.map((t) => ({ tenantId: t.tenantId, name: t.name })) });
+    const found = new Map(rows.map((r) => [`${r.tenantId}\u0000${r.name}`, r]));
+    for (const t of types) {
+      const key = `${t.tenantId}\u0000${t.name}`;
+      const row = found.get(key);
+      let validate: ValidateFunction | undefined | null = null;
+      if (row) validate = row.schema ? this.compile(row.schema) : undefined;
+      this.cache.set(key, { validate, until: now + CACHE_MS });
+    }
+    if (this.cache.size > 10_000) {
+      for (const [k, v] of this.cache) if (v.until <= now) this.cache.delete(k);
+    }
+  }
+}
