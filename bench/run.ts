@@ -226,11 +226,14 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
   const db = await benchDatabase();
   const receiver = await ReceiverProcess.start();
   const procs: HooklineProcess[] = [];
+  // One key for every Hookline process of the run: they share the database.
+  const secretKey = randomBytes(32).toString("hex");
   const env = (extra: Record<string, string>) => ({
     DATABASE_URL: db.url,
     HOOKLINE_HOST: "127.0.0.1",
     HOOKLINE_PORT: "0",
     HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
+    HOOKLINE_SECRET_KEY: secretKey,
     HOOKLINE_LOG_LEVEL: "info",
     HOOKLINE_DB_POOL_SIZE: "20",
     HOOKLINE_MAX_IN_FLIGHT: "256",

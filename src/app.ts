@@ -24,6 +24,8 @@ import { probeDatabase } from "./store/database-health.js";
 import { InsertQueue } from "./store/sql/insert-queue.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./store/embedded-postgres.js";
 import { openStore, type Store } from "./store/store.js";
+import { checkSecretKey, sealStoredSecrets } from "./store/sql/endpoint-secrets.js";
+import { dataDirSecretKey, SecretBox } from "./signing/secret-box.js";
 import { RetentionSweeper } from "./retention/sweeper.js";
 import { UpdateHub } from "./status-stream/hub.js";
 
@@ -59,6 +61,15 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   // of its own publishes (it takes those by id; see Scheduler.take).
   const applicationName = `hookline-${randomBytes(6).toString("hex")}`;
   const store = await openStore(url, config.dbPoolSize, applicationName);
+  // Endpoint secrets are encrypted at rest (see signing/secret-box.ts).
+  const secrets = new SecretBox(config.secretKey ?? (await dataDirSecretKey(config.dataDir)));
+  await checkSecretKey(store.sql, secrets).catch(async (err: unknown) => {
+    await store.close();
+    await embedded?.stop();
+    throw err;
+  });
+  const sealed = await sealStoredSecrets(store.sql, secrets);
+  if (sealed > 0) log.info({ endpoints: sealed }, "encrypted endpoint secrets stored in plaintext");
   const health = new HealthState();
   // One guard for deliveries and endpoint creation, so both judge alike.
   const addressGuard = new AddressGuard(config.allowedCidrs);
@@ -67,6 +78,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         sql: store.sql,
         databaseUrl: url,
         applicationName,
+        secrets,
         log: log.child({ component: "scheduler" }),
         maxInFlight: config.maxInFlight,
         claimBatchSize: config.claimBatchSize,
@@ -122,8 +134,9 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         health,
         addressGuard,
         updates,
-        testEvents: { http: testHttp, defaultTimeoutMs: config.requestTimeoutMs, maxPayloadBytes: config.maxPayloadBytes },
+        testEvents: { http: testHttp, defaultTimeoutMs: config.requestTimeoutMs, maxPayloadBytes: config.maxPayloadBytes, secrets },
         eventTypes,
+        secrets,
       }),
       interceptors: [errorInterceptor(log), authInterceptor(auth)],
       // Larger request messages are refused with ResourceExhausted before parsing.

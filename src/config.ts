@@ -4,6 +4,7 @@
  * Every variable is documented in docs/configuration.md with its default;
  * keep the two in step.
  */
+import { parseSecretKey } from "./signing/secret-box.js";
 import { resolve } from "node:path";
 import { parseAllowedCidrs } from "./delivery/address-guard.js";
 
@@ -36,6 +37,8 @@ export interface Config {
   publishWriters: number;
   /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
   apiEnabled: boolean;
+  /** HOOKLINE_SECRET_KEY: encrypts endpoint secrets at rest; undefined means the data directory's key (embedded only). */
+  secretKey: Buffer | undefined;
   /** Bearer token for every RPC of every tenant; "" for none. */
   adminToken: string;
   /** Bearer token for EventIngest, every tenant; "" for none. */
@@ -112,6 +115,12 @@ type Env = Record<string, string | undefined>;
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = resolve(str(env, "HOOKLINE_DATA_DIR", "./.hookline"));
   const config = readConfig(env, dataDir);
+  if (config.databaseUrl && !config.secretKey) {
+    throw new ConfigError(
+      "HOOKLINE_SECRET_KEY: required with DATABASE_URL, to encrypt endpoint secrets at rest (32 bytes as hex or base64: openssl rand -hex 32); " +
+        "only the embedded PostgreSQL keeps a key of its own in HOOKLINE_DATA_DIR",
+    );
+  }
   if (config.apiEnabled && !config.adminToken && !config.ingestToken && !isLoopback(config.host)) {
     throw new ConfigError(
       `HOOKLINE_HOST=${config.host}: refusing to serve the API beyond this machine without authentication; ` +
@@ -140,6 +149,7 @@ function readConfig(env: Env, dataDir: string): Config {
     // Days, fractions allowed (tests use seconds' worth).
     retentionMs: Math.round(float(env, "HOOKLINE_RETENTION_DAYS", 30, 0.00001, 3650) * DAY),
     apiEnabled: bool(env, "HOOKLINE_API", true),
+    secretKey: secretKey(env),
     adminToken: token(env, "HOOKLINE_ADMIN_TOKEN"),
     ingestToken: token(env, "HOOKLINE_INGEST_TOKEN"),
     schedulerEnabled: bool(env, "HOOKLINE_SCHEDULER", true),
@@ -164,6 +174,16 @@ function readConfig(env: Env, dataDir: string): Config {
     maxRequestBytes: int(env, "HOOKLINE_MAX_REQUEST_BYTES", 16 << 20, 1024, 1 << 30),
     logLevel: oneOf(env, "HOOKLINE_LOG_LEVEL", "info", LOG_LEVELS),
   };
+}
+
+function secretKey(env: Env): Buffer | undefined {
+  const v = env.HOOKLINE_SECRET_KEY ?? "";
+  if (v === "") return undefined;
+  try {
+    return parseSecretKey(v);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 /** A bearer token from the environment: empty, or at least 16 characters. */

@@ -85,8 +85,8 @@ export function schemeFromProto(scheme: SignatureScheme): "standard-webhooks" | 
   }
 }
 
-/** An endpoint row as an API message; the secret only when `withSecret`. */
-export function endpointToProto(e: Endpoint, withSecret = false): EndpointMessage {
+/** An endpoint row as an API message; the secret only when given (its plaintext: stored secrets are sealed). */
+export function endpointToProto(e: Endpoint, secret = ""): EndpointMessage {
   return create(EndpointSchema, {
     id: e.id,
     tenantId: e.tenantId,
@@ -96,7 +96,7 @@ export function endpointToProto(e: Endpoint, withSecret = false): EndpointMessag
     channels: e.channels,
     headers: e.headers,
     disabled: e.disabled,
-    secret: withSecret ? (e.secrets[0]?.secret ?? "") : "",
+    secret,
     signatureScheme: e.signatureScheme === "github" ? SignatureScheme.GITHUB : SignatureScheme.STANDARD_WEBHOOKS,
     retryPolicy: retryPolicyToProto(e.retryPolicy),
     timeoutSeconds: e.timeoutMs === null ? 0 : Math.round(e.timeoutMs / 1000),

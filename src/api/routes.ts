@@ -16,6 +16,7 @@ import { type HealthState, registerHealth } from "./health.js";
 import { registerReflection } from "./reflection.js";
 import type { TestEventOptions } from "../delivery/test-event.js";
 import type { EventTypeRegistry } from "../domain/event-types.js";
+import type { SecretBox } from "../signing/secret-box.js";
 import type { UpdateHub } from "../status-stream/hub.js";
 import { webhookAdminService } from "./webhook-admin.js";
 
@@ -32,6 +33,8 @@ export interface RouteDeps {
   testEvents: TestEventOptions;
   /** Told of event types created here. */
   eventTypes: EventTypeRegistry;
+  /** Seals and opens endpoint secrets. */
+  secrets: SecretBox;
 }
 
 /** The service names reported by health checks (besides "" for the server). */
@@ -41,7 +44,7 @@ export const SERVICE_NAMES = [EventIngest.typeName, WebhookAdmin.typeName];
 export function routes(deps: RouteDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(EventIngest, eventIngestService(deps.publish));
-    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates, testEvents: deps.testEvents, eventTypes: deps.eventTypes }));
+    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates, testEvents: deps.testEvents, eventTypes: deps.eventTypes, secrets: deps.secrets }));
     registerHealth(router, deps.health);
     registerReflection(router, [
       file_hookline_v1_event_ingest,

@@ -23,6 +23,7 @@ import {
 } from "../domain/endpoints.js";
 import { ValidationError } from "../domain/errors.js";
 import type { Store } from "../store/store.js";
+import type { SecretBox } from "../signing/secret-box.js";
 import type { UpdateHub } from "../status-stream/hub.js";
 import { sendTestEvent, type TestEventOptions } from "../delivery/test-event.js";
 import { parseWatch } from "../status-stream/filter.js";
@@ -48,13 +49,15 @@ export interface WebhookAdminOptions {
   testEvents: TestEventOptions;
   /** Told of event types created here. */
   eventTypes?: EventTypeRegistry;
+  /** Seals and opens endpoint secrets. */
+  secrets: SecretBox;
 }
 
 /** The WebhookAdmin implementation. */
 export function webhookAdminService(store: Store, options: WebhookAdminOptions): ServiceImpl<typeof WebhookAdmin> {
   return {
     async createEndpoint(req, ctx) {
-      const endpoint = await createEndpoint(store.em(), options.addressGuard, {
+      const endpoint = await createEndpoint(store.em(), options.addressGuard, options.secrets, {
         tenantId: actingTenant(callerOf(ctx), req.tenantId),
         url: req.url,
         description: req.description,
@@ -70,7 +73,7 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
         ordered: req.ordered,
         disabled: req.disabled,
       });
-      return { endpoint: endpointToProto(endpoint, true) };
+      return { endpoint: endpointToProto(endpoint, options.secrets.open(endpoint.secrets[0]!.secret)) };
     },
 
     async getEndpoint(req, ctx) {
@@ -110,6 +113,7 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
       mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
       const rotated = await rotateEndpointSecret(
         store.em(),
+        options.secrets,
         req.id,
         req.secret,
         req.gracePeriod ? durationMs(req.gracePeriod) : undefined,

@@ -52,6 +52,7 @@ import type { AddressGuard } from "./address-guard.js";
 import type { RetryRules } from "./backoff.js";
 import { decideOutcome, prepareHeaders } from "./dispatch.js";
 import { HttpClient } from "./http-client.js";
+import type { SecretBox } from "../signing/secret-box.js";
 import { Lanes } from "./lanes.js";
 import { OutcomeWriter } from "./outcome-writer.js";
 
@@ -77,6 +78,8 @@ export interface SchedulerOptions extends RetryRules, HealthRules {
   endpointMaxInFlight: number;
   /** Refuses private and other internal destinations. */
   addressGuard: AddressGuard;
+  /** Opens the endpoint secrets claims return sealed. */
+  secrets: SecretBox;
 }
 
 type State = "idle" | "running" | "draining" | "stopped";
@@ -483,7 +486,7 @@ export class Scheduler {
   private async attempt(delivery: ClaimedDelivery): Promise<{ durationMs: number; success: boolean } | undefined> {
     const o = this.options;
     const startedAt = new Date();
-    const headers = prepareHeaders(delivery, startedAt);
+    const headers = prepareHeaders({ ...delivery, secrets: o.secrets.openAll(delivery.secrets) }, startedAt);
     const started = performance.now();
     const result = await this.http.post(new URL(delivery.url), headers, delivery.body, delivery.timeoutMs ?? o.requestTimeoutMs);
     const durationMs = Math.round(performance.now() - started);

@@ -10,6 +10,7 @@ import { getEndpoint } from "../domain/endpoints.js";
 import { newId } from "../domain/ids.js";
 import { prepareEvent } from "../domain/publish.js";
 import { prepareHeaders } from "./dispatch.js";
+import type { SecretBox } from "../signing/secret-box.js";
 import type { HttpClient } from "./http-client.js";
 
 /** The event type of test events. */
@@ -32,6 +33,8 @@ export interface TestEventOptions {
   http: HttpClient;
   defaultTimeoutMs: number;
   maxPayloadBytes: number;
+  /** Opens the endpoint's stored secrets. */
+  secrets: SecretBox;
 }
 
 /** Sends a test event with `data` (`{}` when undefined) to endpoint `id`. */
@@ -51,7 +54,7 @@ export async function sendTestEvent(em: EntityManager, id: string, data: unknown
     options.maxPayloadBytes,
   );
   const headers = prepareHeaders(
-    { eventId: event.id, body: event.body, headers: endpoint.headers, secrets: endpoint.secrets, signatureScheme: endpoint.signatureScheme },
+    { eventId: event.id, body: event.body, headers: endpoint.headers, secrets: options.secrets.openAll(endpoint.secrets), signatureScheme: endpoint.signatureScheme },
     startedAt,
   );
   const started = performance.now();

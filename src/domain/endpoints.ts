@@ -5,6 +5,7 @@
 import { type EntityManager, LockMode } from "@mikro-orm/postgresql";
 import { failPendingOfDeleted, unparkEndpoint } from "../store/sql/endpoint-changes.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
+import type { SecretBox } from "../signing/secret-box.js";
 import { generateSecret, checkSecret } from "../signing/secrets.js";
 import { Endpoint, type StoredRetryPolicy } from "../store/entities/index.js";
 import { NotFoundError, ValidationError } from "./errors.js";
@@ -197,12 +198,13 @@ function applyFields(
  * A URL that `guard` says can never be delivered to (a blocked IP literal,
  * `localhost`) is refused here; other names are judged at delivery time.
  */
-export async function createEndpoint(em: EntityManager, guard: AddressGuard, input: EndpointInput): Promise<Endpoint> {
+export async function createEndpoint(em: EntityManager, guard: AddressGuard, box: SecretBox, input: EndpointInput): Promise<Endpoint> {
   const endpoint = new Endpoint();
   endpoint.id = newId("endpoint");
   endpoint.tenantId = checkTenantId(input.tenantId);
   applyFields(endpoint, guard, input, new Set(ENDPOINT_FIELDS));
-  endpoint.secrets = [{ secret: input.secret === "" ? generateSecret() : checkSecret(input.secret, "secret"), expiresAt: null }];
+  const secret = input.secret === "" ? generateSecret() : checkSecret(input.secret, "secret");
+  endpoint.secrets = [{ secret: box.seal(secret), expiresAt: null }];
   endpoint.createdAt = new Date();
   endpoint.updatedAt = endpoint.createdAt;
   await em.persistAndFlush(endpoint);
@@ -267,6 +269,7 @@ const MAX_SECRETS = 5;
  */
 export async function rotateEndpointSecret(
   em: EntityManager,
+  box: SecretBox,
   id: string,
   secret: string,
   graceMs: number = DEFAULT_SECRET_GRACE_MS,
@@ -289,7 +292,7 @@ export async function rotateEndpointSecret(
               secret: s.secret,
               expiresAt: new Date(s.expiresAt === null ? until : Math.min(until, Date.parse(s.expiresAt))).toISOString(),
             }));
-    endpoint.secrets = [{ secret: next, expiresAt: null }, ...kept].slice(0, MAX_SECRETS);
+    endpoint.secrets = [{ secret: box.seal(next), expiresAt: null }, ...kept].slice(0, MAX_SECRETS);
     endpoint.updatedAt = new Date(now);
     await tx.flush();
     return { secret: next, previousExpiresAt: until === null ? null : new Date(until) };

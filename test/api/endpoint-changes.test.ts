@@ -154,8 +154,13 @@ describe("RotateEndpointSecret", () => {
     const rotated = await admin().rotateEndpointSecret({ id: endpoint!.id, secret: given, gracePeriod: durationFromMs(0) });
     expect(rotated).toMatchObject({ secret: given });
     expect(rotated.previousSecretExpiresAt).toBeUndefined();
-    const [row] = await db.query<{ secrets: unknown[] }>("SELECT secrets FROM endpoints WHERE id = $1", [endpoint!.id]);
-    expect(row!.secrets).toEqual([{ secret: given, expiresAt: null }]);
+    const [row] = await db.query<{ secrets: { secret: string; expiresAt: null }[] }>("SELECT secrets FROM endpoints WHERE id = $1", [
+      endpoint!.id,
+    ]);
+    // One secret left, stored sealed (see test/signing/secret-box.test.ts).
+    expect(row!.secrets).toHaveLength(1);
+    expect(row!.secrets[0]!.secret).toMatch(/^enc:v1:/);
+    expect(JSON.stringify(row)).not.toContain(given.slice(6));
     expect(await codeAndMessage(admin().rotateEndpointSecret({ id: endpoint!.id, secret: "nope" }))).toEqual([
       Code.InvalidArgument,
       expect.stringContaining("secret"),

@@ -7,6 +7,9 @@ import { pino } from "pino";
 import { type Hookline, startHookline } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 
+/** The key test processes encrypt endpoint secrets with (32 bytes, hex). */
+export const TEST_SECRET_KEY = "5e".repeat(32);
+
 /** Environment overrides on top of the test defaults. */
 export type EnvOverrides = Record<string, string>;
 
@@ -24,6 +27,8 @@ export function testEnv(databaseUrl: string, overrides: EnvOverrides = {}): Reco
     HOOKLINE_LOG_LEVEL: process.env.HOOKLINE_TEST_LOG_LEVEL ?? "silent",
     // Receivers run on 127.0.0.1, which the SSRF guard blocks by default.
     HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
+    // Endpoint secrets are encrypted at rest; with DATABASE_URL a key is required.
+    HOOKLINE_SECRET_KEY: TEST_SECRET_KEY,
     ...overrides,
   };
 }
