@@ -1,0 +1,64 @@
+/**
+ * Streaming RPCs through @grpc/grpc-js with stubs loaded from proto/ at run
+ * time (a client nobody here wrote): PublishStream (client stream) and
+ * WatchDeliveries (server stream), with cancellation.
+ */
+import type * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { grpcJsClients } from "../support/grpc-js.js";
+import { startTestHookline } from "../support/hookline.js";
+import { type Receiver, startReceiver } from "../support/receiver.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: dynamic stubs have no static types
+type Json = any;
+
+let db: TestDatabase;
+let app: Awaited<ReturnType<typeof startTestHookline>>;
+let r: Receiver;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = await startTestHookline(db.url);
+  r = await startReceiver();
+  r.reply(() => ({ status: 200 }));
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await r?.close();
+  await db?.drop();
+});
+
+it("publishes with a client stream and watches the deliveries with a server stream", async () => {
+  const { admin, ingest, close } = grpcJsClients(app.url);
+  try {
+    await admin.call("CreateEndpoint", { tenant_id: "gjs", url: `${r.url}/gjs` });
+    // Server stream first, live.
+    const updates: Json[] = [];
+    const watch = (admin.client as Json).WatchDeliveries({ tenant_id: "gjs" }) as grpc.ClientReadableStream<Json>;
+    const ended = new Promise<Json>((resolve) => watch.on("error", resolve));
+    watch.on("data", (u: Json) => updates.push(u));
+    await expect.poll(() => app.updates.watcherCount).toBe(1);
+    // Client stream: three events, one response with three results.
+    const response = await new Promise<Json>((resolve, reject) => {
+      const call = (ingest.client as Json).PublishStream((err: Error | null, res: Json) => (err ? reject(err) : resolve(res)));
+      for (let i = 0; i < 3; i++) call.write({ tenant_id: "gjs", event_type: "t.e", payload_json: `{"i":${i}}` });
+      call.end();
+    });
+    expect(response.results).toHaveLength(3);
+    const ids = response.results.map((x: Json) => x.event_id);
+    await expect.poll(() => updates.length, { timeout: 10_000 }).toBe(6);
+    for (const id of ids) {
+      expect(updates.filter((u) => u.event_id === id).map((u) => u.kind)).toEqual([
+        "DELIVERY_UPDATE_KIND_CREATED",
+        "DELIVERY_UPDATE_KIND_SUCCEEDED",
+      ]);
+    }
+    watch.cancel();
+    expect((await ended).code).toBe(1); // CANCELLED
+    await expect.poll(() => app.updates.watcherCount).toBe(0);
+  } finally {
+    close();
+  }
+});
