@@ -1,7 +1,8 @@
 /**
  * Streaming RPCs through @grpc/grpc-js with stubs loaded from proto/ at run
  * time (a client nobody here wrote): PublishStream (client stream) and
- * WatchDeliveries (server stream), with cancellation.
+ * WatchDeliveries (server stream), with cancellation; and buf curl watching
+ * through reflection.
  */
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -58,6 +59,46 @@ it("publishes with a client stream and watches the deliveries with a server stre
     watch.cancel();
     expect((await ended).code).toBe(1); // CANCELLED
     await expect.poll(() => app.updates.watcherCount).toBe(0);
+  } finally {
+    close();
+  }
+});
+
+it("buf curl, through reflection and without a schema, watches the stream from a time", async () => {
+  const { spawn } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const BUF = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
+  const { admin, ingest, close } = grpcJsClients(app.url);
+  try {
+    await admin.call("CreateEndpoint", { tenant_id: "bufw", url: `${r.url}/bufw` });
+    const since = new Date(Date.now() - 1_000).toISOString();
+    const published = await ingest.call("Publish", { tenant_id: "bufw", event_type: "t.e", payload_json: "{}" });
+    const child = spawn(BUF, [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "-d",
+      JSON.stringify({ tenant_id: "bufw", since }),
+      `${app.url}/hookline.v1.WebhookAdmin/WatchDeliveries`,
+    ]);
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+    });
+    try {
+      await expect.poll(() => (out.match(/"kind":/g) ?? []).length, { timeout: 15_000 }).toBe(2);
+    } finally {
+      child.kill();
+    }
+    // buf curl prints each message as a JSON object.
+    const messages = out
+      .split(/\n(?=\{)/)
+      .map((m) => JSON.parse(m) as { eventId: string; kind: string; status: string });
+    expect(messages.map((m) => [m.eventId, m.kind, m.status])).toEqual([
+      [published.event_id, "DELIVERY_UPDATE_KIND_CREATED", "DELIVERY_STATUS_PENDING"],
+      [published.event_id, "DELIVERY_UPDATE_KIND_SUCCEEDED", "DELIVERY_STATUS_SUCCEEDED"],
+    ]);
   } finally {
     close();
   }
