@@ -12,6 +12,10 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
+import { SignatureScheme } from "../../gen/hookline/v1/endpoint_pb.js";
+import { type Receiver, startReceiver } from "../support/receiver.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { freePort } from "../support/free-port.js";
@@ -41,7 +45,7 @@ afterAll(async () => {
 /** The code block whose first line names `file`. */
 function snippet(file: string): string {
   const blocks = [...doc.matchAll(/```(?:js|python)\n([\s\S]*?)```/g)].map((m) => m[1]!);
-  const block = blocks.find((b) => b.split("\n")[0]!.includes(file));
+  const block = blocks.find((b) => b.split("\n")[0]!.includes(file) || b.includes(`def ${file}(`));
   if (!block) throw new Error(`docs/receiving-webhooks.md has no code block starting with ${file}`);
   return block;
 }
@@ -63,18 +67,23 @@ async function listening(port: number, ms = 10_000): Promise<void> {
 }
 
 const RECEIVERS = [
-  { file: "receiver-standardwebhooks.mjs", command: process.execPath },
-  { file: "receiver-node-crypto.mjs", command: process.execPath },
-  { file: "receiver.py", command: "python3" },
+  { file: "receiver-standardwebhooks.mjs", command: process.execPath, scheme: SignatureScheme.STANDARD_WEBHOOKS },
+  { file: "receiver-node-crypto.mjs", command: process.execPath, scheme: SignatureScheme.STANDARD_WEBHOOKS },
+  { file: "receiver.py", command: "python3", scheme: SignatureScheme.STANDARD_WEBHOOKS },
+  { file: "receiver-github.mjs", command: process.execPath, scheme: SignatureScheme.GITHUB },
 ];
 
 describe("docs/receiving-webhooks.md", () => {
-  it.each(RECEIVERS)("$file verifies a real delivery and refuses a forged one", async ({ file, command }) => {
+  it.each(RECEIVERS)("$file verifies a real delivery and refuses a forged one", async ({ file, command, scheme }) => {
     const port = await freePort();
     const path = join(dir, file);
     await writeFile(path, snippet(file).replaceAll("9999", String(port)));
     const admin = client(WebhookAdmin, "connect-http2", app.url);
-    const { endpoint } = await admin.createEndpoint({ tenantId: `docs-${port}`, url: `http://127.0.0.1:${port}/hooks` });
+    const { endpoint } = await admin.createEndpoint({
+      tenantId: `docs-${port}`,
+      url: `http://127.0.0.1:${port}/hooks`,
+      signatureScheme: scheme,
+    });
     let child: ChildProcess | undefined;
     try {
       child = spawn(command, [path], { cwd: dir, env: { ...process.env, HOOKLINE_SECRET: endpoint!.secret }, stdio: ["ignore", "pipe", "pipe"] });
@@ -119,6 +128,39 @@ describe("docs/receiving-webhooks.md", () => {
       expect(row).toEqual({ status: 3, last_response_status: 204 });
     } finally {
       child?.kill();
+    }
+  });
+});
+
+describe("docs/receiving-webhooks.md, GitHub-style in Python", () => {
+  it("verify_github_signature accepts a real delivery's header and refuses a changed body", async () => {
+    const r: Receiver = await startReceiver();
+    try {
+      r.reply(() => ({ status: 204 }));
+      const admin = client(WebhookAdmin, "connect-http2", app.url);
+      const { endpoint } = await admin.createEndpoint({ tenantId: "docs-gh-py", url: `${r.url}/gh`, signatureScheme: SignatureScheme.GITHUB });
+      await client(EventIngest, "connect-http2", app.url).publish({
+        tenantId: "docs-gh-py",
+        eventType: "invoice.paid",
+        payload: { case: "payloadJson", value: '{"invoiceId":"inv_42"}' },
+      });
+      await r.waitFor(1);
+      const req = r.requests[0]!;
+      const program = `${snippet("verify_github_signature")}
+import base64, sys
+secret, header, body = sys.argv[1], sys.argv[2], base64.b64decode(sys.argv[3])
+print(verify_github_signature(secret, header, body), verify_github_signature(secret, header, body + b" "))
+`;
+      const { stdout } = await promisify(execFile)("python3", [
+        "-c",
+        program,
+        endpoint!.secret,
+        String(req.headers["x-hub-signature-256"]),
+        Buffer.from(req.body).toString("base64"),
+      ]);
+      expect(stdout.trim()).toBe("True False");
+    } finally {
+      await r.close();
     }
   });
 });
