@@ -14,6 +14,7 @@ import { Authenticator } from "./domain/auth.js";
 import { EventTypeRegistry } from "./domain/event-types.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
+import { withProbes } from "./api/probes.js";
 import { type ApiServer, startApiServer } from "./api/server.js";
 import type { Config } from "./config.js";
 import { AddressGuard } from "./delivery/address-guard.js";
@@ -144,7 +145,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
       // A misspelt field or enum name is an error, not silently ignored.
       jsonOptions: { ignoreUnknownFields: false },
     });
-    server = await startApiServer(handler, config.host, config.port);
+    server = await startApiServer(withProbes(handler, health), config.host, config.port);
     log.info({ url: server.url }, "Hookline is serving Connect, gRPC and gRPC-Web");
   }
   const serving = (status: ServingStatus) => {

@@ -1,0 +1,35 @@
+/**
+ * Plain HTTP probes for load balancers and orchestrators, on the API port
+ * beside the RPCs:
+ * - `GET /healthz`: 200 while the process runs (liveness);
+ * - `GET /readyz`: 200 while it serves (the database is reachable and it is
+ *   not shutting down), 503 otherwise (readiness), the same state gRPC
+ *   health checks report.
+ * Everything else goes to the RPC handler.
+ */
+import type http from "node:http";
+import type http2 from "node:http2";
+import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import type { HealthState } from "./health.js";
+
+type Request = http.IncomingMessage | http2.Http2ServerRequest;
+type Response = http.ServerResponse | http2.Http2ServerResponse;
+type Handler = (req: Request, res: Response) => void;
+
+/** Wraps `next` with the /healthz and /readyz probes. */
+export function withProbes(next: Handler, health: HealthState): Handler {
+  return (req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if ((path !== "/healthz" && path !== "/readyz") || (req.method !== "GET" && req.method !== "HEAD")) {
+      next(req, res);
+      return;
+    }
+    const ready = path === "/healthz" || health.get("") === ServingStatus.SERVING;
+    const body = ready ? "ok\n" : "not serving\n";
+    (res as http.ServerResponse).writeHead(ready ? 200 : 503, {
+      "content-type": "text/plain; charset=utf-8",
+      "cache-control": "no-store",
+    });
+    (res as http.ServerResponse).end(req.method === "HEAD" ? undefined : body);
+  };
+}
