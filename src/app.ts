@@ -15,6 +15,14 @@ import { EventTypeRegistry } from "./domain/event-types.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { withProbes } from "./api/probes.js";
+import { Metrics } from "./metrics/metrics.js";
+
+/** The knex (tarn) pool's counters that the metrics read. */
+interface KnexPool {
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+}
 import { type ApiServer, startApiServer } from "./api/server.js";
 import type { Config } from "./config.js";
 import { AddressGuard } from "./delivery/address-guard.js";
@@ -71,6 +79,19 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   });
   const sealed = await sealStoredSecrets(store.sql, secrets);
   if (sealed > 0) log.info({ endpoints: sealed }, "encrypted endpoint secrets stored in plaintext");
+  const pool = (store.orm.em.getConnection().getKnex().client as { pool?: KnexPool }).pool;
+  const metrics = new Metrics({
+    sql: store.sql,
+    // Read when scraped, by then both exist.
+    scheduler: () => scheduler?.load() ?? { inFlight: 0, buffered: 0 },
+    watchers: () => updates.watcherCount,
+    pool: () => ({
+      used: pool?.numUsed() ?? 0,
+      free: pool?.numFree() ?? 0,
+      pending: pool?.numPendingAcquires() ?? 0,
+      max: config.dbPoolSize,
+    }),
+  });
   const health = new HealthState();
   // One guard for deliveries and endpoint creation, so both judge alike.
   const addressGuard = new AddressGuard(config.allowedCidrs);
@@ -97,6 +118,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         circuitCooldownMs: config.circuitCooldownMs,
         circuitMaxCooldownMs: config.circuitMaxCooldownMs,
         disableAfterMs: config.disableAfterMs,
+        metrics,
       })
     : undefined;
   await scheduler?.start();
@@ -109,7 +131,11 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   const eventTypes = new EventTypeRegistry(() => store.em(), config.strictEventTypes);
   const publish: PublishContext = {
     eventTypes,
-    insert: (events) => inserts.insert(events),
+    insert: async (events) => {
+      const results = await inserts.insert(events);
+      metrics.eventsPublished(results.filter((r) => !r.duplicate).length);
+      return results;
+    },
     maxPayloadBytes: config.maxPayloadBytes,
     onDeliveriesCreated: scheduler ? (ids) => scheduler.take(ids) : undefined,
   };
@@ -145,7 +171,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
       // A misspelt field or enum name is an error, not silently ignored.
       jsonOptions: { ignoreUnknownFields: false },
     });
-    server = await startApiServer(withProbes(handler, health), config.host, config.port);
+    server = await startApiServer(withProbes(handler, health, metrics), config.host, config.port);
     log.info({ url: server.url }, "Hookline is serving Connect, gRPC and gRPC-Web");
   }
   const serving = (status: ServingStatus) => {

@@ -35,7 +35,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import type { StoredRetryPolicy } from "../store/entities/index.js";
+import { DeliveryState, type StoredRetryPolicy } from "../store/entities/index.js";
 import type { Sql } from "../store/sql.js";
 import { type ClaimedDelivery, claimDue } from "../store/sql/claim-due.js";
 import {
@@ -80,6 +80,8 @@ export interface SchedulerOptions extends RetryRules, HealthRules {
   addressGuard: AddressGuard;
   /** Opens the endpoint secrets claims return sealed. */
   secrets: SecretBox;
+  /** Told of every attempt (see metrics/metrics.ts). */
+  metrics?: { attempt(responseStatus: number, errorClass: string, durationMs: number, ended: "succeeded" | "failed" | null): void };
 }
 
 type State = "idle" | "running" | "draining" | "stopped";
@@ -148,6 +150,11 @@ export class Scheduler {
       options.applicationName,
     );
     this.lanes = new Lanes(options.endpointMaxInFlight, options.circuitFailureThreshold);
+  }
+
+  /** Attempts in flight and deliveries in the ready buffer, now. */
+  load(): { inFlight: number; buffered: number } {
+    return { inFlight: this.inFlight, buffered: this.readyCount };
   }
 
   /** Starts claiming and listening. */
@@ -499,6 +506,12 @@ export class Scheduler {
       throttleMinDelayMs: o.throttleMinDelayMs,
       retryAfterCapMs: o.retryAfterCapMs,
     });
+    o.metrics?.attempt(
+      result.status,
+      result.error?.class ?? "",
+      durationMs,
+      outcome.status === DeliveryState.Succeeded ? "succeeded" : outcome.status === DeliveryState.Failed ? "failed" : null,
+    );
     o.log.debug(
       {
         delivery: delivery.id,

@@ -1,0 +1,151 @@
+/**
+ * Prometheus metrics (prom-client), served at `GET /metrics` on the API port.
+ * One registry per Hookline instance. Counters and the latency histogram are
+ * counted as things happen in this process; queue depth, the oldest due
+ * delivery, open circuits, watchers and pool use are read when scraped.
+ * Labels never carry tenant, endpoint or event ids, so their number stays
+ * fixed whatever the traffic.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Sql } from "../store/sql.js";
+
+/** What a scrape reads from the rest of the process. */
+export interface MetricSources {
+  sql: Sql;
+  /** Attempts in flight and deliveries in the ready buffer here (undefined without a scheduler). */
+  scheduler?: () => { inFlight: number; buffered: number };
+  watchers: () => number;
+  pool: () => { used: number; free: number; pending: number; max: number };
+}
+
+const QUEUE = `
+SELECT count(*)::int AS due,
+       coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS oldest
+FROM deliveries
+WHERE status IN (1, 2) AND next_attempt_at <= now() AND locked_by IS NULL`;
+
+const CIRCUITS = `SELECT count(*)::int AS n FROM endpoints WHERE circuit_open_until > now() AND deleted_at IS NULL`;
+
+/** Hookline's metrics. */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly published = new Counter({ name: "hookline_events_published_total", help: "Events stored by publishes (duplicates not counted).", registers: [this.registry] });
+  private readonly attempts = new Counter({
+    name: "hookline_attempts_total",
+    help: "Delivery attempts made by this process, by result: 2xx, 3xx, 4xx, 5xx, or the error class without a response (timeout, connection, ssrf, ...).",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
+  private readonly finished = new Counter({
+    name: "hookline_deliveries_finished_total",
+    help: "Deliveries that ended after an attempt made here, by final status.",
+    labelNames: ["status"],
+    registers: [this.registry],
+  });
+  private readonly latency = new Histogram({
+    name: "hookline_attempt_duration_seconds",
+    help: "Duration of delivery attempts (request sent to response read).",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  constructor(sources: MetricSources) {
+    const r = [this.registry];
+    let queue: Promise<{ due: number; oldest: number }> | undefined;
+    // Both queue gauges from one query per scrape.
+    const readQueue = () => {
+      queue ??= sources.sql.query<{ due: number; oldest: number }>(QUEUE, []).then(
+        (rows) => {
+          setImmediate(() => {
+            queue = undefined;
+          });
+          return rows[0]!;
+        },
+        (err: unknown) => {
+          queue = undefined;
+          throw err;
+        },
+      );
+      return queue;
+    };
+    new Gauge({
+      name: "hookline_queue_due",
+      help: "Deliveries due now and not being attempted (all processes).",
+      registers: r,
+      async collect() {
+        this.set((await readQueue()).due);
+      },
+    });
+    new Gauge({
+      name: "hookline_queue_oldest_due_seconds",
+      help: "How long the oldest due delivery has waited (0 when none).",
+      registers: r,
+      async collect() {
+        this.set(Math.max(0, (await readQueue()).oldest));
+      },
+    });
+    new Gauge({
+      name: "hookline_circuits_open",
+      help: "Endpoints whose circuit breaker is open (all processes).",
+      registers: r,
+      async collect() {
+        this.set((await sources.sql.query<{ n: number }>(CIRCUITS, []))[0]!.n);
+      },
+    });
+    new Gauge({
+      name: "hookline_attempts_in_flight",
+      help: "Delivery attempts in flight in this process.",
+      registers: r,
+      collect() {
+        this.set(sources.scheduler?.().inFlight ?? 0);
+      },
+    });
+    new Gauge({
+      name: "hookline_deliveries_buffered",
+      help: "Deliveries leased ahead in this process's ready buffer.",
+      registers: r,
+      collect() {
+        this.set(sources.scheduler?.().buffered ?? 0);
+      },
+    });
+    new Gauge({
+      name: "hookline_status_watchers",
+      help: "WatchDeliveries streams open on this process.",
+      registers: r,
+      collect() {
+        this.set(sources.watchers());
+      },
+    });
+    new Gauge({
+      name: "hookline_db_pool_connections",
+      help: "Database pool connections of this process, by state (used, free, max) and calls waiting for one (pending).",
+      labelNames: ["state"],
+      registers: r,
+      collect() {
+        const p = sources.pool();
+        this.set({ state: "used" }, p.used);
+        this.set({ state: "free" }, p.free);
+        this.set({ state: "pending" }, p.pending);
+        this.set({ state: "max" }, p.max);
+      },
+    });
+  }
+
+  /** Counts `n` stored events. */
+  eventsPublished(n: number): void {
+    if (n > 0) this.published.inc(n);
+  }
+
+  /** Counts one attempt and, when it ended the delivery, the delivery. */
+  attempt(responseStatus: number, errorClass: string, durationMs: number, ended: "succeeded" | "failed" | null): void {
+    const result = responseStatus > 0 ? `${Math.floor(responseStatus / 100)}xx` : errorClass || "error";
+    this.attempts.inc({ result });
+    this.latency.observe(durationMs / 1000);
+    if (ended) this.finished.inc({ status: ended });
+  }
+
+  /** The Prometheus text exposition. */
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
