@@ -128,8 +128,10 @@ export function deliveryToProto(d: Delivery, attempts: Attempt[] = []): Delivery
   });
 }
 
-/** An attempt row as an API message. */
-export function attemptToProto(a: Attempt): AttemptMessage {
+/** An attempt (a stored row, or a test event's) as an API message. */
+export function attemptToProto(
+  a: Pick<Attempt, "id" | "number" | "responseStatus" | "error" | "errorClass" | "durationMs" | "responseBody" | "startedAt">,
+): AttemptMessage {
   return create(AttemptSchema, {
     id: a.id,
     number: a.number,

@@ -3,10 +3,8 @@
  * domain/deliveries.ts and their neighbours; tenant scoping of each call
  * through callerOf (see auth.ts).
  */
-import { type Duration, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
-import { AttemptSchema } from "../../gen/hookline/v1/delivery_pb.js";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
 import { actingTenant, createApiKey, listApiKeys, mustSee, revokeApiKey } from "../domain/auth.js";
@@ -30,7 +28,9 @@ import { parseWatch } from "../status-stream/filter.js";
 import { callerOf } from "./auth.js";
 import {
   apiKeyToProto,
+  attemptToProto,
   deliveryToProto,
+  durationToMs,
   eventTypeToProto,
   statsToProto,
   endpointToProto,
@@ -55,6 +55,13 @@ export interface WebhookAdminOptions {
 
 /** The WebhookAdmin implementation. */
 export function webhookAdminService(store: Store, options: WebhookAdminOptions): ServiceImpl<typeof WebhookAdmin> {
+  /** Endpoint `id`, if the caller may see it (another tenant's is NotFound). */
+  async function visibleEndpoint(ctx: HandlerContext, id: string) {
+    const endpoint = await getEndpoint(store.em(), id);
+    mustSee(callerOf(ctx), endpoint.tenantId, "endpoint", id);
+    return endpoint;
+  }
+
   return {
     async createEndpoint(req, ctx) {
       const endpoint = await createEndpoint(store.em(), options.addressGuard, options.secrets, {
@@ -77,15 +84,13 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
     },
 
     async getEndpoint(req, ctx) {
-      const endpoint = await getEndpoint(store.em(), req.id);
-      mustSee(callerOf(ctx), endpoint.tenantId, "endpoint", req.id);
-      return { endpoint: endpointToProto(endpoint) };
+      return { endpoint: endpointToProto(await visibleEndpoint(ctx, req.id)) };
     },
 
     async updateEndpoint(req, ctx) {
       const e = req.endpoint;
       if (!e) throw new ValidationError("endpoint", "is required, with its id and the new values");
-      mustSee(callerOf(ctx), (await getEndpoint(store.em(), e.id)).tenantId, "endpoint", e.id);
+      await visibleEndpoint(ctx, e.id);
       const endpoint = await updateEndpoint(
         store.em(),
         options.addressGuard,
@@ -110,13 +115,13 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
     },
 
     async rotateEndpointSecret(req, ctx) {
-      mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
+      await visibleEndpoint(ctx, req.id);
       const rotated = await rotateEndpointSecret(
         store.em(),
         options.secrets,
         req.id,
         req.secret,
-        req.gracePeriod ? durationMs(req.gracePeriod) : undefined,
+        req.gracePeriod ? durationToMs(req.gracePeriod, "grace_period") : undefined,
       );
       return {
         secret: rotated.secret,
@@ -125,26 +130,14 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
     },
 
     async getEndpointStats(req, ctx) {
-      if (req.id !== "") mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
-      const stats = await getEndpointStats(store.em(), store.sql, req.id, req.window ? durationMs(req.window) : undefined);
+      await visibleEndpoint(ctx, req.id);
+      const stats = await getEndpointStats(store.em(), store.sql, req.id, req.window ? durationToMs(req.window, "window") : undefined);
       return { stats: statsToProto(stats) };
     },
 
     async sendTestEvent(req, ctx) {
-      mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
-      const a = await sendTestEvent(store.em(), req.id, req.data, options.testEvents);
-      return {
-        attempt: create(AttemptSchema, {
-          id: a.id,
-          number: 1,
-          responseStatus: a.responseStatus,
-          error: a.error,
-          errorClass: a.errorClass,
-          durationMs: BigInt(a.durationMs),
-          responseBody: a.responseBody,
-          startedAt: timestampFromDate(a.startedAt),
-        }),
-      };
+      const endpoint = await visibleEndpoint(ctx, req.id);
+      return { attempt: attemptToProto(await sendTestEvent(endpoint, req.data, options.testEvents)) };
     },
 
     async createEventType(req, ctx) {
@@ -162,7 +155,7 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
     },
 
     async deleteEndpoint(req, ctx) {
-      mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.id)).tenantId, "endpoint", req.id);
+      await visibleEndpoint(ctx, req.id);
       return { cancelledDeliveries: await deleteEndpoint(store.em(), req.id) };
     },
 
@@ -217,7 +210,7 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
 
     async recoverEndpoint(req, ctx) {
       if (req.endpointId !== "") {
-        mustSee(callerOf(ctx), (await getEndpoint(store.em(), req.endpointId)).tenantId, "endpoint", req.endpointId);
+        await visibleEndpoint(ctx, req.endpointId);
       }
       const requeuedCount = await recoverEndpoint(
         store.em(),
@@ -249,7 +242,3 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
   };
 }
 
-/** A Duration in milliseconds. */
-function durationMs(d: Duration): number {
-  return Number(d.seconds) * 1000 + Math.round(d.nanos / 1e6);
-}

@@ -52,18 +52,16 @@ export function createHooklineClient(options: HooklineClientOptions): HooklineCl
   return { ingest: createClient(EventIngest, transport), admin: createClient(WebhookAdmin, transport) };
 }
 
-function tokenInterceptors(token: string | undefined): Interceptor[] {
-  if (!token) return [];
-  return [
-    (next) => (req) => {
-      req.header.set("authorization", `Bearer ${token}`);
-      return next(req);
-    },
-  ];
+/** An interceptor that sends `token` as the bearer token of every call. */
+export function bearerToken(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
 }
 
 function nodeTransport(o: HooklineClientOptions): Transport {
-  const interceptors = tokenInterceptors(o.token);
+  const interceptors = o.token ? [bearerToken(o.token)] : [];
   switch (o.protocol ?? "connect") {
     case "connect":
       return createConnectTransport({ baseUrl: o.baseUrl, httpVersion: o.httpVersion ?? "2", interceptors });

@@ -5,8 +5,7 @@
  * event, delivery or attempt row, no retry, and no effect on the
  * endpoint's health.
  */
-import type { EntityManager } from "@mikro-orm/postgresql";
-import { getEndpoint } from "../domain/endpoints.js";
+import type { Endpoint } from "../store/entities/index.js";
 import { newId } from "../domain/ids.js";
 import { prepareEvent } from "../domain/publish.js";
 import { prepareHeaders } from "./dispatch.js";
@@ -19,6 +18,8 @@ export const TEST_EVENT_TYPE = "hookline.test";
 /** The attempt a test event made. */
 export interface TestAttempt {
   id: string;
+  /** Always 1: a test event has one attempt. */
+  number: number;
   eventId: string;
   startedAt: Date;
   durationMs: number;
@@ -37,9 +38,8 @@ export interface TestEventOptions {
   secrets: SecretBox;
 }
 
-/** Sends a test event with `data` (`{}` when undefined) to endpoint `id`. */
-export async function sendTestEvent(em: EntityManager, id: string, data: unknown, options: TestEventOptions): Promise<TestAttempt> {
-  const endpoint = await getEndpoint(em, id);
+/** Sends a test event with `data` (`{}` when undefined) to `endpoint`. */
+export async function sendTestEvent(endpoint: Endpoint, data: unknown, options: TestEventOptions): Promise<TestAttempt> {
   const startedAt = new Date();
   const event = prepareEvent(
     {
@@ -61,6 +61,7 @@ export async function sendTestEvent(em: EntityManager, id: string, data: unknown
   const result = await options.http.post(new URL(endpoint.url), headers, event.body, endpoint.timeoutMs ?? options.defaultTimeoutMs);
   return {
     id: newId("attempt"),
+    number: 1,
     eventId: event.id,
     startedAt,
     durationMs: Math.round(performance.now() - started),

@@ -57,3 +57,17 @@ function statementName(text: string): string {
   }
   return name;
 }
+
+/**
+ * Runs `batch` (one statement over at most `size` rows, returning how many
+ * it touched) until a run touches fewer than `size`; returns the total. For
+ * bulk changes made in short transactions.
+ */
+export async function inBatches(size: number, batch: () => Promise<number>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await batch();
+    total += n;
+    if (n < size) return total;
+  }
+}

@@ -3,7 +3,8 @@
  * over HTTP/1.1 and HTTP/2, gRPC (h2c) and gRPC-Web.
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { bearerToken } from "../../src/client/index.js";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 
 /** The transports under test, by name. */
@@ -13,12 +14,7 @@ export type Protocol = (typeof PROTOCOLS)[number];
 
 /** Makes a transport of `protocol` to `baseUrl`; with `token`, every call carries it as a bearer token. */
 export function transport(protocol: Protocol, baseUrl: string, token?: string): Transport {
-  const interceptors: Interceptor[] = token
-    ? [(next) => (req) => {
-        req.header.set("authorization", `Bearer ${token}`);
-        return next(req);
-      }]
-    : [];
+  const interceptors = token ? [bearerToken(token)] : [];
   switch (protocol) {
     case "connect-http1":
       return createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors });

@@ -2,7 +2,7 @@
  * Queues one delivery again, due now, whatever its status, and wakes the
  * schedulers (NOTIFY on commit, as the insert trigger does for new ones).
  */
-import type { Sql } from "../sql.js";
+import { inBatches, type Sql } from "../sql.js";
 
 /** What the delivery looked like when asked to requeue it. */
 export interface RequeueResult {
@@ -83,11 +83,5 @@ SELECT (SELECT count(*) FROM requeued)::int AS n, (SELECT count(*) FROM woken)::
  * transaction). Returns how many.
  */
 export async function requeueFailed(sql: Sql, endpointId: string, since: Date, until: Date, batch = 1_000): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const [row] = await sql.query<{ n: number }>(RECOVER_BATCH, [endpointId, since, until, batch]);
-    const n = row?.n ?? 0;
-    total += n;
-    if (n < batch) return total;
-  }
+  return inBatches(batch, async () => (await sql.query<{ n: number }>(RECOVER_BATCH, [endpointId, since, until, batch]))[0]?.n ?? 0);
 }

@@ -13,7 +13,7 @@
  * occurred_at.
  */
 import { firstIdAt } from "../../domain/ids.js";
-import type { Sql } from "../sql.js";
+import { inBatches, type Sql } from "../sql.js";
 
 const PRUNE_DELIVERIES = `
 WITH doomed AS (
@@ -60,15 +60,11 @@ export interface Pruned {
 /** Removes everything older than `cutoff` (see the module comment), `batch` rows per statement. */
 export async function pruneOlderThan(sql: Sql, cutoff: Date, batch = 1_000): Promise<Pruned> {
   const pruned: Pruned = { deliveries: 0, events: 0, updates: 0, keys: 0 };
-  const run = async (text: string, values: unknown[]): Promise<number> => {
-    let total = 0;
-    for (;;) {
+  const run = (text: string, values: unknown[]) =>
+    inBatches(batch, async () => {
       const rows = await sql.query<{ n: number }>(`WITH gone AS (${text} RETURNING 1) SELECT count(*)::int AS n FROM gone`, values);
-      const n = rows[0]?.n ?? 0;
-      total += n;
-      if (n < batch) return total;
-    }
-  };
+      return rows[0]?.n ?? 0;
+    });
   pruned.deliveries = await run(PRUNE_DELIVERIES, [firstIdAt("delivery", cutoff), cutoff, batch]);
   pruned.events = await run(PRUNE_EVENTS, [firstIdAt("event", cutoff), batch]);
   pruned.updates = await run(PRUNE_UPDATES, [cutoff, batch]);
