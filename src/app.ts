@@ -9,6 +9,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { authInterceptor } from "./api/auth.js";
+import { requestLogInterceptor } from "./api/request-log.js";
 import { errorInterceptor } from "./api/errors.js";
 import { Authenticator } from "./domain/auth.js";
 import { EventTypeRegistry } from "./domain/event-types.js";
@@ -84,6 +85,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     sql: store.sql,
     // Read when scraped, by then both exist.
     scheduler: () => scheduler?.load() ?? { inFlight: 0, buffered: 0 },
+    busiestEndpoints: (top) => scheduler?.busiestEndpoints(top),
     watchers: () => updates.watcherCount,
     pool: () => ({
       used: pool?.numUsed() ?? 0,
@@ -165,7 +167,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         eventTypes,
         secrets,
       }),
-      interceptors: [errorInterceptor(log), authInterceptor(auth)],
+      interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), authInterceptor(auth)],
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
       // A misspelt field or enum name is an error, not silently ignored.

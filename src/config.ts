@@ -14,6 +14,9 @@ export type RetryPolicyConfig =
   | { kind: "exponential"; baseMs: number; capMs: number; maxAttempts: number };
 
 /** Typed configuration of one Hookline process. */
+/** How log lines are written; see {@link Config.logFormat}. */
+export type LogFormat = "auto" | "json" | "pretty";
+
 export interface Config {
   /** Address the API listens on. */
   host: string;
@@ -91,6 +94,8 @@ export interface Config {
   maxRequestBytes: number;
   /** pino log level. */
   logLevel: string;
+  /** HOOKLINE_LOG_FORMAT: JSON lines, coloured lines for people, or pretty when stdout is a terminal ("auto"). */
+  logFormat: LogFormat;
 }
 
 /** The default retry schedule, Svix-like: 7 retries over about 27.6 h. */
@@ -173,6 +178,7 @@ function readConfig(env: Env, dataDir: string): Config {
     maxPayloadBytes: int(env, "HOOKLINE_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 64 << 20),
     maxRequestBytes: int(env, "HOOKLINE_MAX_REQUEST_BYTES", 16 << 20, 1024, 1 << 30),
     logLevel: oneOf(env, "HOOKLINE_LOG_LEVEL", "info", LOG_LEVELS),
+    logFormat: oneOf(env, "HOOKLINE_LOG_FORMAT", "auto", LOG_FORMATS) as LogFormat,
   };
 }
 
@@ -240,6 +246,7 @@ function cidrs(env: Env, name: string): string[] {
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
+const LOG_FORMATS = ["auto", "json", "pretty"];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 function oneOf(env: Env, name: string, fallback: string, allowed: readonly string[]): string {

@@ -58,6 +58,9 @@ describe("configuration", () => {
     expect(() => loadConfig({ HOOKLINE_POLL_INTERVAL: "0" })).toThrow(/HOOKLINE_POLL_INTERVAL=0: must be from 10ms to 1h/);
     expect(() => loadConfig({ HOOKLINE_REQUEST_TIMEOUT: "301s" })).toThrow(/HOOKLINE_REQUEST_TIMEOUT/);
     expect(() => loadConfig({ HOOKLINE_LOG_LEVEL: "loud" })).toThrow(/HOOKLINE_LOG_LEVEL=loud: expected one of/);
+    expect(() => loadConfig({ HOOKLINE_LOG_FORMAT: "xml" })).toThrow(/HOOKLINE_LOG_FORMAT=xml: expected one of auto, json, pretty/);
+    expect(loadConfig({ HOOKLINE_LOG_FORMAT: "pretty" }).logFormat).toBe("pretty");
+    expect(loadConfig({}).logFormat).toBe("auto");
   });
 
   it("keeps the user-agent version equal to package.json", () => {

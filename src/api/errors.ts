@@ -14,6 +14,7 @@ import {
   PermissionDeniedError,
   ValidationError,
 } from "../domain/errors.js";
+import { requestIdKey } from "./request-log.js";
 
 /** Maps any thrown value to the ConnectError the client should see. */
 export function toConnectError(err: unknown, log: Logger, procedure: string): ConnectError {
@@ -53,20 +54,22 @@ function isDatabaseUnavailable(err: unknown): boolean {
 export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
+    // Made only when an error is logged: most calls log nothing here.
+    const callLog = () => log.child({ requestId: req.contextValues.get(requestIdKey) || undefined });
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: mapStreamErrors(res.message, log, procedure) };
+      return { ...res, message: mapStreamErrors(res.message, callLog, procedure) };
     } catch (err) {
-      throw toConnectError(err, log, procedure);
+      throw toConnectError(err, callLog(), procedure);
     }
   };
 }
 
-async function* mapStreamErrors<T>(stream: AsyncIterable<T>, log: Logger, procedure: string): AsyncIterable<T> {
+async function* mapStreamErrors<T>(stream: AsyncIterable<T>, log: () => Logger, procedure: string): AsyncIterable<T> {
   try {
     yield* stream;
   } catch (err) {
-    throw toConnectError(err, log, procedure);
+    throw toConnectError(err, log(), procedure);
   }
 }

@@ -154,6 +154,19 @@ export class Lanes {
     return lane ? this.prefetchOf(lane) : 0;
   }
 
+  /**
+   * The `top` endpoints with the most attempts in flight, busiest first, and
+   * the attempts in flight to all the others together.
+   */
+  busiest(top: number): { endpoints: Array<[string, number]>; others: number } {
+    const busy: Array<[string, number]> = [];
+    for (const [id, lane] of this.lanes) if (lane.inFlight > 0) busy.push([id, lane.inFlight]);
+    busy.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    let others = 0;
+    for (let i = top; i < busy.length; i++) others += busy[i]![1];
+    return { endpoints: busy.slice(0, top), others };
+  }
+
   /** Reserved deliveries of `endpointId` not started yet. */
   buffered(endpointId: string): number {
     return this.lanes.get(endpointId)?.buffered ?? 0;

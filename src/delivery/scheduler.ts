@@ -157,6 +157,11 @@ export class Scheduler {
     return { inFlight: this.inFlight, buffered: this.readyCount };
   }
 
+  /** In-flight attempts of the `top` busiest endpoints here, and of all others together. */
+  busiestEndpoints(top: number): { endpoints: Array<[string, number]>; others: number } {
+    return this.lanes.busiest(top);
+  }
+
   /** Starts claiming and listening. */
   async start(): Promise<void> {
     if (this.state !== "idle") throw new Error(`scheduler cannot start from ${this.state}`);
@@ -512,17 +517,7 @@ export class Scheduler {
       durationMs,
       outcome.status === DeliveryState.Succeeded ? "succeeded" : outcome.status === DeliveryState.Failed ? "failed" : null,
     );
-    o.log.debug(
-      {
-        delivery: delivery.id,
-        endpoint: delivery.endpointId,
-        attempt: outcome.attemptNumber,
-        status: result.status,
-        error: outcome.error,
-        durationMs,
-      },
-      "attempt finished",
-    );
+    logAttempt(o.log, delivery, outcome);
     this.record(outcome);
     return { durationMs, success: outcome.success };
   }
@@ -563,5 +558,28 @@ export class Scheduler {
       // of a millisecond early finds nothing due and no later wake-up.
     }, Math.max(0, next - Date.now()) + WAKE_LATE_MS);
     this.wakeTimer.unref();
+  }
+}
+
+/**
+ * One line per attempt: debug when it succeeded, warn when it failed (with
+ * what comes next). Ids, status and error only; never the payload, the
+ * headers or the response body.
+ */
+function logAttempt(log: Logger, delivery: ClaimedDelivery, outcome: AttemptOutcome): void {
+  const line = {
+    delivery: delivery.id,
+    event: delivery.eventId,
+    endpoint: delivery.endpointId,
+    attempt: outcome.attemptNumber,
+    status: outcome.responseStatus || undefined,
+    durationMs: outcome.durationMs,
+  };
+  if (outcome.success) {
+    log.debug(line, "attempt succeeded");
+  } else if (outcome.nextAttemptAt) {
+    log.warn({ ...line, error: outcome.error, errorClass: outcome.errorClass || undefined, nextAttemptAt: outcome.nextAttemptAt }, "attempt failed; will retry");
+  } else {
+    log.warn({ ...line, error: outcome.error, errorClass: outcome.errorClass || undefined }, "attempt failed; delivery failed");
   }
 }

@@ -3,8 +3,10 @@
  * One registry per Hookline instance. Counters and the latency histogram are
  * counted as things happen in this process; queue depth, the oldest due
  * delivery, open circuits, watchers and pool use are read when scraped.
- * Labels never carry tenant, endpoint or event ids, so their number stays
- * fixed whatever the traffic.
+ * Labels never carry tenant or event ids. One gauge carries endpoint ids:
+ * in-flight attempts of the {@link TOP_ENDPOINTS} busiest endpoints at
+ * scrape time, the rest summed under `endpoint="_other"`, so a scrape has
+ * at most TOP_ENDPOINTS + 1 of its series whatever the number of endpoints.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Sql } from "../store/sql.js";
@@ -14,9 +16,14 @@ export interface MetricSources {
   sql: Sql;
   /** Attempts in flight and deliveries in the ready buffer here (undefined without a scheduler). */
   scheduler?: () => { inFlight: number; buffered: number };
+  /** The busiest endpoints here by attempts in flight (undefined without a scheduler). */
+  busiestEndpoints?: (top: number) => { endpoints: Array<[string, number]>; others: number } | undefined;
   watchers: () => number;
   pool: () => { used: number; free: number; pending: number; max: number };
 }
+
+/** How many endpoints get their own series in `hookline_endpoint_attempts_in_flight`. */
+export const TOP_ENDPOINTS = 20;
 
 const QUEUE = `
 SELECT count(*)::int AS due,
@@ -98,6 +105,19 @@ export class Metrics {
       registers: r,
       collect() {
         this.set(sources.scheduler?.().inFlight ?? 0);
+      },
+    });
+    new Gauge({
+      name: "hookline_endpoint_attempts_in_flight",
+      help: `Delivery attempts in flight in this process to each of the ${TOP_ENDPOINTS} busiest endpoints; the others are summed as endpoint="_other".`,
+      labelNames: ["endpoint"],
+      registers: r,
+      collect() {
+        this.reset();
+        const busiest = sources.busiestEndpoints?.(TOP_ENDPOINTS);
+        if (!busiest) return;
+        for (const [endpoint, n] of busiest.endpoints) this.set({ endpoint }, n);
+        if (busiest.others > 0) this.set({ endpoint: "_other" }, busiest.others);
       },
     });
     new Gauge({

@@ -74,3 +74,38 @@ it("counts publishes, attempts by result, finished deliveries and latency, and r
   expect(q.get("hookline_queue_due")).toBe(1);
   expect(q.get("hookline_queue_oldest_due_seconds")).toBeGreaterThanOrEqual(59);
 });
+
+it("shows in-flight attempts of the busiest endpoints, the rest summed under _other", async () => {
+  const admin = client(WebhookAdmin, "connect-http2", app.url);
+  const ingest = client(EventIngest, "connect-http2", app.url);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  r.reply(async (_, req) => {
+    if (req.path.startsWith("/slow")) await held;
+    return { status: 200 };
+  });
+  // 25 endpoints, one hanging attempt each; endpoint 0 gets three.
+  const endpoints = [];
+  for (let i = 0; i < 25; i++) {
+    const eventTypes = i === 0 ? ["busy.*", "busy0.*"] : ["busy.*"];
+    endpoints.push(await admin.createEndpoint({ tenantId: "busy", url: `${r.url}/slow/${i}`, eventTypes }));
+  }
+  const first = endpoints[0]!.endpoint!.id;
+  await ingest.publish({ tenantId: "busy", eventType: "busy.e", payload: { case: "payloadJson", value: "{}" } });
+  await ingest.publishBatch({
+    events: [0, 1].map(() => ({ tenantId: "busy", eventType: "busy0.e", payload: { case: "payloadJson" as const, value: "{}" } })),
+  });
+  try {
+    const series = async () => [...(await scrape())].filter(([k]) => k.startsWith("hookline_endpoint_attempts_in_flight"));
+    await expect.poll(async () => (await series()).reduce((sum, [, v]) => sum + v, 0), { timeout: 10_000 }).toBe(27);
+    const s = new Map(await series());
+    expect(s.size).toBe(21); // the 20 busiest, then the rest
+    expect(s.get(`hookline_endpoint_attempts_in_flight{endpoint="${first}"}`)).toBe(3);
+    expect(s.get('hookline_endpoint_attempts_in_flight{endpoint="_other"}')).toBe(5);
+  } finally {
+    release();
+  }
+  await expect.poll(async () => [...(await scrape())].filter(([k]) => k.startsWith("hookline_endpoint_attempts_in_flight")).length, { timeout: 10_000 }).toBe(0);
+});

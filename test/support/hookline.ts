@@ -3,7 +3,7 @@
  * delivery scheduler) in the test process, on the test file's database, with
  * short retry delays set through configuration.
  */
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { type Hookline, startHookline } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 
@@ -33,10 +33,10 @@ export function testEnv(databaseUrl: string, overrides: EnvOverrides = {}): Reco
   };
 }
 
-/** Starts Hookline in-process; stop it with `app.stop()`. */
-export async function startTestHookline(databaseUrl: string, overrides: EnvOverrides = {}): Promise<Hookline & { url: string }> {
+/** Starts Hookline in-process; stop it with `app.stop()`. `log` replaces the quiet default logger. */
+export async function startTestHookline(databaseUrl: string, overrides: EnvOverrides = {}, log?: Logger): Promise<Hookline & { url: string }> {
   const config = loadConfig(testEnv(databaseUrl, overrides));
-  const app = await startHookline(config, pino({ level: config.logLevel }));
+  const app = await startHookline(config, log ?? pino({ level: config.logLevel }));
   if (!app.url) throw new Error("the API is disabled");
   return app as Hookline & { url: string };
 }
