@@ -16,6 +16,7 @@ import { EventTypeRegistry } from "./domain/event-types.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { withProbes } from "./api/probes.js";
+import { defaultConsoleDir, withConsole } from "./api/console.js";
 import { Metrics } from "./metrics/metrics.js";
 
 /** The knex (tarn) pool's counters that the metrics read. */
@@ -70,7 +71,8 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   // Names this process's connections, so its scheduler can skip the wake-ups
   // of its own publishes (it takes those by id; see Scheduler.take).
   const applicationName = `hookline-${randomBytes(6).toString("hex")}`;
-  const store = await openStore(url, config.dbPoolSize, applicationName);
+  const dbLog = log.child({ component: "database" });
+  const store = await openStore(url, config.dbPoolSize, applicationName, (message) => dbLog.warn(message));
   // Endpoint secrets are encrypted at rest (see signing/secret-box.ts).
   const secrets = new SecretBox(config.secretKey ?? (await dataDirSecretKey(config.dataDir)));
   await checkSecretKey(store.sql, secrets).catch(async (err: unknown) => {
@@ -173,8 +175,15 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
       // A misspelt field or enum name is an error, not silently ignored.
       jsonOptions: { ignoreUnknownFields: false },
     });
-    server = await startApiServer(withProbes(handler, health, metrics), config.host, config.port);
-    log.info({ url: server.url }, "Hookline is serving Connect, gRPC and gRPC-Web");
+    const site = withConsole(withProbes(handler, health, metrics), {
+      enabled: config.consoleEnabled,
+      dir: config.consoleDir ?? defaultConsoleDir(),
+    });
+    server = await startApiServer(site, config.host, config.port);
+    log.info(
+      { url: server.url, console: config.consoleEnabled ? `${server.url}/console/` : undefined },
+      "Hookline is serving Connect, gRPC and gRPC-Web",
+    );
   }
   const serving = (status: ServingStatus) => {
     health.set("", status);

@@ -20,10 +20,17 @@ export interface OrmOptions {
   applicationName?: string;
   /** Writes the ORM's debug output (queries) when set. */
   debugLog?: (message: string) => void;
+  /**
+   * Receives the query builder's (knex) warnings and errors, such as a
+   * connection lost; knex writes them with console.log otherwise, which
+   * would put plain text between the JSON log lines. Dropped when unset.
+   */
+  onDriverWarning?: (message: string) => void;
 }
 
 /** Creates the MikroORM instance for Hookline's schema. Does not migrate. */
 export async function openOrm(options: OrmOptions): Promise<MikroORM> {
+  const warn = (message: unknown) => options.onDriverWarning?.(String(message));
   const config: Options = {
     clientUrl: options.url,
     entities,
@@ -32,7 +39,10 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
     // tsc, vitest and tsx all see the same metadata.
     discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },
     pool: { min: 0, max: options.poolSize },
-    driverOptions: { connection: { application_name: options.applicationName ?? "hookline" } },
+    driverOptions: {
+      connection: { application_name: options.applicationName ?? "hookline" },
+      log: { warn: warn, error: warn, deprecate: warn, debug: () => {} },
+    },
     migrations: {
       migrationsList,
       tableName: "hookline_migrations",

@@ -23,10 +23,16 @@ export interface Store {
 
 /**
  * Opens the database at `url`, applies pending migrations and returns the
- * store. `applicationName` names this process's connections (see orm.ts).
+ * store. `applicationName` names this process's connections; `onDriverWarning`
+ * gets the query builder's warnings (see orm.ts).
  */
-export async function openStore(url: string, poolSize: number, applicationName?: string): Promise<Store> {
-  const orm = await openOrm({ url, poolSize, applicationName });
+export async function openStore(
+  url: string,
+  poolSize: number,
+  applicationName?: string,
+  onDriverWarning?: (message: string) => void,
+): Promise<Store> {
+  const orm = await openOrm({ url, poolSize, applicationName, onDriverWarning });
   try {
     await migrate(orm);
   } catch (err) {
