@@ -131,7 +131,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     : undefined;
   retention?.start();
 
-  const inserts = new InsertQueue(store.sql, config.idempotencyWindowMs, undefined, config.publishWriters);
+  const inserts = new InsertQueue(store.sql, config.idempotencyWindowMs, undefined, config.publishWriters, config.publishPendingBytes);
   const eventTypes = new EventTypeRegistry(() => store.em(), config.strictEventTypes);
   const publish: PublishContext = {
     eventTypes,

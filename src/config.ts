@@ -13,10 +13,10 @@ export type RetryPolicyConfig =
   | { kind: "schedule"; delaysMs: number[] }
   | { kind: "exponential"; baseMs: number; capMs: number; maxAttempts: number };
 
-/** Typed configuration of one Hookline process. */
 /** How log lines are written; see {@link Config.logFormat}. */
 export type LogFormat = "auto" | "json" | "pretty";
 
+/** Typed configuration of one Hookline process. */
 export interface Config {
   /** Address the API listens on. */
   host: string;
@@ -38,8 +38,14 @@ export interface Config {
   retentionMs: number;
   /** Publish statements written at once; publishes beyond that share statements. */
   publishWriters: number;
+  /** HOOKLINE_PUBLISH_PENDING_BYTES: event bytes accepted and not yet stored, past which publishes get ResourceExhausted. */
+  publishPendingBytes: number;
   /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
   apiEnabled: boolean;
+  /** Serve the web console at /console on the API port. */
+  consoleEnabled: boolean;
+  /** Where the built console is; undefined means this package's dist/console. */
+  consoleDir: string | undefined;
   /** HOOKLINE_SECRET_KEY: encrypts endpoint secrets at rest; undefined means the data directory's key (embedded only). */
   secretKey: Buffer | undefined;
   /** Bearer token for every RPC of every tenant; "" for none. */
@@ -149,11 +155,14 @@ function readConfig(env: Env, dataDir: string): Config {
     embeddedPostgresPort: int(env, "HOOKLINE_EMBEDDED_PG_PORT", 54329, 1, 65535),
     dbPoolSize: int(env, "HOOKLINE_DB_POOL_SIZE", 10, 2, 1000),
     publishWriters: int(env, "HOOKLINE_PUBLISH_WRITERS", 2, 1, 64),
+    publishPendingBytes: int(env, "HOOKLINE_PUBLISH_PENDING_BYTES", 64 << 20, 1024, 2 ** 32),
     idempotencyWindowMs: duration(env, "HOOKLINE_IDEMPOTENCY_WINDOW", DAY, 1_000, 30 * DAY),
     strictEventTypes: bool(env, "HOOKLINE_STRICT_EVENT_TYPES", false),
     // Days, fractions allowed (tests use seconds' worth).
     retentionMs: Math.round(float(env, "HOOKLINE_RETENTION_DAYS", 30, 0.00001, 3650) * DAY),
     apiEnabled: bool(env, "HOOKLINE_API", true),
+    consoleEnabled: bool(env, "HOOKLINE_CONSOLE", true),
+    consoleDir: env.HOOKLINE_CONSOLE_DIR ? resolve(env.HOOKLINE_CONSOLE_DIR) : undefined,
     secretKey: secretKey(env),
     adminToken: token(env, "HOOKLINE_ADMIN_TOKEN"),
     ingestToken: token(env, "HOOKLINE_INGEST_TOKEN"),
@@ -274,7 +283,8 @@ function durationValue(name: string, raw: string, minMs: number, maxMs: number):
   return ms;
 }
 
-function formatMs(ms: number): string {
+/** Milliseconds in the largest unit that divides them exactly: "1d", "2h", "30m", "5s", "1500ms". */
+export function formatMs(ms: number): string {
   if (ms % DAY === 0 && ms > 0) return `${ms / DAY}d`;
   if (ms % HOUR === 0 && ms > 0) return `${ms / HOUR}h`;
   if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
@@ -300,25 +310,37 @@ function retryPolicy(env: Env): RetryPolicyConfig {
   if (schedule && exponential) {
     throw new ConfigError("set HOOKLINE_RETRY_SCHEDULE or HOOKLINE_RETRY_EXPONENTIAL, not both");
   }
-  if (exponential) {
-    const name = "HOOKLINE_RETRY_EXPONENTIAL";
-    const parts = exponential.split(",").map((p) => p.trim());
-    if (parts.length !== 3) {
-      throw new ConfigError(`${name}=${exponential}: expected base,cap,max_attempts (e.g. 2s,1h,5)`);
-    }
-    const maxAttempts = Number(parts[2]);
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
-      throw new ConfigError(`${name}=${exponential}: max_attempts must be from 1 to 100`);
-    }
-    const baseMs = durationValue(`${name} (base)`, parts[0]!, 1, DAY);
-    const capMs = durationValue(`${name} (cap)`, parts[1]!, baseMs, 7 * DAY);
-    return { kind: "exponential", baseMs, capMs, maxAttempts };
-  }
-  if (schedule === "none") return { kind: "schedule", delaysMs: [] };
-  if (schedule) {
-    const delaysMs = schedule.split(",").map((p) => durationValue("HOOKLINE_RETRY_SCHEDULE", p.trim(), 0, 7 * DAY));
-    if (delaysMs.length > 50) throw new ConfigError("HOOKLINE_RETRY_SCHEDULE: at most 50 delays");
-    return { kind: "schedule", delaysMs };
-  }
+  if (exponential) return parseRetryExponential(exponential, "HOOKLINE_RETRY_EXPONENTIAL");
+  if (schedule) return parseRetrySchedule(schedule, "HOOKLINE_RETRY_SCHEDULE");
   return { kind: "schedule", delaysMs: DEFAULT_RETRY_SCHEDULE_MS };
+}
+
+/**
+ * Parses a retry schedule such as "5s,5m,30m" (or "none": a single attempt),
+ * each delay 0 s to 7 days, at most 50; errors name `name` (the variable or
+ * flag it came from).
+ */
+export function parseRetrySchedule(text: string, name: string): RetryPolicyConfig {
+  if (text.trim() === "none") return { kind: "schedule", delaysMs: [] };
+  const delaysMs = text.split(",").map((p) => durationValue(name, p.trim(), 0, 7 * DAY));
+  if (delaysMs.length > 50) throw new ConfigError(`${name}: at most 50 delays`);
+  return { kind: "schedule", delaysMs };
+}
+
+/**
+ * Parses an exponential retry policy written "base,cap,max_attempts" (e.g.
+ * "2s,1h,5"); errors name `name` (the variable or flag it came from).
+ */
+export function parseRetryExponential(text: string, name: string): RetryPolicyConfig {
+  const parts = text.split(",").map((p) => p.trim());
+  if (parts.length !== 3) {
+    throw new ConfigError(`${name}=${text}: expected base,cap,max_attempts (e.g. 2s,1h,5)`);
+  }
+  const maxAttempts = Number(parts[2]);
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
+    throw new ConfigError(`${name}=${text}: max_attempts must be from 1 to 100`);
+  }
+  const baseMs = durationValue(`${name} (base)`, parts[0]!, 1, DAY);
+  const capMs = durationValue(`${name} (cap)`, parts[1]!, baseMs, 7 * DAY);
+  return { kind: "exponential", baseMs, capMs, maxAttempts };
 }

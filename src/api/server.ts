@@ -35,7 +35,10 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0");
 
 /** Starts serving `handler` on host:port (port 0 picks a free one). */
 export async function startApiServer(handler: Handler, host: string, port: number): Promise<ApiServer> {
-  const h1 = http.createServer(handler as http.RequestListener);
+  const h1 = http.createServer((req, res) => {
+    closeIfBodyUnread(req, res);
+    (handler as http.RequestListener)(req, res);
+  });
   h1.keepAliveTimeout = 65_000;
   // A publisher multiplexes many calls on one connection; nghttp2's default
   // 10 MB per session answers a burst of them with ENHANCE_YOUR_CALM.
@@ -108,4 +111,20 @@ export async function startApiServer(handler: Handler, host: string, port: numbe
       await closed;
     },
   };
+}
+
+/**
+ * An HTTP/1.1 answer that starts before its request body was read in full
+ * (an error such as a message over readMaxBytes, found from the first
+ * bytes) says `Connection: close`, and the connection ends after it. A
+ * client that stops sending the body once it has the answer would otherwise
+ * leave the rest of it owed on a kept-alive connection, and its next
+ * request there would be read as that body and hang (RFC 9112, section 9.6).
+ */
+function closeIfBodyUnread(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: http.ServerResponse, ...args: Parameters<typeof writeHead>) {
+    if (!req.complete) res.setHeader("connection", "close");
+    return writeHead.apply(this, args);
+  } as typeof writeHead;
 }

@@ -6,7 +6,13 @@
  * a few statements and commits instead of 64. Each caller still gets only its own results, and keeps its own
  * all-or-nothing: if a shared statement fails, every caller's events are
  * written again on their own, so one caller's bad events never fail another.
+ *
+ * What waits is bounded: past `maxPendingBytes` of event bodies not yet
+ * stored, further publishes are refused at once with ResourceExhausted
+ * rather than queued, so a flood of publishes faster than the database
+ * can take them cannot grow memory without end.
  */
+import { LimitExceededError } from "../../domain/errors.js";
 import type { Sql } from "../sql.js";
 import { type InsertedEvent, insertEvents, type NewEvent } from "./insert-events.js";
 
@@ -29,14 +35,37 @@ export class InsertQueue {
     private readonly maxEvents = 1_000,
     /** Statements written at once. */
     private readonly writers = 2,
+    /** Most bytes of event bodies waiting or being written; see the class comment. */
+    private readonly maxPendingBytes = 64 << 20,
   ) {}
+
+  private pendingBytes = 0;
+
+  /** Bytes of event bodies accepted by `insert` and not stored yet. */
+  get pending(): number {
+    return this.pendingBytes;
+  }
 
   /** Stores `events` (all or nothing) with their deliveries; see insertEvents. */
   insert(events: readonly NewEvent[]): Promise<InsertedEvent[]> {
-    return new Promise((resolve, reject) => {
+    let bytes = 0;
+    for (const e of events) bytes += e.body.length;
+    // One publish alone is always taken, whatever its size.
+    if (this.pendingBytes > 0 && this.pendingBytes + bytes > this.maxPendingBytes) {
+      return Promise.reject(
+        new LimitExceededError(
+          `too many publishes are waiting to be stored (${this.pendingBytes} bytes, limit ${this.maxPendingBytes}); retry with backoff`,
+        ),
+      );
+    }
+    this.pendingBytes += bytes;
+    const done = () => {
+      this.pendingBytes -= bytes;
+    };
+    return new Promise<InsertedEvent[]>((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
       if (this.writing < this.writers) void this.drain();
-    });
+    }).finally(done);
   }
 
   private async drain(): Promise<void> {
