@@ -9,6 +9,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { authInterceptor } from "./api/auth.js";
+import { REQUEST_JSON_OPTIONS } from "./api/request-json.js";
 import { requestLogInterceptor } from "./api/request-log.js";
 import { errorInterceptor } from "./api/errors.js";
 import { Authenticator } from "./domain/auth.js";
@@ -172,8 +173,9 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
       interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), authInterceptor(auth)],
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
-      // A misspelt field or enum name is an error, not silently ignored.
-      jsonOptions: { ignoreUnknownFields: false },
+      // A misspelt field or enum name is an error, not silently ignored;
+      // see request-json.ts.
+      jsonOptions: REQUEST_JSON_OPTIONS,
     });
     const site = withConsole(withProbes(handler, health, metrics), {
       enabled: config.consoleEnabled,

@@ -2,7 +2,7 @@
  * Conversions between API messages and stored rows / domain inputs.
  */
 import { create } from "@bufbuild/protobuf";
-import { type Duration, DurationSchema, durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Duration, DurationSchema, durationFromMs, type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type Attempt as AttemptMessage,
   AttemptSchema,
@@ -37,6 +37,24 @@ export function durationToMs(d: Duration, field: string): number {
   return ms;
 }
 
+/** The Timestamp range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z), in seconds. */
+const TIMESTAMP_MIN_SECONDS = -62_135_596_800n;
+const TIMESTAMP_MAX_SECONDS = 253_402_300_799n;
+
+/**
+ * The Date of a Timestamp, to the millisecond below; rejects one outside
+ * the Timestamp's documented range, naming `field`. Binary requests can
+ * carry any seconds and nanos, and such a Date is invalid or beyond what
+ * the database takes. (timestampDate rounds nanos up, which takes
+ * 9999-12-31T23:59:59.9995Z into the year 10000.)
+ */
+export function timestampToDate(t: Timestamp, field: string): Date {
+  if (t.seconds < TIMESTAMP_MIN_SECONDS || t.seconds > TIMESTAMP_MAX_SECONDS || t.nanos < 0 || t.nanos > 999_999_999) {
+    throw new ValidationError(field, "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z");
+  }
+  return new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1_000_000));
+}
+
 function msToDuration(ms: number): Duration {
   return create(DurationSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
 }
@@ -57,7 +75,10 @@ export function retryPolicyFromProto(policy: RetryPolicy | undefined, field = "r
   };
 }
 
-function retryPolicyToProto(policy: StoredRetryPolicy | null): RetryPolicy | undefined {
+/** The proto RetryPolicy of a stored (or configured) one; undefined for none. */
+export function retryPolicyToProto(policy: StoredRetryPolicy): RetryPolicy;
+export function retryPolicyToProto(policy: StoredRetryPolicy | null): RetryPolicy | undefined;
+export function retryPolicyToProto(policy: StoredRetryPolicy | null): RetryPolicy | undefined {
   if (!policy) return undefined;
   if (policy.kind === "schedule") {
     return create(RetryPolicySchema, {
@@ -72,8 +93,8 @@ function retryPolicyToProto(policy: StoredRetryPolicy | null): RetryPolicy | und
   });
 }
 
-/** The stored scheme name of a proto SignatureScheme. */
-export function schemeFromProto(scheme: SignatureScheme): "standard-webhooks" | "github" {
+/** The stored scheme name of a proto SignatureScheme; an unknown value is refused, naming `field`. */
+export function schemeFromProto(scheme: SignatureScheme, field = "signature_scheme"): "standard-webhooks" | "github" {
   switch (scheme) {
     case SignatureScheme.UNSPECIFIED:
     case SignatureScheme.STANDARD_WEBHOOKS:
@@ -81,7 +102,7 @@ export function schemeFromProto(scheme: SignatureScheme): "standard-webhooks" | 
     case SignatureScheme.GITHUB:
       return "github";
     default:
-      throw new ValidationError("signature_scheme", `unknown value ${scheme}`);
+      throw new ValidationError(field, `unknown value ${scheme}`);
   }
 }
 

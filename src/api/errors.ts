@@ -14,6 +14,7 @@ import {
   PermissionDeniedError,
   ValidationError,
 } from "../domain/errors.js";
+import { shorten } from "../domain/validate.js";
 import { requestIdKey } from "./request-log.js";
 
 /** Maps any thrown value to the ConnectError the client should see. */
@@ -31,12 +32,24 @@ export function toConnectError(err: unknown, log: Logger, procedure: string): Co
   if (err instanceof LimitExceededError) {
     return new ConnectError(err.message, Code.ResourceExhausted, undefined, undefined, err);
   }
+  if (isClientGone(err)) {
+    log.debug({ procedure }, "client went away mid-call");
+    return new ConnectError("the client went away", Code.Canceled, undefined, undefined, err);
+  }
   if (isDatabaseUnavailable(err)) {
     log.warn({ err, procedure }, "database unavailable");
     return new ConnectError("the database is unavailable; try again", Code.Unavailable, undefined, undefined, err);
   }
   log.error({ err, procedure }, "internal error");
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}
+
+/** Node's errors for writing to a response whose client has gone (a cancelled stream). */
+const CLIENT_GONE_CODES = new Set(["ERR_STREAM_DESTROYED", "ERR_STREAM_WRITE_AFTER_END", "ERR_STREAM_PREMATURE_CLOSE", "ERR_HTTP2_INVALID_STREAM"]);
+
+function isClientGone(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === "string" && CLIENT_GONE_CODES.has(code);
 }
 
 const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "57P01", "57P02", "57P03", "53300"]);
@@ -61,7 +74,7 @@ export function errorInterceptor(log: Logger): Interceptor {
       if (!res.stream) return res;
       return { ...res, message: mapStreamErrors(res.message, callLog, procedure) };
     } catch (err) {
-      throw toConnectError(err, callLog(), procedure);
+      throw bounded(toConnectError(err, callLog(), procedure));
     }
   };
 }
@@ -70,6 +83,32 @@ async function* mapStreamErrors<T>(stream: AsyncIterable<T>, log: () => Logger, 
   try {
     yield* stream;
   } catch (err) {
-    throw toConnectError(err, log(), procedure);
+    throw bounded(toConnectError(err, log(), procedure));
   }
+}
+
+/**
+ * The longest error message sent, in UTF-16 code units. Messages quote
+ * request values (an id, a name), which can be megabytes; gRPC sends the
+ * message percent-encoded in a trailer, and a header block over HTTP/2's
+ * limits (64 KB in Node) resets the stream and then the whole connection,
+ * failing every other call on it (fuzzing found this with a 70,000-character
+ * id). 500 units encode to at most 4.5 KB, under gRPC clients' 8 KB limit.
+ */
+const MAX_MESSAGE = 500;
+
+/** A surrogate without its other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * `err`, its message cut to {@link MAX_MESSAGE} and made well-formed: a
+ * lone surrogate makes connect-es fail to percent-encode the grpc-message
+ * trailer, and the call is never answered.
+ */
+function bounded(err: ConnectError): ConnectError {
+  const message = shorten(err.rawMessage, MAX_MESSAGE).replace(LONE_SURROGATE, "\uFFFD");
+  if (message === err.rawMessage) return err;
+  const cut = new ConnectError(message, err.code, err.metadata, undefined, err.cause);
+  cut.details = err.details;
+  return cut;
 }

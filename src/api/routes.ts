@@ -18,6 +18,7 @@ import type { TestEventOptions } from "../delivery/test-event.js";
 import type { EventTypeRegistry } from "../domain/event-types.js";
 import type { SecretBox } from "../signing/secret-box.js";
 import type { UpdateHub } from "../status-stream/hub.js";
+import { refusingNul } from "./text-fields.js";
 import { webhookAdminService } from "./webhook-admin.js";
 
 /** What the routes need from the process. */
@@ -43,15 +44,25 @@ export const SERVICE_NAMES = [EventIngest.typeName, WebhookAdmin.typeName];
 /** Returns the routes function for connectNodeAdapter / createRouterTransport. */
 export function routes(deps: RouteDeps): (router: ConnectRouter) => void {
   return (router) => {
-    router.service(EventIngest, eventIngestService(deps.publish));
-    router.service(WebhookAdmin, webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates, testEvents: deps.testEvents, eventTypes: deps.eventTypes, secrets: deps.secrets }));
+    // Requests with a NUL in any text field are refused before a handler runs (see text-fields.ts).
+    router.service(EventIngest, refusingNul(EventIngest, eventIngestService(deps.publish)));
+    router.service(
+      WebhookAdmin,
+      refusingNul(
+        WebhookAdmin,
+        webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates, testEvents: deps.testEvents, eventTypes: deps.eventTypes, secrets: deps.secrets }),
+      ),
+    );
     registerHealth(router, deps.health);
-    registerReflection(router, [
-      file_hookline_v1_event_ingest,
-      file_hookline_v1_webhook_admin,
-      file_grpc_health_v1_health,
-      file_grpc_reflection_v1_reflection,
-      file_grpc_reflection_v1alpha_reflection,
-    ]);
+    registerReflection(
+      router,
+      [
+        file_hookline_v1_event_ingest,
+        file_hookline_v1_webhook_admin,
+        file_grpc_health_v1_health,
+        file_grpc_reflection_v1_reflection,
+        file_grpc_reflection_v1alpha_reflection,
+      ],
+    );
   };
 }

@@ -33,6 +33,42 @@ export interface ApiServer {
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0");
 
+/**
+ * An HTTP/2 request answered before its body was read in full (a message
+ * over HOOKLINE_MAX_REQUEST_BYTES, a call refused before its stream was
+ * read) leaves its stream open in Node: the client, out of flow-control
+ * window, cannot finish sending, and the unread DATA stays charged to the
+ * session. The malformed-bytes fuzz test found a connect-node client
+ * refused on every call (ENHANCE_YOUR_CALM) after about 400 over-limit
+ * messages of 95 KB on one connection. So such a stream is reset once its
+ * answer is out (RST_STREAM, as RFC 9113 section 8.1 allows), and since
+ * part of Node's charge outlives the reset (about 1,300 such requests still
+ * used up a session), a session that has had this many is closed.
+ */
+const UNREAD_BODIES_PER_SESSION = 100;
+/** How long after an answer's last DATA its stream is reset: its trailers go out first. */
+const RESET_AFTER_ANSWER_MS = 50;
+
+/** Resets `stream` if its answer came before its body was read; see {@link UNREAD_BODIES_PER_SESSION}. */
+function resetIfBodyUnread(stream: http2.ServerHttp2Stream, unread: WeakMap<http2.Http2Session, number>): void {
+  stream.once("finish", () => {
+    if (stream.readableEnded) return;
+    setTimeout(() => {
+      if (stream.readableEnded || stream.destroyed) return;
+      const session = stream.session;
+      stream.destroy();
+      if (!session || session.closed || session.destroyed) return;
+      const n = (unread.get(session) ?? 0) + 1;
+      unread.set(session, n);
+      // GOAWAY: calls in flight finish, clients reconnect for new ones. A
+      // stream the client opened as the GOAWAY crossed it is refused
+      // (REFUSED_STREAM: not processed, safe to retry, which grpc-go does
+      // and connect-node does not).
+      if (n === UNREAD_BODIES_PER_SESSION) session.close();
+    }, RESET_AFTER_ANSWER_MS).unref();
+  });
+}
+
 /** Starts serving `handler` on host:port (port 0 picks a free one). */
 export async function startApiServer(handler: Handler, host: string, port: number): Promise<ApiServer> {
   const h1 = http.createServer((req, res) => {
@@ -42,10 +78,11 @@ export async function startApiServer(handler: Handler, host: string, port: numbe
   h1.keepAliveTimeout = 65_000;
   // A publisher multiplexes many calls on one connection; nghttp2's default
   // 10 MB per session answers a burst of them with ENHANCE_YOUR_CALM.
-  const h2 = http2.createServer(
-    { maxSessionMemory: 64 },
-    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-  );
+  const unreadBodies = new WeakMap<http2.Http2Session, number>();
+  const h2 = http2.createServer({ maxSessionMemory: 64 }, (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    resetIfBodyUnread(req.stream, unreadBodies);
+    handler(req, res);
+  });
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);

@@ -3,7 +3,7 @@
  * domain/deliveries.ts and their neighbours; tenant scoping of each call
  * through callerOf (see auth.ts).
  */
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
@@ -36,6 +36,7 @@ import {
   endpointToProto,
   retryPolicyFromProto,
   schemeFromProto,
+  timestampToDate,
   updateToProto,
 } from "./convert.js";
 
@@ -90,6 +91,7 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
     async updateEndpoint(req, ctx) {
       const e = req.endpoint;
       if (!e) throw new ValidationError("endpoint", "is required, with its id and the new values");
+      if (e.id === "") throw new ValidationError("endpoint.id", "is required");
       await visibleEndpoint(ctx, e.id);
       const endpoint = await updateEndpoint(
         store.em(),
@@ -101,8 +103,8 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
           eventTypes: e.eventTypes,
           channels: e.channels,
           headers: e.headers,
-          signatureScheme: schemeFromProto(e.signatureScheme),
-          retryPolicy: retryPolicyFromProto(e.retryPolicy),
+          signatureScheme: schemeFromProto(e.signatureScheme, "endpoint.signature_scheme"),
+          retryPolicy: retryPolicyFromProto(e.retryPolicy, "endpoint.retry_policy"),
           timeoutSeconds: e.timeoutSeconds,
           maxInFlight: e.maxInFlight,
           rateLimitPerSecond: e.rateLimitPerSecond,
@@ -172,7 +174,7 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
         eventTypes: req.eventTypes,
         statuses: req.statuses,
         afterCursor: req.afterCursor,
-        since: req.since ? timestampDate(req.since) : undefined,
+        since: req.since ? timestampToDate(req.since, "since") : undefined,
       });
       for await (const row of options.updates.watch(filter, start, ctx.signal)) yield updateToProto(row);
     },
@@ -186,8 +188,8 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
           eventId: req.eventId,
           eventType: req.eventType,
           status: req.status,
-          createdAfter: req.createdAfter ? timestampDate(req.createdAfter) : undefined,
-          createdBefore: req.createdBefore ? timestampDate(req.createdBefore) : undefined,
+          createdAfter: req.createdAfter ? timestampToDate(req.createdAfter, "created_after") : undefined,
+          createdBefore: req.createdBefore ? timestampToDate(req.createdBefore, "created_before") : undefined,
         },
         req.pageSize,
         req.pageToken,
@@ -216,8 +218,8 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
         store.em(),
         store.sql,
         req.endpointId,
-        req.since ? timestampDate(req.since) : undefined,
-        req.until ? timestampDate(req.until) : undefined,
+        req.since ? timestampToDate(req.since, "since") : undefined,
+        req.until ? timestampToDate(req.until, "until") : undefined,
       );
       return { requeuedCount };
     },

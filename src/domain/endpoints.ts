@@ -17,6 +17,7 @@ import {
   checkTenantId,
   decodePageToken,
   encodePageToken,
+  shorten,
 } from "./validate.js";
 
 /** An endpoint as a caller describes it. */
@@ -82,13 +83,14 @@ export function checkUrl(value: string, field = "url"): string {
   return url.toString();
 }
 
-/** Checks custom headers: valid names and values, none reserved, at most 32. */
+/** Checks custom headers: valid names (at most 256 characters) and values, none reserved, at most 32. */
 export function checkHeaders(headers: Readonly<Record<string, string>>, field = "headers"): Record<string, string> {
   const entries = Object.entries(headers);
   if (entries.length > 32) throw new ValidationError(field, `at most 32 headers, got ${entries.length}`);
   const out: Record<string, string> = {};
   for (const [name, value] of entries) {
     const lower = name.toLowerCase();
+    if (name.length > 256) throw new ValidationError(`${field}[${shorten(name, 32)}]`, "name must be at most 256 characters");
     if (!TOKEN_RE.test(name)) throw new ValidationError(`${field}[${name}]`, "is not a valid header name");
     if (RESERVED_HEADERS.has(lower)) {
       throw new ValidationError(`${field}[${name}]`, "is set by Hookline and cannot be overridden");

@@ -42,6 +42,8 @@ export async function createEventType(em: EntityManager, input: NewEventType, re
     if (Buffer.byteLength(JSON.stringify(input.schema)) > MAX_SCHEMA_BYTES) {
       throw new ValidationError("schema", `must be at most ${MAX_SCHEMA_BYTES} bytes of JSON`);
     }
+    // Stored as jsonb, which cannot hold U+0000 (not even escaped).
+    if (containsNul(input.schema)) throw new ValidationError("schema", "must not contain NUL (U+0000) characters");
     try {
       ajv().compile(input.schema);
     } catch (err) {
@@ -63,6 +65,16 @@ export async function createEventType(em: EntityManager, input: NewEventType, re
   }
   registry?.forget(type.tenantId, type.name);
   return type;
+}
+
+/** Whether a JSON value holds a NUL in any member name or string. */
+function containsNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\u0000");
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (typeof value === "object" && value !== null) {
+    return Object.entries(value).some(([name, member]) => name.includes("\u0000") || containsNul(member));
+  }
+  return false;
 }
 
 /** A page of a tenant's event types, by name. */

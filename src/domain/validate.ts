@@ -61,8 +61,16 @@ export function encodePageToken(lastId: string): string {
 export function decodePageToken(token: string, field = "page_token"): string | undefined {
   if (token === "") return undefined;
   const decoded = Buffer.from(token, "base64url").toString("utf8");
-  if (!decoded.startsWith("1:") || decoded.length < 3) {
+  // A NUL would reach the query (PostgreSQL text cannot hold it); no id has one.
+  if (!decoded.startsWith("1:") || decoded.length < 3 || decoded.includes("\u0000")) {
     throw new ValidationError(field, "is not a token returned by this API");
   }
   return decoded.slice(2);
+}
+
+/** `text` cut to at most `max` UTF-16 units plus "…", never between the halves of a surrogate pair: for quoting input in messages. */
+export function shorten(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const end = /[\uD800-\uDBFF]/.test(text[max - 1]!) ? max - 1 : max;
+  return `${text.slice(0, end)}…`;
 }

@@ -26,3 +26,12 @@ export function report(experiment: string, figures: Record<string, number | stri
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The seed of a seeded experiment: HOOKLINE_CHAOS_SEED when set (to replay
+ * a run, or to try a new one), otherwise `fixed`, so runs repeat by default.
+ */
+export function chaosSeed(fixed: number): number {
+  const raw = process.env.HOOKLINE_CHAOS_SEED;
+  return raw === undefined || raw === "" ? fixed : Number(raw);
+}

@@ -1,0 +1,52 @@
+/** The mapping of thrown values to Connect codes, and what gets logged. */
+import { Writable } from "node:stream";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { pino } from "pino";
+import { expect, it } from "vitest";
+import { toConnectError } from "../../src/api/errors.js";
+import { LimitExceededError, NotFoundError, ValidationError } from "../../src/domain/errors.js";
+
+function capture() {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const log = pino(
+    { level: "debug" },
+    new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    }),
+  );
+  return { log, lines };
+}
+
+const nodeError = (code: string) => Object.assign(new Error(code), { code });
+
+it("maps domain errors to their codes with their messages, logging nothing", () => {
+  const { log, lines } = capture();
+  expect(toConnectError(new ValidationError("url", "must be http or https"), log, "p").code).toBe(Code.InvalidArgument);
+  expect(toConnectError(new NotFoundError("endpoint", "ep_1"), log, "p").code).toBe(Code.NotFound);
+  expect(toConnectError(new LimitExceededError("too big"), log, "p").rawMessage).toBe("too big");
+  expect(lines).toEqual([]);
+});
+
+it("takes a client that went away mid-stream for a cancel, not an internal error", () => {
+  const { log, lines } = capture();
+  for (const code of ["ERR_STREAM_DESTROYED", "ERR_STREAM_WRITE_AFTER_END", "ERR_HTTP2_INVALID_STREAM"]) {
+    expect(toConnectError(nodeError(code), log, "hookline.v1.WebhookAdmin/WatchDeliveries").code).toBe(Code.Canceled);
+  }
+  expect(lines.every((l) => l.level === 20)).toBe(true);
+});
+
+it("says Unavailable when the database is down and Internal, with a generic message, for the rest", () => {
+  const { log, lines } = capture();
+  expect(toConnectError(nodeError("ECONNREFUSED"), log, "p").code).toBe(Code.Unavailable);
+  const internal = toConnectError(new Error("secret detail"), log, "p");
+  expect(internal.code).toBe(Code.Internal);
+  expect(internal.rawMessage).toBe("internal error");
+  expect(lines.map((l) => [l.level, l.msg])).toEqual([
+    [40, "database unavailable"],
+    [50, "internal error"],
+  ]);
+  expect(toConnectError(new ConnectError("as is", Code.Aborted), log, "p").code).toBe(Code.Aborted);
+});
