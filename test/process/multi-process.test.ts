@@ -83,7 +83,7 @@ describe("two processes on one database", () => {
     expect(counts.size).toBe(5_000);
     expect(r.requests).toHaveLength(5_000);
     // Both did part of the work.
-    const delivered = (p: HooklineProcess) => p.logs.filter((l) => l.msg === "attempt finished").length;
+    const delivered = (p: HooklineProcess) => p.logs.filter((l) => l.msg === "attempt succeeded").length;
     expect(delivered(a) + delivered(b)).toBe(5_000);
     expect(delivered(a)).toBeGreaterThan(250);
     expect(delivered(b)).toBeGreaterThan(250);

@@ -22,14 +22,19 @@ export interface HooklineProcess {
 
 /**
  * Starts Hookline with `env` and waits until it serves. `from` picks the
- * sources (through tsx, the default) or the build in dist/ (`npm run build`).
+ * sources (through tsx, the default), the build in dist/ (`npm run build`),
+ * or the sources through the command line (`hookline serve`).
  */
 export async function spawnHookline(
   env: Record<string, string>,
   timeoutMs = 20_000,
-  from: "sources" | "build" = "sources",
+  from: "sources" | "build" | "cli" = "sources",
 ): Promise<HooklineProcess> {
-  const args = from === "build" ? ["dist/src/main.js"] : ["--import", "tsx", "src/main.ts"];
+  const args = {
+    sources: ["--import", "tsx", "src/main.ts"],
+    build: ["dist/src/main.js"],
+    cli: ["--import", "tsx", "src/cli/main.ts", "serve"],
+  }[from];
   if (process.env.HOOKLINE_PROFILE_DIR) args.unshift("--cpu-prof", `--cpu-prof-dir=${process.env.HOOKLINE_PROFILE_DIR}`);
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
