@@ -42,6 +42,13 @@ const BLOCKED: readonly (readonly [cidr: string, label: string])[] = [
   // Local-use NAT64 (RFC 8215) may embed an IPv4 address at any of several
   // offsets, so the whole prefix is blocked rather than guessed at.
   ["64:ff9b:1::/48", "local-use NAT64"],
+  // Beyond SPEC-NOTES: Azure's host endpoint (WireServer, metadata for VM
+  // agents) sits on a public-looking address; fec0::/10 is the deprecated
+  // site-local range some networks still route internally; Teredo
+  // (2001::/32) tunnels to an IPv4 address hidden in its bits.
+  ["168.63.129.16/32", "Azure host endpoint"],
+  ["fec0::/10", "site-local (deprecated)"],
+  ["2001::/32", "Teredo"],
 ];
 
 /**

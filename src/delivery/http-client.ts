@@ -6,7 +6,7 @@
  * actually goes to (after DNS), so a name cannot smuggle a request to a
  * private address.
  */
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 import { buildConnector, type Dispatcher, Pool } from "undici";
 import type { AddressGuard } from "./address-guard.js";
@@ -16,6 +16,16 @@ export type ErrorClass = "http" | "timeout" | "connection" | "tls" | "dns" | "ss
 
 /** Response headers kept in {@link HttpResult.headers}. */
 const HEADERS_OF_INTEREST = ["retry-after", "location", "content-type"] as const;
+
+/**
+ * Resolves a name to all its addresses, as `dns.lookup` does with
+ * `all: true`. The client judges every answer before a socket may use it.
+ */
+export type Resolver = (
+  hostname: string,
+  options: LookupAllOptions,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
 
 /** The result of one POST. */
 export interface HttpResult {
@@ -42,6 +52,8 @@ export interface HttpClientOptions {
   connectionsPerOrigin?: number;
   /** Pools unused for this long are closed. */
   idlePoolMs?: number;
+  /** Resolves endpoint names; `dns.lookup` by default. Tests pass fixed answers. */
+  resolve?: Resolver;
 }
 
 /** Sends webhook POSTs over per-origin keep-alive pools. */
@@ -51,7 +63,7 @@ export class HttpClient {
   private readonly connector: buildConnector.connector;
 
   constructor(private readonly options: HttpClientOptions) {
-    this.connector = guardedConnector(options.guard);
+    this.connector = guardedConnector(options.guard, options.resolve ?? dnsLookup);
     const idle = options.idlePoolMs ?? 5 * 60_000;
     this.sweeper = setInterval(() => this.closeIdle(idle), Math.min(idle, 60_000));
     this.sweeper.unref();
@@ -186,8 +198,8 @@ export class SsrfError extends Error {
  * lookup) are judged before connecting, and the address of every connected
  * socket is judged again, as a backstop, before any byte is written.
  */
-function guardedConnector(guard: AddressGuard): buildConnector.connector {
-  const connect = buildConnector({ lookup: guardedLookup(guard) });
+function guardedConnector(guard: AddressGuard, resolve: Resolver): buildConnector.connector {
+  const connect = buildConnector({ lookup: guardedLookup(guard, resolve) });
   return (options, callback) => {
     if (isIP(options.hostname) !== 0) {
       const reason = guard.check(options.hostname);
@@ -213,14 +225,16 @@ function guardedConnector(guard: AddressGuard): buildConnector.connector {
 }
 
 /**
- * The `lookup` of net/tls connect: resolves every address of the name and
- * hands on only those the guard allows (the socket then connects to nothing
- * else), or fails with an SsrfError when none is allowed. A name that also
- * resolves to a blocked address is still reached, on its allowed ones.
+ * The `lookup` of net/tls connect: resolves every address of the name once
+ * and hands on only those the guard allows (the socket then connects to
+ * nothing else), or fails with an SsrfError when none is allowed. A name
+ * that also resolves to a blocked address is still reached, on its allowed
+ * ones. The answer judged is the answer connected to: there is no earlier
+ * resolution whose answer could differ (DNS rebinding).
  */
-function guardedLookup(guard: AddressGuard): LookupFunction {
+function guardedLookup(guard: AddressGuard, resolve: Resolver): LookupFunction {
   return (hostname, options, callback) => {
-    dnsLookup(hostname, { family: options.family, hints: options.hints, all: true }, (err, addresses: LookupAddress[]) => {
+    resolve(hostname, { family: options.family, hints: options.hints, all: true }, (err, addresses) => {
       if (err) {
         callback(err, "");
         return;
