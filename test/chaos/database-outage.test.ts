@@ -155,7 +155,7 @@ it("refuses publishes while PostgreSQL is down, reports it, and loses nothing it
     "refused with another code": failedCodes.map((c) => `${c}:${refused.get(c)}`).join(" ") || 0,
     "NOT_SERVING after (ms)": notServingAfterMs,
     "SERVING after restart (ms)": servingAfterMs,
-    "accepted while down": acceptedDuringOutage.length,
+    "accepted after the stop returned (PostgreSQL finishing its shutdown; each stored and delivered)": acceptedDuringOutage.length,
     lost: [...accepted].filter((id) => !seen.has(id)).length,
     "delivered twice or more": duplicates,
     "seen SUCCEEDED by the watcher opened before": [...accepted].filter((id) => watched.has(id)).length,
