@@ -7,13 +7,13 @@
  *
  * Short: 3 kills in about 8 s; long (npm run test:chaos): 12 kills in about
  * 40 s at a higher rate. The random moments come from a seed printed with
- * the figures (HOOKLINE_CHAOS_SEED replays one).
+ * the figures (HOOKLINE_CHAOS_SEED picks another).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
-import { report, scale, sleep } from "../support/chaos.js";
+import { chaosSeed, report, scale, seededRandom, sleep } from "../support/chaos.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { testEnv } from "../support/hookline.js";
@@ -29,18 +29,6 @@ const ENV = {
   HOOKLINE_LEASE_MARGIN: "1s",
   HOOKLINE_SHUTDOWN_TIMEOUT: "1s",
 };
-
-/** mulberry32: a small seeded generator, so a run can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let db: TestDatabase;
 let r: Receiver;
@@ -65,8 +53,8 @@ afterAll(async () => {
 const start = () => spawnHookline(testEnv(db.url, ENV), 30_000);
 
 it("loses no accepted event when processes are killed with SIGKILL at random moments", { timeout: 300_000 }, async () => {
-  const seed = Number(process.env.HOOKLINE_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  const rand = random(seed);
+  const seed = chaosSeed(20261123);
+  const rand = seededRandom(seed);
   procs[0] = await start();
   procs[1] = await start();
   await client(WebhookAdmin, "grpc", procs[0].url).createEndpoint({ tenantId: "crash", url: `${r.url}/a` });

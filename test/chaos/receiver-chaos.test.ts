@@ -14,7 +14,7 @@ import { DeliveryUpdateKind } from "../../gen/hookline/v1/delivery_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { DeliveryState } from "../../src/store/entities/index.js";
-import { report, scale } from "../support/chaos.js";
+import { chaosSeed, report, scale, seededRandom } from "../support/chaos.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { startTestHookline } from "../support/hookline.js";
@@ -41,18 +41,6 @@ function pick(rand: () => number): Answer {
   return "200";
 }
 
-/** mulberry32, seeded so a run can be replayed (HOOKLINE_CHAOS_SEED). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Rows grouped by delivery id, in order (Map.groupBy needs Node 21). */
 function byDelivery<T extends { delivery_id: string }>(rows: T[]): Map<string, T[]> {
   const groups = new Map<string, T[]>();
@@ -60,8 +48,8 @@ function byDelivery<T extends { delivery_id: string }>(rows: T[]): Map<string, T
   return groups;
 }
 
-const seed = Number(process.env.HOOKLINE_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const rand = random(seed);
+const seed = chaosSeed(20261123);
+const rand = seededRandom(seed);
 /** What the receiver answered, per delivery ("path event-id"), in order. */
 const answered = new Map<string, Answer[]>();
 const answerCounts = new Map<Answer, number>();
