@@ -93,6 +93,10 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
       if (!e) throw new ValidationError("endpoint", "is required, with its id and the new values");
       if (e.id === "") throw new ValidationError("endpoint.id", "is required");
       await visibleEndpoint(ctx, e.id);
+      // Fields outside the mask are ignored, as AIP-134 says: a value there,
+      // even one this server cannot read, neither changes nor refuses anything.
+      const paths = req.updateMask?.paths ?? [];
+      const masked = (name: string) => paths.includes(name);
       const endpoint = await updateEndpoint(
         store.em(),
         options.addressGuard,
@@ -103,15 +107,17 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
           eventTypes: e.eventTypes,
           channels: e.channels,
           headers: e.headers,
-          signatureScheme: schemeFromProto(e.signatureScheme, "endpoint.signature_scheme"),
-          retryPolicy: retryPolicyFromProto(e.retryPolicy, "endpoint.retry_policy"),
+          signatureScheme: masked("signature_scheme")
+            ? schemeFromProto(e.signatureScheme, "endpoint.signature_scheme")
+            : "standard-webhooks",
+          retryPolicy: masked("retry_policy") ? retryPolicyFromProto(e.retryPolicy, "endpoint.retry_policy") : null,
           timeoutSeconds: e.timeoutSeconds,
           maxInFlight: e.maxInFlight,
           rateLimitPerSecond: e.rateLimitPerSecond,
           ordered: e.ordered,
           disabled: e.disabled,
         },
-        req.updateMask?.paths ?? [],
+        paths,
       );
       return { endpoint: endpointToProto(endpoint) };
     },

@@ -9,6 +9,7 @@ import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
+import { SignatureScheme } from "../../gen/hookline/v1/endpoint_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
@@ -92,6 +93,28 @@ describe("UpdateEndpoint", () => {
     ]);
     // Nothing was half-written.
     expect((await admin().getEndpoint({ id })).endpoint!.timeoutSeconds).toBe(0);
+  });
+
+  it("ignores values outside the mask, even ones it could not read", async () => {
+    const { endpoint } = await admin().createEndpoint({ tenantId: "upd", url: `${r.url}/d`, signatureScheme: SignatureScheme.GITHUB });
+    const id = endpoint!.id;
+    const unreadable = {
+      id,
+      description: "changed",
+      signatureScheme: 99 as SignatureScheme,
+      retryPolicy: { policy: { case: "exponential" as const, value: { maxAttempts: 3 } } },
+    };
+    const { endpoint: changed } = await admin().updateEndpoint({ endpoint: unreadable, updateMask: { paths: ["description"] } });
+    expect(changed).toMatchObject({ description: "changed", signatureScheme: SignatureScheme.GITHUB });
+    expect(await codeAndMessage(admin().updateEndpoint({ endpoint: unreadable, updateMask: { paths: ["signature_scheme"] } }))).toEqual([
+      Code.InvalidArgument,
+      expect.stringContaining("endpoint.signature_scheme"),
+    ]);
+    expect(await codeAndMessage(admin().updateEndpoint({ endpoint: unreadable, updateMask: { paths: ["retry_policy"] } }))).toEqual([
+      Code.InvalidArgument,
+      expect.stringContaining("endpoint.retry_policy.exponential.base"),
+    ]);
+    expect((await admin().getEndpoint({ id })).endpoint!.signatureScheme).toBe(SignatureScheme.GITHUB);
   });
 
   it("pauses and resumes: waiting deliveries stay while paused and go out on resume", async () => {
