@@ -8,6 +8,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { toJsonString } from "@bufbuild/protobuf";
 import { durationMs, type Duration, type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { styleText } from "node:util";
+import { type ApiKey, ApiKeyScope } from "../../gen/hookline/v1/api_key_pb.js";
 import {
   type Attempt,
   type Delivery,
@@ -22,6 +23,7 @@ import {
   type RetryPolicy,
   SignatureScheme,
 } from "../../gen/hookline/v1/endpoint_pb.js";
+import type { EventType } from "../../gen/hookline/v1/event_type_pb.js";
 import { formatMs } from "../config.js";
 
 /** Where output goes: a stream that may be a terminal. */
@@ -57,10 +59,11 @@ export function formatTable(header: string[], rows: string[][]): string {
     .join("\n");
 }
 
-/** "key: value" lines with the values aligned. */
+/** "key: value" lines with the values aligned; a value's further lines are indented to its column. */
 export function formatBlock(pairs: [string, string][]): string {
   const width = Math.max(...pairs.map(([key]) => key.length)) + 1;
-  return pairs.map(([key, value]) => `${`${key}:`.padEnd(width)}  ${value}`.trimEnd()).join("\n");
+  const indent = `\n${" ".repeat(width + 2)}`;
+  return pairs.map(([key, value]) => `${`${key}:`.padEnd(width)}  ${value.split("\n").join(indent)}`.trimEnd()).join("\n");
 }
 
 /** "1 delivery", "2 deliveries": `n` and the noun in the right number. */
@@ -133,6 +136,58 @@ export function endpointTable(endpoints: Endpoint[]): string {
     ["ID", "STATE", "EVENT TYPES", "CREATED", "URL"],
     endpoints.map((e) => [e.id, endpointState(e), e.eventTypes.join(",") || "all", formatTime(e.createdAt), e.url]),
   );
+}
+
+/** Event types as a table. */
+export function eventTypeTable(types: EventType[]): string {
+  return formatTable(
+    ["NAME", "SCHEMA", "CREATED", "DESCRIPTION"],
+    types.map((t) => [t.name, t.schema ? "yes" : "no", formatTime(t.createdAt), t.description]),
+  );
+}
+
+/** An event type's fields for people, its schema as indented JSON. */
+export function eventTypePairs(t: EventType): [string, string][] {
+  return [
+    ["tenant", t.tenantId],
+    ["name", t.name],
+    ["description", t.description || "-"],
+    ["schema", t.schema ? JSON.stringify(t.schema, null, 2) : "none"],
+    ["created", formatTime(t.createdAt)],
+  ];
+}
+
+/** An API key scope's short name: "ingest" or "admin". */
+export function scopeName(scope: ApiKeyScope): string {
+  return ApiKeyScope[scope]?.toLowerCase() ?? String(scope);
+}
+
+/** "valid" or "revoked <when>". */
+export function apiKeyState(k: ApiKey): string {
+  return k.revokedAt ? `revoked ${formatTime(k.revokedAt)}` : "valid";
+}
+
+/** API keys as a table (never their tokens: Hookline does not keep them). */
+export function apiKeyTable(keys: ApiKey[]): string {
+  return formatTable(
+    ["ID", "SCOPE", "PREFIX", "STATE", "CREATED", "DESCRIPTION"],
+    keys.map((k) => [k.id, scopeName(k.scope), k.tokenPrefix, apiKeyState(k), formatTime(k.createdAt), k.description]),
+  );
+}
+
+/** An API key's fields for people; its token only when the response carries it (once, at creation). */
+export function apiKeyPairs(k: ApiKey, token = ""): [string, string][] {
+  const pairs: [string, string][] = [
+    ["id", k.id],
+    ["tenant", k.tenantId],
+    ["scope", scopeName(k.scope)],
+    ["description", k.description || "-"],
+    ["token prefix", k.tokenPrefix],
+    ["state", apiKeyState(k)],
+    ["created", formatTime(k.createdAt)],
+  ];
+  if (token) pairs.push(["token", token]);
+  return pairs;
 }
 
 /** An endpoint's statistics for people. */

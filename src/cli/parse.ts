@@ -6,6 +6,7 @@
  */
 import { type Duration, durationFromMs, type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { InvalidArgumentError } from "commander";
+import { ApiKeyScope } from "../../gen/hookline/v1/api_key_pb.js";
 import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
 import { type RetryPolicy, SignatureScheme } from "../../gen/hookline/v1/endpoint_pb.js";
 import { retryPolicyToProto } from "../api/convert.js";
@@ -104,6 +105,23 @@ export function parseScheme(text: string): SignatureScheme {
       return SignatureScheme.GITHUB;
     default:
       throw new InvalidArgumentError("expected standard-webhooks or github");
+  }
+}
+
+/** An API key scope by its short name ("ingest", "admin") or its proto name, any case. */
+export function parseScope(text: string): ApiKeyScope {
+  switch (
+    text
+      .trim()
+      .toLowerCase()
+      .replace(/^api_key_scope_/, "")
+  ) {
+    case "ingest":
+      return ApiKeyScope.INGEST;
+    case "admin":
+      return ApiKeyScope.ADMIN;
+    default:
+      throw new InvalidArgumentError("expected ingest (EventIngest only) or admin (EventIngest and WebhookAdmin)");
   }
 }
 

@@ -4,8 +4,10 @@
  */
 import { Command, Option } from "commander";
 import { VERSION } from "../version.js";
+import { registerApiKeys } from "./commands/api-keys.js";
 import { registerDeliveries } from "./commands/deliveries.js";
 import { registerEndpoints } from "./commands/endpoints.js";
+import { registerEventTypes } from "./commands/event-types.js";
 import { registerPublish } from "./commands/publish.js";
 import { registerRecover } from "./commands/recover.js";
 import { registerServe } from "./commands/serve.js";
@@ -19,7 +21,7 @@ export const DEFAULT_URL = "http://127.0.0.1:7070";
 /** Builds the program; commands write to `io`. */
 export function createProgram(io: CliIo): Command {
   const program = new Command("hookline")
-    .description("Hookline's command line: run the server, manage endpoints, publish events, follow deliveries")
+    .description("Hookline's command line: run the server, manage endpoints, publish events, follow deliveries, manage event types and API keys")
     .version(VERSION)
     .addOption(new Option("--url <url>", "where Hookline serves").env("HOOKLINE_URL").default(DEFAULT_URL))
     .addOption(new Option("--token <token>", "bearer token: HOOKLINE_ADMIN_TOKEN, an ingest token or an API key").env("HOOKLINE_TOKEN"))
@@ -37,6 +39,8 @@ export function createProgram(io: CliIo): Command {
   registerDeliveries(program, context);
   registerRecover(program, context);
   registerWatch(program, context);
+  registerEventTypes(program, context);
+  registerApiKeys(program, context);
   return program;
 }
 

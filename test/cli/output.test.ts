@@ -58,6 +58,9 @@ describe("text output", () => {
     expect(formatBlock([["id", "ep_1"], ["event types", "all"], ["description", ""]])).toBe(
       "id:           ep_1\nevent types:  all\ndescription:",
     );
+    expect(formatBlock([["name", "a.b"], ["schema", '{\n  "type": "object"\n}']])).toBe(
+      'name:    a.b\nschema:  {\n           "type": "object"\n         }',
+    );
   });
 
   it("says retry policies in words", () => {
