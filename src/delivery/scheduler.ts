@@ -383,17 +383,23 @@ export class Scheduler {
    * endpoint (each visited endpoint moves to the back, so slots rotate). One
    * whose lease no longer covers its timeout plus half the margin is given
    * back instead. Returns how many started.
+   *
+   * Attempts sent and not yet stored (in flight, or finished and waiting for
+   * the outcome writer) stay under 2 x maxInFlight: those are what a crash
+   * of this process sends twice, so the bound on duplicates holds however
+   * far the writer falls behind (a slow or starved database, a busy CPU).
    */
   private pump(): number {
     if (this.readyCount === 0 || this.state !== "running") return 0;
     const o = this.options;
     const now = Date.now();
     const expired: ClaimedDelivery[] = [];
+    const room = () => this.inFlight < o.maxInFlight && this.inFlight + this.unwritten < 2 * o.maxInFlight;
     let started = 0;
     for (const endpointId of [...this.ready.keys()]) {
-      if (this.inFlight >= o.maxInFlight) break;
+      if (!room()) break;
       const queue = this.ready.get(endpointId)!;
-      while (queue.length > 0 && this.inFlight < o.maxInFlight && this.lanes.canStart(endpointId, now)) {
+      while (queue.length > 0 && room() && this.lanes.canStart(endpointId, now)) {
         const delivery = queue.shift()!;
         this.readyCount--;
         if (delivery.leaseUntil.getTime() - now < (delivery.timeoutMs ?? o.requestTimeoutMs) + o.leaseMarginMs / 2) {
@@ -478,7 +484,9 @@ export class Scheduler {
   /**
    * Writes an outcome in the background: the request's slot is already free
    * (the endpoint's capacity is about requests), and the lease covers the
-   * write. Claiming pauses while `maxInFlight` outcomes wait to be written.
+   * write. Claiming pauses while `maxInFlight` outcomes wait to be written,
+   * and starting attempts while in-flight plus unwritten reach twice that
+   * (see pump).
    */
   private record(outcome: AttemptOutcome): void {
     this.unwritten++;

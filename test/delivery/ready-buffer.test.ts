@@ -1,8 +1,10 @@
 /**
  * The scheduler's ready buffer: deliveries of a fast endpoint are leased
  * ahead of a free slot, never sent beyond the endpoint's limits, and given
- * back (due at once, no attempt used) when the process stops.
+ * back (due at once, no attempt used) when the process stops; and sending
+ * stops while outcomes cannot be stored.
  */
+import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
@@ -70,3 +72,67 @@ it("leases a fast endpoint's backlog ahead, within its limit, and gives unstarte
   expect(waiting.length).toBe(events - sent);
   expect(waiting.every((d) => d.attempt_count === 0 && d.due)).toBe(true);
 });
+
+it("stops sending while outcomes cannot be stored: sent and unstored stay under 2 x HOOKLINE_MAX_IN_FLIGHT", async () => {
+  // What a crash would send twice is what was sent and not stored; with the
+  // outcome writer blocked (here by a lock; in life a slow or starved
+  // database), the scheduler must stop, not drain its ready buffer.
+  const maxInFlight = 8;
+  const app = await startTestHookline(db.url, {
+    HOOKLINE_MAX_IN_FLIGHT: String(maxInFlight),
+    HOOKLINE_POLL_INTERVAL: "1h",
+    HOOKLINE_SHUTDOWN_TIMEOUT: "5s",
+  });
+  r.reply(async () => {
+    await sleep(2);
+    return { status: 200 };
+  });
+  const admin = client(WebhookAdmin, "connect-http2", app.url);
+  const ingest = client(EventIngest, "connect-http2", app.url);
+  await admin.createEndpoint({ tenantId: "stall", url: `${r.url}/stall`, maxInFlight: 100 });
+  const sentHere = () => r.requests.filter((q) => q.path === "/stall").length;
+  const publish = (n: number, from: number) =>
+    ingest.publishBatch({
+      events: Array.from({ length: n }, (_, i) => ({
+        tenantId: "stall",
+        eventType: "t.e",
+        payload: { case: "payloadJson" as const, value: `{"n":${from + i}}` },
+      })),
+    });
+  const stored = async () =>
+    Number(
+      (
+        await db.query<{ n: string }>(
+          "SELECT count(*) AS n FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.tenant_id = 'stall'",
+        )
+      )[0]!.n,
+    );
+  await publish(500, 0);
+  // Block the writer mid-flow, once the lane knows the endpoint's response
+  // time and buffers ahead.
+  await expect.poll(sentHere, { timeout: 10_000, interval: 2 }).toBeGreaterThanOrEqual(100);
+  const locker = new pg.Client({ connectionString: db.url });
+  await locker.connect();
+  try {
+    await locker.query("BEGIN");
+    await locker.query("LOCK TABLE attempts IN SHARE MODE");
+    // Sending stops by itself; wait until nothing more arrives for a second.
+    let last = -1;
+    while (last !== sentHere()) {
+      last = sentHere();
+      await sleep(1_000);
+    }
+    expect(sentHere()).toBeLessThan(500);
+    const unstored = sentHere() - (await stored());
+    expect(unstored).toBeGreaterThanOrEqual(maxInFlight);
+    expect(unstored).toBeLessThanOrEqual(2 * maxInFlight);
+  } finally {
+    await locker.query("COMMIT");
+    await locker.end();
+  }
+  // Unblocked, it delivers the rest, each once.
+  await expect.poll(sentHere, { timeout: 30_000 }).toBe(500);
+  await app.stop();
+  const ids = new Set(r.requests.filter((q) => q.path === "/stall").map((q) => String(q.headers["webhook-id"])));
+  expect(ids.size).toBe(500);
+}, 60_000);

@@ -108,9 +108,12 @@ describe("two processes on one database", () => {
 });
 
 describe("a process killed with SIGKILL in the middle of delivering 2,000 events", () => {
-  it("loses none: another process delivers the rest once the leases expire, with duplicates at most the in-flight ones", async () => {
+  it("loses none: another process delivers the rest once the leases expire, with duplicates at most twice the in-flight limit", async () => {
     const limit = 20;
-    const env = { HOOKLINE_REQUEST_TIMEOUT: "2s", HOOKLINE_LEASE_MARGIN: "1s" };
+    // Short leases, so the test need not wait long for the killed process's
+    // to run out; not the shortest allowed (1s), which leaves a claimed row
+    // only 0.5 s to start, too little when test files run side by side.
+    const env = { HOOKLINE_REQUEST_TIMEOUT: "2s", HOOKLINE_LEASE_MARGIN: "3s", HOOKLINE_MAX_IN_FLIGHT: String(limit) };
     const first = await spawn(env);
     const r = await receiver();
     r.reply(async () => {
@@ -123,7 +126,7 @@ describe("a process killed with SIGKILL in the middle of delivering 2,000 events
       maxInFlight: limit,
     });
     await publishMany(first.url, "crash", 2_000);
-    await r.waitFor(500, 30_000);
+    await r.waitFor(500, 60_000);
     expect(await first.kill("SIGKILL")).toBe(null);
     const atKill = r.requests.length;
     expect(atKill).toBeLessThan(2_000);
@@ -132,9 +135,12 @@ describe("a process killed with SIGKILL in the middle of delivering 2,000 events
     await r.waitFor(2_000, 60_000);
     await expect.poll(() => countById(r).size, { timeout: 60_000 }).toBe(2_000);
     await quiet(r);
+    // Sent twice: what was in flight at the kill, and what had been answered
+    // but not yet stored; the scheduler keeps both together under 2 x its
+    // HOOKLINE_MAX_IN_FLIGHT.
     const duplicates = r.requests.length - 2_000;
     expect(duplicates).toBeGreaterThanOrEqual(0);
-    expect(duplicates).toBeLessThanOrEqual(limit);
+    expect(duplicates).toBeLessThanOrEqual(2 * limit);
     const pending = await db.query("SELECT id FROM deliveries WHERE status IN (1, 2)");
     expect(pending).toEqual([]);
   }, 120_000);
