@@ -7,9 +7,27 @@
  * in-flight attempts of the {@link TOP_ENDPOINTS} busiest endpoints at
  * scrape time, the rest summed under `endpoint="_other"`, so a scrape has
  * at most TOP_ENDPOINTS + 1 of its series whatever the number of endpoints.
+ * The Node.js process's standard metrics follow (see processRegistry).
  */
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Sql } from "../store/sql.js";
+
+let processMetrics: Registry | undefined;
+
+/**
+ * prom-client's standard metrics of the Node.js process (process_* and
+ * nodejs_*: CPU, resident memory, heap, event loop lag, GC, handles), in a
+ * registry of their own made once per process: they describe the process,
+ * not an instance, and their event-loop monitor and GC observer are never
+ * stopped, so a process running several instances (the tests) keeps one set.
+ */
+function processRegistry(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics });
+  }
+  return processMetrics;
+}
 
 /** What a scrape reads from the rest of the process. */
 export interface MetricSources {
@@ -164,8 +182,9 @@ export class Metrics {
     if (ended) this.finished.inc({ status: ended });
   }
 
-  /** The Prometheus text exposition. */
+  /** The Prometheus text exposition: this instance's metrics, then the process's. */
   async text(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const [own, process] = await Promise.all([this.registry.metrics(), processRegistry().metrics()]);
+    return { contentType: this.registry.contentType, body: `${own}\n${process}` };
   }
 }

@@ -60,6 +60,12 @@ it("counts publishes, attempts by result, finished deliveries and latency, and r
   expect(m.get("hookline_status_watchers")).toBe(0);
   expect(m.get('hookline_db_pool_connections{state="max"}')).toBe(5);
   expect(m.has('hookline_db_pool_connections{state="used"}')).toBe(true);
+  // The Node.js process's standard metrics.
+  expect(m.get("process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
+  expect(m.get("nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+  expect(m.get("process_cpu_seconds_total")).toBeGreaterThan(0);
+  expect(m.has("nodejs_eventloop_lag_p99_seconds")).toBe(true);
+  expect(m.has('nodejs_gc_duration_seconds_count{kind="minor"}')).toBe(true);
   // Waiting work shows in the queue gauges: a delivery due a minute ago that nobody claims.
   await db.query(
     `INSERT INTO events (id, tenant_id, event_type, body) VALUES ('evt_01JQUEUE00000000000000000', 'm', 't.e', '{}');
