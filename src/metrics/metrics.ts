@@ -37,6 +37,8 @@ export interface MetricSources {
   /** The busiest endpoints here by attempts in flight (undefined without a scheduler). */
   busiestEndpoints?: (top: number) => { endpoints: Array<[string, number]>; others: number } | undefined;
   watchers: () => number;
+  /** Unary calls in progress, and those refused by the call limit since start. */
+  calls: () => { inProgress: number; refused: number };
   pool: () => { used: number; free: number; pending: number; max: number };
 }
 
@@ -75,6 +77,8 @@ export class Metrics {
   });
 
   constructor(sources: MetricSources) {
+    // Made now, not at the first scrape, so GC and event loop are observed from the start.
+    processRegistry();
     const r = [this.registry];
     let queue: Promise<{ due: number; oldest: number }> | undefined;
     // Both queue gauges from one query per scrape.
@@ -152,6 +156,25 @@ export class Metrics {
       registers: r,
       collect() {
         this.set(sources.watchers());
+      },
+    });
+    new Gauge({
+      name: "hookline_calls_in_progress",
+      help: "Unary RPCs being handled by this process (bounded by HOOKLINE_MAX_CONCURRENT_CALLS).",
+      registers: r,
+      collect() {
+        this.set(sources.calls().inProgress);
+      },
+    });
+    let refusedSeen = 0;
+    new Counter({
+      name: "hookline_calls_refused_total",
+      help: "Unary RPCs refused with RESOURCE_EXHAUSTED because HOOKLINE_MAX_CONCURRENT_CALLS were in progress.",
+      registers: r,
+      collect() {
+        const refused = sources.calls().refused;
+        this.inc(refused - refusedSeen);
+        refusedSeen = refused;
       },
     });
     new Gauge({
