@@ -193,7 +193,7 @@ function percentile(sorted: number[], p: number): number {
 
 
 /** A fresh database for the run: on DATABASE_URL's server, or an embedded one. */
-async function benchDatabase(): Promise<{ url: string; version: string; drop(): Promise<void> }> {
+export async function benchDatabase(): Promise<{ url: string; version: string; drop(): Promise<void> }> {
   const name = `hookline_bench_${randomBytes(4).toString("hex")}`;
   const { serverUrl, stop: stopServer } = await startPostgresServer();
   const admin = new pg.Client({ connectionString: serverUrl });

@@ -85,11 +85,10 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   const sealed = await sealStoredSecrets(store.sql, secrets);
   if (sealed > 0) log.info({ endpoints: sealed }, "encrypted endpoint secrets stored in plaintext");
   const pool = (store.orm.em.getConnection().getKnex().client as { pool?: KnexPool }).pool;
-  const callLimit = new CallLimit(config.maxConcurrentCalls);
   const metrics = new Metrics({
     sql: store.sql,
-    calls: () => ({ inProgress: callLimit.current, refused: callLimit.refused }),
-    // Read when scraped, by then both exist.
+    // Read when scraped, by then they exist.
+    callsInProgress: () => callLimit.current,
     scheduler: () => scheduler?.load() ?? { inFlight: 0, buffered: 0 },
     busiestEndpoints: (top) => scheduler?.busiestEndpoints(top),
     watchers: () => updates.watcherCount,
@@ -100,6 +99,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
       max: config.dbPoolSize,
     }),
   });
+  const callLimit = new CallLimit(config.maxConcurrentCalls, () => metrics.callRefused());
   const health = new HealthState();
   // One guard for deliveries and endpoint creation, so both judge alike.
   const addressGuard = new AddressGuard(config.allowedCidrs);

@@ -22,18 +22,16 @@ const NEVER_SHED = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerR
 /** Counts and bounds the unary calls in progress. */
 export class CallLimit {
   private inProgress = 0;
-  private shed = 0;
 
-  constructor(readonly max: number) {}
+  constructor(
+    readonly max: number,
+    /** Told of each call refused. */
+    private readonly onRefused: () => void = () => {},
+  ) {}
 
   /** Unary calls in progress now. */
   get current(): number {
     return this.inProgress;
-  }
-
-  /** Calls refused since start. */
-  get refused(): number {
-    return this.shed;
   }
 
   /** The interceptor; put it before authentication, so shedding costs no lookup. */
@@ -41,7 +39,7 @@ export class CallLimit {
     return (next) => async (req) => {
       if (req.method.methodKind !== "unary" || NEVER_SHED.has(req.service.typeName)) return next(req);
       if (this.inProgress >= this.max) {
-        this.shed++;
+        this.onRefused();
         throw new ConnectError(
           `server busy: ${this.max} calls in progress (HOOKLINE_MAX_CONCURRENT_CALLS); retry with backoff`,
           Code.ResourceExhausted,

@@ -69,9 +69,6 @@ function resetIfBodyUnread(stream: http2.ServerHttp2Stream, unread: WeakMap<http
   });
 }
 
-/** Streams one HTTP/2 connection may have open at once, unless told otherwise (HOOKLINE_HTTP2_MAX_STREAMS). */
-export const DEFAULT_HTTP2_MAX_STREAMS = 256;
-
 /**
  * Starts serving `handler` on host:port (port 0 picks a free one).
  * `maxStreams` is the SETTINGS_MAX_CONCURRENT_STREAMS each HTTP/2
@@ -86,7 +83,7 @@ export async function startApiServer(
   handler: Handler,
   host: string,
   port: number,
-  maxStreams = DEFAULT_HTTP2_MAX_STREAMS,
+  maxStreams: number,
 ): Promise<ApiServer> {
   const h1 = http.createServer((req, res) => {
     closeIfBodyUnread(req, res);

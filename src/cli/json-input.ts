@@ -31,6 +31,17 @@ async function readStream(stream: Readable): Promise<string> {
   return Buffer.concat(parts).toString("utf8");
 }
 
+/**
+ * The one JSON object given by `arg` (inline, `@file` or `-`); an array or
+ * several lines is a usage error saying it expected `what`.
+ */
+export async function readJsonObject(arg: string, stdin: Readable, what = "one JSON object"): Promise<JsonObject> {
+  const { text, source } = await readJsonArg(arg, stdin);
+  const { single, items } = splitJsonItems(text, source);
+  if (!single) throw new UsageError(`${source}: expected ${what}`);
+  return items[0]!.value;
+}
+
 /** One JSON object of an input, its text, and where it was ("line 3", "element 3"; "" for the whole input). */
 export interface JsonItem {
   value: JsonObject;

@@ -108,40 +108,29 @@ export function parseScheme(text: string): SignatureScheme {
   }
 }
 
-/** An API key scope by its short name ("ingest", "admin") or its proto name, any case. */
-export function parseScope(text: string): ApiKeyScope {
-  switch (
-    text
-      .trim()
-      .toLowerCase()
-      .replace(/^api_key_scope_/, "")
-  ) {
-    case "ingest":
-      return ApiKeyScope.INGEST;
-    case "admin":
-      return ApiKeyScope.ADMIN;
-    default:
-      throw new InvalidArgumentError("expected ingest (EventIngest only) or admin (EventIngest and WebhookAdmin)");
-  }
+/** A parser of an enum flag by its short name or its proto name (`prefix` + short name), any case. */
+function byName<T>(names: Record<string, T>, prefix: RegExp, expected: string): (text: string) => T {
+  const table = new Map(Object.entries(names));
+  return (text) => {
+    const value = table.get(text.trim().toLowerCase().replace(prefix, ""));
+    if (value === undefined) throw new InvalidArgumentError(`expected ${expected}`);
+    return value;
+  };
 }
-
-const STATUSES: Record<string, DeliveryStatus> = {
-  pending: DeliveryStatus.PENDING,
-  retrying: DeliveryStatus.RETRYING,
-  succeeded: DeliveryStatus.SUCCEEDED,
-  failed: DeliveryStatus.FAILED,
-};
 
 /** A delivery status by its short name ("failed") or its proto name ("DELIVERY_STATUS_FAILED"), any case. */
-export function parseStatus(text: string): DeliveryStatus {
-  const name = text
-    .trim()
-    .toLowerCase()
-    .replace(/^delivery_status_/, "");
-  const status = STATUSES[name];
-  if (status === undefined) throw new InvalidArgumentError("expected pending, retrying, succeeded or failed");
-  return status;
-}
+export const parseStatus = byName(
+  { pending: DeliveryStatus.PENDING, retrying: DeliveryStatus.RETRYING, succeeded: DeliveryStatus.SUCCEEDED, failed: DeliveryStatus.FAILED },
+  /^delivery_status_/,
+  "pending, retrying, succeeded or failed",
+);
+
+/** An API key scope by its short name ("ingest", "admin") or its proto name, any case. */
+export const parseScope = byName(
+  { ingest: ApiKeyScope.INGEST, admin: ApiKeyScope.ADMIN },
+  /^api_key_scope_/,
+  "ingest (EventIngest only) or admin (EventIngest and WebhookAdmin)",
+);
 
 /** A comma-separated list of statuses ("succeeded,failed"). */
 export function parseStatuses(text: string): DeliveryStatus[] {

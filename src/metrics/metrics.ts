@@ -37,8 +37,8 @@ export interface MetricSources {
   /** The busiest endpoints here by attempts in flight (undefined without a scheduler). */
   busiestEndpoints?: (top: number) => { endpoints: Array<[string, number]>; others: number } | undefined;
   watchers: () => number;
-  /** Unary calls in progress, and those refused by the call limit since start. */
-  calls: () => { inProgress: number; refused: number };
+  /** Unary calls in progress (see api/call-limit.ts). */
+  callsInProgress: () => number;
   pool: () => { used: number; free: number; pending: number; max: number };
 }
 
@@ -67,6 +67,11 @@ export class Metrics {
     name: "hookline_deliveries_finished_total",
     help: "Deliveries that ended after an attempt made here, by final status.",
     labelNames: ["status"],
+    registers: [this.registry],
+  });
+  private readonly callsRefused = new Counter({
+    name: "hookline_calls_refused_total",
+    help: "Unary RPCs refused with RESOURCE_EXHAUSTED because HOOKLINE_MAX_CONCURRENT_CALLS were in progress.",
     registers: [this.registry],
   });
   private readonly latency = new Histogram({
@@ -163,18 +168,7 @@ export class Metrics {
       help: "Unary RPCs being handled by this process (bounded by HOOKLINE_MAX_CONCURRENT_CALLS).",
       registers: r,
       collect() {
-        this.set(sources.calls().inProgress);
-      },
-    });
-    let refusedSeen = 0;
-    new Counter({
-      name: "hookline_calls_refused_total",
-      help: "Unary RPCs refused with RESOURCE_EXHAUSTED because HOOKLINE_MAX_CONCURRENT_CALLS were in progress.",
-      registers: r,
-      collect() {
-        const refused = sources.calls().refused;
-        this.inc(refused - refusedSeen);
-        refusedSeen = refused;
+        this.set(sources.callsInProgress());
       },
     });
     new Gauge({
@@ -195,6 +189,11 @@ export class Metrics {
   /** Counts `n` stored events. */
   eventsPublished(n: number): void {
     if (n > 0) this.published.inc(n);
+  }
+
+  /** Counts one call refused by the call limit. */
+  callRefused(): void {
+    this.callsRefused.inc();
   }
 
   /** Counts one attempt and, when it ended the delivery, the delivery. */

@@ -5,6 +5,7 @@ import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { startTestHookline } from "../support/hookline.js";
+import { scrapeMetrics } from "../support/metrics.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
 let db: TestDatabase;
@@ -24,18 +25,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function scrape(): Promise<Map<string, number>> {
-  const res = await fetch(`${app.url}/metrics`);
-  expect(res.status).toBe(200);
-  expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
-  const values = new Map<string, number>();
-  for (const line of (await res.text()).split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    values.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return values;
-}
+const scrape = () => scrapeMetrics(app.url);
 
 it("counts publishes, attempts by result, finished deliveries and latency, and reads the queue and pool", async () => {
   const admin = client(WebhookAdmin, "connect-http2", app.url);

@@ -7,6 +7,7 @@ import { durationMs, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt
 import { Code } from "@connectrpc/connect";
 import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
+import { ApiKeyScope } from "../../gen/hookline/v1/api_key_pb.js";
 import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
 import { SignatureScheme } from "../../gen/hookline/v1/endpoint_pb.js";
 import { createRequest, updateRequest } from "../../src/cli/commands/endpoints.js";
@@ -22,6 +23,7 @@ import {
   parseRetryExponentialArg,
   parseRetryScheduleArg,
   parseScheme,
+  parseScope,
   parseStatus,
   parseStatuses,
   parseTime,
@@ -68,6 +70,11 @@ describe("flag values", () => {
     expect(parseStatus("DELIVERY_STATUS_PENDING")).toBe(DeliveryStatus.PENDING);
     expect(parseStatuses("succeeded, failed")).toEqual([DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED]);
     expect(() => parseStatus("unspecified")).toThrow(InvalidArgumentError);
+    // Names of Object's prototype are not statuses.
+    expect(() => parseStatus("constructor")).toThrow(InvalidArgumentError);
+    expect(parseScope("Ingest")).toBe(ApiKeyScope.INGEST);
+    expect(parseScope("API_KEY_SCOPE_ADMIN")).toBe(ApiKeyScope.ADMIN);
+    expect(() => parseScope("root")).toThrow("expected ingest");
   });
 
   it("retry policies read like HOOKLINE_RETRY_SCHEDULE and HOOKLINE_RETRY_EXPONENTIAL, errors naming the flag", () => {

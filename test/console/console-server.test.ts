@@ -53,6 +53,7 @@ async function serve(options: { enabled?: boolean; dir?: string } = {}): Promise
     withConsole(next as never, { enabled: options.enabled ?? true, dir: options.dir ?? dir }),
     "127.0.0.1",
     0,
+    100,
   );
   servers.push(server);
   return server;

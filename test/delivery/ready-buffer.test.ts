@@ -117,11 +117,7 @@ it("stops sending while outcomes cannot be stored: sent and unstored stay under 
     await locker.query("BEGIN");
     await locker.query("LOCK TABLE attempts IN SHARE MODE");
     // Sending stops by itself; wait until nothing more arrives for a second.
-    let last = -1;
-    while (last !== sentHere()) {
-      last = sentHere();
-      await sleep(1_000);
-    }
+    await r.quiet(1_000, (q) => q.path === "/stall");
     expect(sentHere()).toBeLessThan(500);
     const unstored = sentHere() - (await stored());
     expect(unstored).toBeGreaterThanOrEqual(maxInFlight);

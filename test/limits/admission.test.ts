@@ -16,6 +16,7 @@ import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { startTestHookline } from "../support/hookline.js";
+import { scrapeMetrics } from "../support/metrics.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
 let db: TestDatabase;
@@ -31,9 +32,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function scrape(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+async function scrape(url: string, name: string): Promise<number | undefined> {
+  return (await scrapeMetrics(url)).get(name);
 }
 
 describe("HOOKLINE_HTTP2_MAX_STREAMS", () => {

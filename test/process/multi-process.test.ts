@@ -62,14 +62,6 @@ function countById(r: Receiver) {
   return counts;
 }
 
-async function quiet(r: Receiver, ms = 500) {
-  let last = -1;
-  while (last !== r.requests.length) {
-    last = r.requests.length;
-    await new Promise((res) => setTimeout(res, ms));
-  }
-}
-
 describe("two processes on one database", () => {
   it("deliver 5,000 events between them, each exactly once", async () => {
     const a = await spawn({ HOOKLINE_LOG_LEVEL: "debug" });
@@ -78,7 +70,7 @@ describe("two processes on one database", () => {
     await client(WebhookAdmin, "grpc", a.url).createEndpoint({ tenantId: "pair", url: `${r.url}/pair`, maxInFlight: 100 });
     await publishMany(a.url, "pair", 5_000);
     await r.waitFor(5_000, 60_000);
-    await quiet(r);
+    await r.quiet();
     const counts = countById(r);
     expect(counts.size).toBe(5_000);
     expect(r.requests).toHaveLength(5_000);
@@ -134,7 +126,7 @@ describe("a process killed with SIGKILL in the middle of delivering 2,000 events
     await spawn(env);
     await r.waitFor(2_000, 60_000);
     await expect.poll(() => countById(r).size, { timeout: 60_000 }).toBe(2_000);
-    await quiet(r);
+    await r.quiet();
     // Sent twice: what was in flight at the kill, and what had been answered
     // but not yet stored; the scheduler keeps both together under 2 x its
     // HOOKLINE_MAX_IN_FLIGHT.

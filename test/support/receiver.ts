@@ -36,6 +36,8 @@ export interface Receiver {
   reply(fn: (index: number, req: ReceivedRequest) => Reply | Promise<Reply>): void;
   /** Resolves when at least `n` requests have arrived; rejects after `timeoutMs`. */
   waitFor(n: number, timeoutMs?: number): Promise<ReceivedRequest[]>;
+  /** Resolves once no request has arrived for `ms` (none that `which` selects, when given). */
+  quiet(ms?: number, which?: (req: ReceivedRequest) => boolean): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,6 +102,14 @@ export async function startReceiver(): Promise<Receiver> {
           },
         });
       });
+    },
+    async quiet(ms = 500, which = () => true) {
+      const count = () => requests.filter(which).length;
+      let last = -1;
+      while (last !== count()) {
+        last = count();
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      }
     },
     async close() {
       server.closeAllConnections();

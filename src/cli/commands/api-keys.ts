@@ -8,8 +8,8 @@ import { ApiKeySchema, type ApiKeyScope } from "../../../gen/hookline/v1/api_key
 import { CreateApiKeyResponseSchema, RevokeApiKeyResponseSchema } from "../../../gen/hookline/v1/webhook_admin_pb.js";
 import type { CliContext } from "../context.js";
 import { apiKeyPairs, apiKeyTable, formatBlock } from "../output.js";
-import { readPages } from "../paging.js";
-import { integerIn, parseScope } from "../parse.js";
+import { tenantListCommand } from "../paging.js";
+import { parseScope } from "../parse.js";
 
 /** Registers `hookline api-keys ...`. */
 export function registerApiKeys(program: Command, context: (cmd: Command) => CliContext): void {
@@ -28,20 +28,16 @@ export function registerApiKeys(program: Command, context: (cmd: Command) => Cli
       if (!out.json) out.note("(store the token now: Hookline keeps only its hash and cannot show it again)");
     });
 
-  keys
-    .command("list")
-    .description("list a tenant's keys, oldest first, revoked ones included (never their tokens)")
-    .requiredOption("--tenant <id>", "the tenant")
-    .option("--limit <n>", "at most this many; 0 for all", integerIn(0, 1_000_000), 100)
-    .action(async (flags: { tenant: string; limit: number }, cmd: Command) => {
-      const { client, out } = context(cmd);
-      const { items, more } = await readPages(flags.limit, async (pageSize, pageToken) => {
-        const res = await client.admin.listApiKeys({ tenantId: flags.tenant, pageSize, pageToken });
-        return { items: res.apiKeys, nextPageToken: res.nextPageToken };
-      });
-      out.list(ApiKeySchema, items, () => (items.length ? apiKeyTable(items) : `no API keys for tenant ${flags.tenant}`));
-      if (more && !out.json) out.note("(more API keys: raise --limit, or --limit 0 for all)");
-    });
+  tenantListCommand(keys, context, {
+    description: "list a tenant's keys, oldest first, revoked ones included (never their tokens)",
+    schema: ApiKeySchema,
+    plural: "API keys",
+    table: apiKeyTable,
+    page: async (client, tenantId, pageSize, pageToken) => {
+      const res = await client.admin.listApiKeys({ tenantId, pageSize, pageToken });
+      return { items: res.apiKeys, nextPageToken: res.nextPageToken };
+    },
+  });
 
   keys
     .command("revoke")

@@ -8,7 +8,7 @@ import { type DeliveryStatus, DeliverySchema } from "../../../gen/hookline/v1/de
 import { GetDeliveryResponseSchema, RetryDeliveryResponseSchema } from "../../../gen/hookline/v1/webhook_admin_pb.js";
 import type { CliContext } from "../context.js";
 import { attemptTable, deliveryPairs, deliveryTable, formatBlock } from "../output.js";
-import { readPages } from "../paging.js";
+import { limitOption, printPages, readPages } from "../paging.js";
 import { integerIn, parseStatus, parseTime } from "../parse.js";
 
 interface ListFlags {
@@ -26,7 +26,7 @@ interface ListFlags {
 export function registerDeliveries(program: Command, context: (cmd: Command) => CliContext): void {
   const deliveries = program.command("deliveries").description("inspect deliveries and queue them again");
 
-  deliveries
+  const list = deliveries
     .command("list")
     .description("list deliveries, newest first; filters combine")
     .option("--tenant <id>", "only this tenant's")
@@ -35,11 +35,10 @@ export function registerDeliveries(program: Command, context: (cmd: Command) => 
     .option("--type <type>", "only those of events of this type")
     .option("--status <status>", "only those pending, retrying, succeeded or failed", parseStatus)
     .option("--since <time>", "created at or after: RFC 3339, or a duration ago (10m, 2h)", (t: string) => parseTime(t))
-    .option("--until <time>", "created before: RFC 3339, or a duration ago", (t: string) => parseTime(t))
-    .option("--limit <n>", "at most this many; 0 for all", integerIn(0, 1_000_000), 100)
-    .action(async (flags: ListFlags, cmd: Command) => {
+    .option("--until <time>", "created before: RFC 3339, or a duration ago", (t: string) => parseTime(t));
+  limitOption(list).action(async (flags: ListFlags, cmd: Command) => {
       const { client, out } = context(cmd);
-      const { items, more } = await readPages(flags.limit, async (pageSize, pageToken) => {
+      const read = await readPages(flags.limit, async (pageSize, pageToken) => {
         const res = await client.admin.listDeliveries({
           tenantId: flags.tenant,
           endpointId: flags.endpoint,
@@ -53,8 +52,7 @@ export function registerDeliveries(program: Command, context: (cmd: Command) => 
         });
         return { items: res.deliveries, nextPageToken: res.nextPageToken };
       });
-      out.list(DeliverySchema, items, () => (items.length ? deliveryTable(items) : "no deliveries match"));
-      if (more && !out.json) out.note("(more deliveries: raise --limit, or --limit 0 for all)");
+      printPages(out, DeliverySchema, read, { plural: "deliveries", empty: "no deliveries match", table: deliveryTable });
     });
 
   deliveries

@@ -2,7 +2,7 @@
  * `hookline endpoints`: create, list, get, update, delete, rotate-secret,
  * test and stats, one WebhookAdmin RPC each.
  */
-import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { type Command, Option } from "commander";
 import { type Endpoint, EndpointSchema, type RetryPolicy, type SignatureScheme } from "../../../gen/hookline/v1/endpoint_pb.js";
@@ -19,7 +19,7 @@ import {
 } from "../../../gen/hookline/v1/webhook_admin_pb.js";
 import type { CliContext } from "../context.js";
 import { CommandFailed, ExitCode, UsageError } from "../errors.js";
-import { readJsonArg, splitJsonItems } from "../json-input.js";
+import { readJsonObject } from "../json-input.js";
 import {
   attemptSucceeded,
   count,
@@ -30,7 +30,7 @@ import {
   statsPairs,
   testAttemptPairs,
 } from "../output.js";
-import { readPages } from "../paging.js";
+import { tenantListCommand } from "../paging.js";
 import {
   collect,
   integerIn,
@@ -171,20 +171,16 @@ export function registerEndpoints(program: Command, context: (cmd: Command) => C
       out.message(CreateEndpointResponseSchema, res, () => formatBlock(endpointPairs(res.endpoint!)));
     });
 
-  endpoints
-    .command("list")
-    .description("list a tenant's endpoints, oldest first")
-    .requiredOption("--tenant <id>", "the tenant")
-    .option("--limit <n>", "at most this many; 0 for all", integerIn(0, 1_000_000), 100)
-    .action(async (flags: { tenant: string; limit: number }, cmd: Command) => {
-      const { client, out } = context(cmd);
-      const { items, more } = await readPages(flags.limit, async (pageSize, pageToken) => {
-        const res = await client.admin.listEndpoints({ tenantId: flags.tenant, pageSize, pageToken });
-        return { items: res.endpoints, nextPageToken: res.nextPageToken };
-      });
-      out.list(EndpointSchema, items, () => (items.length ? endpointTable(items) : `no endpoints for tenant ${flags.tenant}`));
-      if (more && !out.json) out.note(`(more endpoints: raise --limit, or --limit 0 for all)`);
-    });
+  tenantListCommand(endpoints, context, {
+    description: "list a tenant's endpoints, oldest first",
+    schema: EndpointSchema,
+    plural: "endpoints",
+    table: endpointTable,
+    page: async (client, tenantId, pageSize, pageToken) => {
+      const res = await client.admin.listEndpoints({ tenantId, pageSize, pageToken });
+      return { items: res.endpoints, nextPageToken: res.nextPageToken };
+    },
+  });
 
   endpoints
     .command("get")
@@ -252,13 +248,7 @@ export function registerEndpoints(program: Command, context: (cmd: Command) => C
     .option("--data <json>", "the event's data: a JSON object, @file or - for stdin; default {}")
     .action(async (id: string, flags: { data?: string }, cmd: Command) => {
       const { client, out, io } = context(cmd);
-      let data: JsonObject | undefined;
-      if (flags.data !== undefined) {
-        const { text, source } = await readJsonArg(flags.data, io.stdin);
-        const { single, items } = splitJsonItems(text, source);
-        if (!single) throw new UsageError(`${source}: expected one JSON object`);
-        data = items[0]!.value;
-      }
+      const data = flags.data === undefined ? undefined : await readJsonObject(flags.data, io.stdin);
       const res = await client.admin.sendTestEvent({ id, data });
       const attempt = res.attempt!;
       out.message(SendTestEventResponseSchema, res, () => formatBlock(testAttemptPairs(attempt)));
