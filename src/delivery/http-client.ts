@@ -48,8 +48,16 @@ export interface HttpClientOptions {
   bodyLimit: number;
   /** Judges every address connected to; refused ones end the attempt as "ssrf". */
   guard: AddressGuard;
-  /** Keep-alive connections per origin at most. */
-  connectionsPerOrigin?: number;
+  /**
+   * Connections per origin at most; unbounded by default. The callers bound
+   * how many requests are in flight (the scheduler's fair shares of
+   * HOOKLINE_MAX_IN_FLIGHT, the per-tenant cap of test sends), so every
+   * request gets a connection at once. With a cap (it was 32), requests past
+   * it queued inside the pool, their timeout running: one endpoint whose
+   * receiver hangs held every connection to its origin, and the other
+   * endpoints there, other tenants' included, waited behind it.
+   */
+  connectionsPerOrigin?: number | null;
   /** Pools unused for this long are closed. */
   idlePoolMs?: number;
   /** Resolves endpoint names; `dns.lookup` by default. Tests pass fixed answers. */
@@ -124,7 +132,7 @@ export class HttpClient {
     if (!entry) {
       entry = {
         pool: new Pool(origin, {
-          connections: this.options.connectionsPerOrigin ?? 32,
+          connections: this.options.connectionsPerOrigin ?? null,
           keepAliveTimeout: 30_000,
           // Never pipeline: one slow response must not hold others back.
           pipelining: 1,

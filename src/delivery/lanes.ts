@@ -22,10 +22,28 @@
  * store/sql/workers.ts), so all processes together stay within them as long
  * as the work spreads over all of them; a single process never exceeds its
  * share.
+ *
+ * The process's own capacity (HOOKLINE_MAX_IN_FLIGHT, C) is shared fairly,
+ * in two levels (see fairShare): with n tenants with work here (deliveries
+ * in flight or buffered), each tenant may have at most C / (n + 1)
+ * requests in flight; with m endpoints of one tenant with work here, each of
+ * them at most that tenant's share / (m + 1); at least one each. The "+ 1"
+ * keeps a share free for whoever has work next: requests cannot be taken
+ * back once sent, so an endpoint whose receiver hangs holds its slots until
+ * its timeout (up to 300 s), and without that room a tenant or endpoint
+ * arriving behind it would wait that long. So, alone, a tenant may use half
+ * the capacity and its single endpoint a quarter (64 of the default 256);
+ * when others come, one over its new share starts nothing until it is back
+ * under it, and the newcomer finds free slots at once. Claims follow the
+ * same shares (an endpoint or tenant at its share is not claimed for), so a
+ * hanging tenant cannot fill the ready buffer either.
  */
+import type { TenantRoom } from "../store/sql/claim-due.js";
 
 /** What a lane needs to know about its endpoint, from the claim. */
 export interface LaneLimits {
+  /** The endpoint's tenant, whose share of the process the lane counts against. */
+  tenantId: string;
   maxInFlight: number | null;
   rateLimitPerSecond: number | null;
   /** One at a time: ordered delivery, or a half-open circuit's probe. */
@@ -40,8 +58,33 @@ export const PREFETCH_HOLD_MS = 250;
 const KEEP_IDLE_MS = 5_000;
 /** Weight of the newest response time in the lane's moving average. */
 const LATENCY_WEIGHT = 0.2;
+/**
+ * The lowest rate limit a lane keeps (requests per second): the API refuses
+ * lower ones (see domain/endpoints.ts), and an endpoint stored before that
+ * rule is treated as this. At 1e-7/s the wait for the next token was 1e10
+ * ms, past what a Node timer can hold: it fired at once, over and over.
+ */
+export const MIN_RATE_PER_SECOND = 0.001;
+
+/**
+ * The fair share of `capacity` for each of `active` tenants (or endpoints of
+ * one tenant) with work (see the module comment): capacity / (n + 1), at
+ * least 1.
+ */
+export function fairShare(capacity: number, active: number): number {
+  return Math.max(1, Math.floor(capacity / (active + 1)));
+}
+
+/** A tenant's work in this process, over all its lanes. */
+interface TenantLoad {
+  inFlight: number;
+  buffered: number;
+  /** Its lanes with work (in flight or buffered). */
+  endpoints: number;
+}
 
 interface Lane {
+  tenantId: string;
   inFlight: number;
   /** Claimed here and not started yet (the ready buffer). */
   buffered: number;
@@ -61,16 +104,31 @@ interface Lane {
   refilledAt: number;
 }
 
+/** Options of {@link Lanes}. */
+export interface LanesOptions {
+  /** In-flight limit of endpoints that set none, over all processes. */
+  defaultMaxInFlight: number;
+  /** Requests this process has in flight at most (HOOKLINE_MAX_IN_FLIGHT), shared fairly. */
+  capacity: number;
+  /** Failures in a row that open an endpoint's circuit. */
+  circuitFailureThreshold?: number;
+}
+
 /** The lanes of one process. */
 export class Lanes {
   private readonly lanes = new Map<string, Lane>();
+  /** Tenants with work here (in flight or buffered); the only owner of these counts. */
+  private readonly tenants = new Map<string, TenantLoad>();
   private workers = 1;
+  private readonly defaultMaxInFlight: number;
+  private readonly processCapacity: number;
+  private readonly circuitFailureThreshold: number;
 
-  constructor(
-    private readonly defaultMaxInFlight: number,
-    /** Failures in a row that open an endpoint's circuit. */
-    private readonly circuitFailureThreshold = Number.POSITIVE_INFINITY,
-  ) {}
+  constructor(options: LanesOptions) {
+    this.defaultMaxInFlight = options.defaultMaxInFlight;
+    this.processCapacity = options.capacity;
+    this.circuitFailureThreshold = options.circuitFailureThreshold ?? Number.POSITIVE_INFINITY;
+  }
 
   /** Sets the number of live scheduler processes the limits are shared by. */
   setWorkers(n: number): void {
@@ -84,24 +142,34 @@ export class Lanes {
 
   /** Counts one delivery of `endpointId` as claimed and waiting to start, under `limits`. */
   reserve(endpointId: string, limits: LaneLimits, now = Date.now()): void {
-    this.lane(endpointId, limits, now).buffered++;
+    const lane = this.lane(endpointId, limits, now);
+    this.change(lane, 0, 1);
   }
 
-  /** Whether a reserved delivery of `endpointId` may start now (in-flight room and a token). */
+  /**
+   * Whether a reserved delivery of `endpointId` may start now: in-flight room
+   * within the endpoint's limit and its fair share, its tenant under the
+   * tenant's fair share, and a token for rate-limited endpoints.
+   */
   canStart(endpointId: string, now = Date.now()): boolean {
     const lane = this.lanes.get(endpointId);
     if (!lane) return false;
     this.refill(lane, now);
-    return lane.inFlight < lane.limit && (lane.rate === 0 || lane.tokens >= 1) && !this.held(lane);
+    return (
+      lane.inFlight < this.limitOf(lane) &&
+      this.tenantLoad(lane.tenantId).inFlight < this.tenantShare() &&
+      (lane.rate === 0 || lane.tokens >= 1) &&
+      !this.held(lane)
+    );
   }
 
   /** Counts a reserved delivery of `endpointId` as started. */
   start(endpointId: string, now = Date.now()): void {
     const lane = this.lanes.get(endpointId);
     if (!lane) throw new Error(`no lane for ${endpointId}: reserve first`);
+    if (lane.buffered <= 0) throw new Error(`no reserved delivery of ${endpointId} to start`);
     this.refill(lane, now);
-    lane.buffered--;
-    lane.inFlight++;
+    this.change(lane, 1, -1);
     if (lane.rate > 0) lane.tokens -= 1;
   }
 
@@ -109,8 +177,53 @@ export class Lanes {
   unreserve(endpointId: string, now = Date.now()): void {
     const lane = this.lanes.get(endpointId);
     if (!lane) return;
-    lane.buffered--;
+    this.change(lane, 0, -1);
     this.dropIfIdle(endpointId, lane, now);
+  }
+
+  /** Tenants with work here now (in flight or buffered). */
+  get activeTenants(): number {
+    return this.tenants.size;
+  }
+
+  /** The most requests one tenant with work here may have in flight now. */
+  tenantShare(): number {
+    return fairShare(this.processCapacity, this.tenants.size);
+  }
+
+  /** The most requests one endpoint of `tenantId` with work here may have in flight now. */
+  endpointShare(tenantId: string): number {
+    return fairShare(this.tenantShare(), this.tenantLoad(tenantId).endpoints);
+  }
+
+  /**
+   * Moves `lane`'s counts by `inFlight` and `buffered`, keeping its tenant's
+   * load in step: every change of a lane's work goes through here.
+   */
+  private change(lane: Lane, inFlight: number, buffered: number): void {
+    const wasActive = lane.inFlight + lane.buffered > 0;
+    lane.inFlight += inFlight;
+    lane.buffered += buffered;
+    if (lane.inFlight < 0 || lane.buffered < 0) throw new Error(`lane counts below zero: ${lane.inFlight} in flight, ${lane.buffered} buffered`);
+    const isActive = lane.inFlight + lane.buffered > 0;
+    let tenant = this.tenants.get(lane.tenantId);
+    if (!tenant) {
+      tenant = { inFlight: 0, buffered: 0, endpoints: 0 };
+      this.tenants.set(lane.tenantId, tenant);
+    }
+    tenant.inFlight += inFlight;
+    tenant.buffered += buffered;
+    if (wasActive !== isActive) tenant.endpoints += isActive ? 1 : -1;
+    if (tenant.endpoints === 0) this.tenants.delete(lane.tenantId);
+  }
+
+  private tenantLoad(tenantId: string): TenantLoad {
+    return this.tenants.get(tenantId) ?? { inFlight: 0, buffered: 0, endpoints: 0 };
+  }
+
+  /** The lane's in-flight limit now: its endpoint's share of its own limit, within the endpoint's fair share here. */
+  private limitOf(lane: Lane): number {
+    return Math.min(lane.limit, this.endpointShare(lane.tenantId));
   }
 
   /**
@@ -120,7 +233,7 @@ export class Lanes {
   finish(endpointId: string, durationMs?: number, success?: boolean, now = Date.now()): void {
     const lane = this.lanes.get(endpointId);
     if (!lane) return;
-    lane.inFlight--;
+    this.change(lane, -1, 0);
     if (success === true) lane.failures = 0;
     else if (success === false) lane.failures++;
     if (durationMs !== undefined) {
@@ -177,14 +290,15 @@ export class Lanes {
     const lane = this.lanes.get(endpointId);
     if (!lane || lane.rate === 0) return undefined;
     this.refill(lane, now);
-    return lane.tokens >= 1 ? undefined : Math.ceil(((1 - lane.tokens) / lane.rate) * 1000);
+    return lane.tokens >= 1 ? undefined : tokenWaitMs(lane);
   }
 
   private prefetchOf(lane: Lane): number {
     if (lane.single || lane.rate > 0 || lane.latencyMs === undefined) return 0;
+    const limit = this.limitOf(lane);
     // limit / latency requests per ms leave the lane: HOLD ms hold that many.
-    const byLatency = Math.floor((lane.limit * PREFETCH_HOLD_MS) / Math.max(0.1, lane.latencyMs));
-    return Math.min(lane.limit * PREFETCH_FACTOR, byLatency);
+    const byLatency = Math.floor((limit * PREFETCH_HOLD_MS) / Math.max(0.1, lane.latencyMs));
+    return Math.min(limit * PREFETCH_FACTOR, byLatency);
   }
 
   /**
@@ -209,38 +323,64 @@ export class Lanes {
 
   /**
    * For the next claim: endpoints that can take nothing now (`exclude`), and
-   * those that can take some but fewer than a fresh endpoint would (`free`).
-   * `nextTokenInMs` is when a rate-limited lane gets its next token, if any
-   * waits for one.
+   * those that can take some but fewer than a fresh endpoint would (`free`);
+   * tenants that can take nothing (`excludeTenants`), and for the others
+   * with work here how many deliveries each may take and how many a new
+   * endpoint of theirs may (`tenants`); and the same for a tenant with no
+   * work here (`newTenant`). All within the fair shares (see the module
+   * comment); a tenant may lease up to twice its share: its requests in
+   * flight and as many in the ready buffer. `nextTokenInMs` is when a
+   * rate-limited lane gets its next token, if any waits for one.
    */
-  capacity(now = Date.now()): { exclude: string[]; free: Map<string, number>; nextTokenInMs: number | undefined } {
+  capacity(now = Date.now()): Capacity {
     const exclude: string[] = [];
     const free = new Map<string, number>();
     let nextTokenInMs: number | undefined;
+    const tenantShare = this.tenantShare();
+    const tenantRoom = (tenantId: string) => {
+      const t = this.tenantLoad(tenantId);
+      return 2 * tenantShare - t.inFlight - t.buffered;
+    };
     for (const [id, lane] of this.lanes) {
       if (this.dropIfIdle(id, lane, now)) continue;
-      let room = this.held(lane) ? 0 : lane.limit + this.prefetchOf(lane) - lane.inFlight - lane.buffered;
+      let room = this.held(lane) ? 0 : this.limitOf(lane) + this.prefetchOf(lane) - lane.inFlight - lane.buffered;
+      room = Math.min(room, tenantRoom(lane.tenantId));
       if (lane.rate > 0) {
         room = Math.min(room, Math.floor(lane.tokens) - lane.buffered);
         if (lane.tokens < 1) {
-          const wait = Math.ceil(((1 - lane.tokens) / lane.rate) * 1000);
+          const wait = tokenWaitMs(lane);
           nextTokenInMs = Math.min(nextTokenInMs ?? wait, wait);
         }
       }
       if (room <= 0) exclude.push(id);
       else free.set(id, room);
     }
-    return { exclude, free, nextTokenInMs };
+    const excludeTenants: string[] = [];
+    const tenants = new Map<string, TenantRoom>();
+    for (const [tenantId, load] of this.tenants) {
+      const room = tenantRoom(tenantId);
+      if (room <= 0) excludeTenants.push(tenantId);
+      else tenants.set(tenantId, { free: room, newEndpointFree: fairShare(tenantShare, load.endpoints + 1) });
+    }
+    const newTenantShare = fairShare(this.processCapacity, this.tenants.size + 1);
+    return {
+      exclude,
+      free,
+      excludeTenants,
+      tenants,
+      newTenant: { free: 2 * newTenantShare, newEndpointFree: fairShare(newTenantShare, 1) },
+      nextTokenInMs,
+    };
   }
 
   private lane(endpointId: string, limits: LaneLimits, now: number): Lane {
     const limit = limits.single
       ? 1
       : Math.max(1, Math.ceil((limits.maxInFlight ?? this.defaultMaxInFlight) / this.workers));
-    const rate = limits.rateLimitPerSecond ? limits.rateLimitPerSecond / this.workers : 0;
+    const rate = limits.rateLimitPerSecond ? Math.max(MIN_RATE_PER_SECOND, limits.rateLimitPerSecond) / this.workers : 0;
     let lane = this.lanes.get(endpointId);
     if (!lane) {
-      lane = { inFlight: 0, buffered: 0, latencyMs: undefined, single: limits.single, idleSince: undefined, failures: 0, unwritten: 0, limit, rate, tokens: Math.max(1, rate), refilledAt: now };
+      lane = { tenantId: limits.tenantId, inFlight: 0, buffered: 0, latencyMs: undefined, single: limits.single, idleSince: undefined, failures: 0, unwritten: 0, limit, rate, tokens: Math.max(1, rate), refilledAt: now };
       this.lanes.set(endpointId, lane);
     }
     lane.limit = limit;
@@ -258,4 +398,19 @@ export class Lanes {
     }
     lane.refilledAt = now;
   }
+}
+
+/** What {@link Lanes.capacity} tells the next claim. */
+export interface Capacity {
+  exclude: string[];
+  free: Map<string, number>;
+  excludeTenants: string[];
+  tenants: Map<string, TenantRoom>;
+  newTenant: TenantRoom;
+  nextTokenInMs: number | undefined;
+}
+
+/** How long until a rate-limited lane with under one token gets a whole one. */
+function tokenWaitMs(lane: { tokens: number; rate: number }): number {
+  return Math.ceil(((1 - lane.tokens) / lane.rate) * 1000);
 }

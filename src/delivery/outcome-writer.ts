@@ -9,17 +9,18 @@
  * outcome in batches of 16, 66 us in batches of 256.
  * A failed write is retried (the database may be restarting) until it lands.
  * After each batch, endpoints whose circuit opened have their waiting
- * deliveries held until the cool-down ends, and endpoints that were disabled
- * (410 Gone, or failing too long) have theirs failed.
+ * deliveries held until the cool-down ends, those whose circuit closed have
+ * theirs released, and endpoints that were disabled (410 Gone, or failing
+ * too long) have theirs failed.
  */
 import type { Logger } from "pino";
 import type { Sql } from "../store/sql.js";
+import { holdForCircuit, releaseHeld } from "../store/sql/circuit-holds.js";
 import {
   type AttemptOutcome,
   failPendingOfDisabled,
   type HealthChanges,
   type HealthRules,
-  holdForCircuit,
   recordOutcomes,
 } from "../store/sql/record-outcomes.js";
 
@@ -56,7 +57,7 @@ export class OutcomeWriter {
     private readonly maxBatch = 500,
   ) {}
 
-  /** Queues one outcome; resolves once it is stored. */
+  /** Queues one outcome; resolves once it is stored and its follow-ups (circuit holds and releases) are done. */
   write(outcome: AttemptOutcome): Promise<void> {
     return new Promise((done) => {
       this.queue.push({ outcome, done });
@@ -113,29 +114,36 @@ export class OutcomeWriter {
         continue;
       }
       failures = 0;
-      for (const p of batch) p.done();
+      // Resolved after the follow-ups: the scheduler claims again when an
+      // outcome is in, and a closed circuit's deliveries are due only once
+      // released.
       await this.applyHealthChanges(changes);
+      for (const p of batch) p.done();
     }
     this.writing = undefined;
   }
 
-  /** Holds the deliveries of endpoints whose circuit opened; fails those of disabled ones. */
+  /** Holds the deliveries of endpoints whose circuit opened, releases those of closed ones, fails those of disabled ones. */
   private async applyHealthChanges(changes: HealthChanges): Promise<void> {
     try {
       for (const c of changes.opened) this.log.warn({ endpoint: c.endpointId, until: c.until }, "circuit opened");
+      for (const c of changes.closed) this.log.info({ endpoint: c.endpointId }, "circuit closed");
       for (const c of changes.disabled) this.log.warn({ endpoint: c.endpointId, reason: c.reason }, "endpoint disabled");
       if (changes.opened.length > 0 || changes.disabled.length > 0) await this.onHealthChanges(changes);
       await holdForCircuit(
         this.sql,
         changes.opened.map((c) => c.endpointId),
       );
+      await releaseHeld(this.sql, changes.closed);
       await failPendingOfDisabled(
         this.sql,
         changes.disabled.map((c) => c.endpointId),
       );
     } catch (err) {
-      // Not fatal: held deliveries are skipped by the claim while the circuit
-      // is open, and a disabled endpoint's deliveries wait.
+      // Not fatal: deliveries not held are skipped by the claim while the
+      // circuit is open and held by the next sweep (see circuit-holds.ts),
+      // held ones come due when the hold would have ended anyway, and a
+      // disabled endpoint's deliveries wait.
       this.log.error({ err }, "applying endpoint health changes failed");
     }
   }

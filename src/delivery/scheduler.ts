@@ -46,6 +46,7 @@ import {
   releaseUnstarted,
 } from "../store/sql/record-outcomes.js";
 import { DUE_CHANNEL, NotifyListener } from "../store/notify-listener.js";
+import { holdDueOfBlocked, holdForCircuit } from "../store/sql/circuit-holds.js";
 import { unparkOrphans } from "../store/sql/unpark.js";
 import { heartbeat, unregister } from "../store/sql/workers.js";
 import type { AddressGuard } from "./address-guard.js";
@@ -102,6 +103,12 @@ const MAX_TAKEN = 10_000;
 const WAKE_LATE_MS = 2;
 /** Wake-up moments remembered at most (see wakeUpAt). */
 const MAX_WAKE_TIMES = 10_000;
+/**
+ * The longest delay a Node timer holds (2^31 - 1 ms, about 24.8 days): a
+ * longer one fires at once, with a TimeoutOverflowWarning. Wake-ups are
+ * clamped to it; the poll catches what lies beyond.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Claims and delivers due deliveries; see the module comment for its states. */
 export class Scheduler {
@@ -122,6 +129,8 @@ export class Scheduler {
   private taken: string[] = [];
   /** Some trigger asked for a claim over the due window (see nudge). */
   private windowWanted = false;
+  /** The last claim was by id (see claimLoop). */
+  private lastClaimById = false;
   private pumpAgain = false;
   private aborting = false;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -149,7 +158,11 @@ export class Scheduler {
       options.log,
       options.applicationName,
     );
-    this.lanes = new Lanes(options.endpointMaxInFlight, options.circuitFailureThreshold);
+    this.lanes = new Lanes({
+      defaultMaxInFlight: options.endpointMaxInFlight,
+      capacity: options.maxInFlight,
+      circuitFailureThreshold: options.circuitFailureThreshold,
+    });
   }
 
   /** Attempts in flight and deliveries in the ready buffer, now. */
@@ -303,6 +316,10 @@ export class Scheduler {
   private async beat(): Promise<void> {
     try {
       this.lanes.setWorkers(await heartbeat(this.options.sql, this.workerId, LIVE_WITHIN_MS));
+      // Deliveries due while their endpoint is blocked, whoever made them
+      // due, are put out of the claim's way (see circuit-holds.ts).
+      const held = await holdDueOfBlocked(this.options.sql);
+      if (held > 0) this.options.log.debug({ deliveries: held }, "held deliveries of blocked endpoints");
       if (this.beats++ % UNPARK_EVERY_BEATS === 0) {
         const unparked = await unparkOrphans(this.options.sql);
         if (unparked > 0) {
@@ -323,13 +340,20 @@ export class Scheduler {
       if (free <= 0) return;
       const wanted = Math.min(free, o.claimBatchSize);
       let ids: string[] | undefined;
-      if (this.taken.length > 0) {
+      // By id first, for latency; but when a window claim is wanted too, the
+      // two alternate: published ids of blocked or busy endpoints can fill
+      // the queue by the thousand (each claim by id then takes few of them),
+      // and the window finds what is due elsewhere (measured: 6,000 ids of
+      // endpoints whose circuits had just opened held a healthy endpoint's
+      // first delivery back 1.7 s; alternating, one claim).
+      if (this.taken.length > 0 && !(this.windowWanted && this.lastClaimById)) {
         ids = this.taken.splice(0, wanted);
       } else if (this.windowWanted) {
         this.windowWanted = false;
       } else {
         return;
       }
+      this.lastClaimById = ids !== undefined;
       const capacity = this.lanes.capacity();
       if (capacity.nextTokenInMs !== undefined) this.wakeUpAt(Date.now() + capacity.nextTokenInMs);
       let claimed: ClaimedDelivery[];
@@ -341,6 +365,9 @@ export class Scheduler {
           defaultTimeoutMs: o.requestTimeoutMs,
           exclude: capacity.exclude,
           laneFree: capacity.free,
+          excludeTenants: capacity.excludeTenants,
+          tenants: capacity.tenants,
+          newTenant: capacity.newTenant,
           defaultMaxInFlight: o.endpointMaxInFlight,
           workers: this.lanes.workerCount,
           circuitFailureThreshold: o.circuitFailureThreshold,
@@ -353,6 +380,7 @@ export class Scheduler {
       }
       for (const delivery of claimed) this.enqueue(delivery);
       this.pump();
+      this.holdBehindProbes(claimed);
       if (ids) {
         // Some could not be taken (their endpoint at its limit, another
         // process was faster): look over the window once for what is due.
@@ -368,6 +396,7 @@ export class Scheduler {
   /** Puts a claimed delivery in its endpoint's ready buffer. */
   private enqueue(delivery: ClaimedDelivery): void {
     this.lanes.reserve(delivery.endpointId, {
+      tenantId: delivery.tenantId,
       maxInFlight: delivery.maxInFlight,
       rateLimitPerSecond: delivery.rateLimitPerSecond,
       single: delivery.ordered || delivery.probe,
@@ -422,6 +451,20 @@ export class Scheduler {
       void this.release(expired);
     }
     return started;
+  }
+
+  /**
+   * The claim took half-open circuits' probes: their endpoints' other due
+   * deliveries are held until the probes' leases end (their outcome decides
+   * what happens to them), in the background; until then the claim's scan
+   * leaves those endpoints out anyway.
+   */
+  private holdBehindProbes(claimed: readonly ClaimedDelivery[]): void {
+    const probed = claimed.filter((d) => d.probe).map((d) => d.endpointId);
+    if (probed.length === 0) return;
+    holdForCircuit(this.options.sql, probed).catch((err: unknown) => {
+      this.options.log.warn({ err, endpoints: probed }, "could not hold deliveries behind circuit probes; the next sweep does");
+    });
   }
 
   /** Takes the buffered deliveries of endpoints `which` selects out of the ready buffer. */
@@ -564,7 +607,7 @@ export class Scheduler {
       // A little late on purpose: due times from PostgreSQL carry
       // microseconds that a JS Date drops, and a timer that fires a fraction
       // of a millisecond early finds nothing due and no later wake-up.
-    }, Math.max(0, next - Date.now()) + WAKE_LATE_MS);
+    }, Math.min(MAX_TIMER_MS, Math.max(0, next - Date.now()) + WAKE_LATE_MS));
     this.wakeTimer.unref();
   }
 }

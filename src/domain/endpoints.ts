@@ -5,6 +5,7 @@
 import { type EntityManager, LockMode } from "@mikro-orm/postgresql";
 import { failPendingOfDeleted, unparkEndpoint } from "../store/sql/endpoint-changes.js";
 import type { AddressGuard } from "../delivery/address-guard.js";
+import { MIN_RATE_PER_SECOND } from "../delivery/lanes.js";
 import type { SecretBox } from "../signing/secret-box.js";
 import { generateSecret, checkSecret } from "../signing/secrets.js";
 import { Endpoint, type StoredRetryPolicy } from "../store/entities/index.js";
@@ -188,7 +189,11 @@ function applyFields(
   }
   if (fields.has("rate_limit_per_second")) {
     const r = input.rateLimitPerSecond;
-    if (!Number.isFinite(r) || r < 0 || r > 100_000) throw new ValidationError(f("rate_limit_per_second"), "must be from 0 to 100000");
+    // Below the least rate, the wait for a token outgrows what the scheduler
+    // can time (see lanes.ts): one request per 1,000 s is the least.
+    if (!Number.isFinite(r) || (r !== 0 && (r < MIN_RATE_PER_SECOND || r > 100_000))) {
+      throw new ValidationError(f("rate_limit_per_second"), `must be 0 (no limit) or from ${MIN_RATE_PER_SECOND} to 100000`);
+    }
     endpoint.rateLimitPerSecond = r === 0 ? null : r;
   }
   if (fields.has("ordered")) endpoint.ordered = input.ordered;
@@ -248,6 +253,7 @@ export async function updateEndpoint(
       endpoint.failingSince = null;
       endpoint.circuitOpenUntil = null;
       endpoint.circuitCooldownMs = null;
+      endpoint.circuitProbeUntil = null;
     }
     endpoint.updatedAt = new Date();
     await tx.flush();

@@ -2,11 +2,14 @@
 import { describe, expect, it } from "vitest";
 import { Lanes, PREFETCH_HOLD_MS } from "../../src/delivery/lanes.js";
 
-const plain = { maxInFlight: 4, rateLimitPerSecond: null, single: false };
+const plain = { tenantId: "t", maxInFlight: 4, rateLimitPerSecond: null, single: false };
+/** Lanes of a process with room for 1,000 requests: fair shares never bind in these tests. */
+const lanesOf = (defaultMaxInFlight: number, circuitFailureThreshold?: number) =>
+  new Lanes({ defaultMaxInFlight, capacity: 1_000, circuitFailureThreshold });
 
 describe("Lanes", () => {
   it("gives no ready buffer until a response time is known, then one sized by it", () => {
-    const lanes = new Lanes(10);
+    const lanes = lanesOf(10);
     lanes.reserve("ep", plain);
     expect(lanes.prefetch("ep")).toBe(0);
     expect(lanes.capacity().free.get("ep")).toBe(3);
@@ -22,7 +25,7 @@ describe("Lanes", () => {
   });
 
   it("never buffers for ordered or rate-limited endpoints", () => {
-    const lanes = new Lanes(10);
+    const lanes = lanesOf(10);
     for (const [id, limits] of [
       ["ordered", { ...plain, single: true }],
       ["limited", { ...plain, rateLimitPerSecond: 100 }],
@@ -35,7 +38,7 @@ describe("Lanes", () => {
   });
 
   it("starts a reserved delivery only within the in-flight limit", () => {
-    const lanes = new Lanes(10);
+    const lanes = lanesOf(10);
     for (let i = 0; i < 6; i++) lanes.reserve("ep", plain);
     let started = 0;
     while (lanes.canStart("ep")) {
@@ -49,7 +52,7 @@ describe("Lanes", () => {
   });
 
   it("holds a lane that failed as often in a row as opens the circuit until those outcomes are stored", () => {
-    const lanes = new Lanes(10, 3);
+    const lanes = lanesOf(10, 3);
     for (let i = 0; i < 5; i++) lanes.reserve("ep", plain);
     for (let i = 0; i < 3; i++) {
       lanes.start("ep");
@@ -68,12 +71,70 @@ describe("Lanes", () => {
   });
 
   it("keeps an idle lane's response time for a while, then forgets it", () => {
-    const lanes = new Lanes(10);
+    const lanes = lanesOf(10);
     lanes.reserve("ep", plain, 0);
     lanes.start("ep", 0);
     lanes.finish("ep", 2, true, 0);
     expect(lanes.capacity(1_000).free.get("ep")).toBe(4 + 16);
     expect(lanes.capacity(60_000).free.has("ep")).toBe(false);
     expect(lanes.prefetch("ep")).toBe(0);
+  });
+
+  describe("fair shares of the process's capacity", () => {
+    const hog = { tenantId: "hog", maxInFlight: 1_000, rateLimitPerSecond: null, single: false };
+    const startAll = (lanes: Lanes, id: string) => {
+      let n = 0;
+      while (lanes.canStart(id)) {
+        lanes.start(id);
+        n++;
+      }
+      return n;
+    };
+
+    it("gives a lone tenant half the capacity and its lone endpoint a quarter, whatever its own limit", () => {
+      const lanes = new Lanes({ defaultMaxInFlight: 10, capacity: 256 });
+      for (let i = 0; i < 500; i++) lanes.reserve("hog-1", hog);
+      expect(startAll(lanes, "hog-1")).toBe(64);
+      // A second endpoint of the tenant: a third of the tenant's half (128 / 3).
+      for (let i = 0; i < 500; i++) lanes.reserve("hog-2", { ...hog });
+      expect(startAll(lanes, "hog-2")).toBe(42);
+      expect(lanes.canStart("hog-1")).toBe(false);
+    });
+
+    it("leaves a newcomer tenant free slots at once, and no more claims for a tenant past its room", () => {
+      const lanes = new Lanes({ defaultMaxInFlight: 10, capacity: 256 });
+      for (let i = 0; i < 500; i++) lanes.reserve("hog-1", hog);
+      startAll(lanes, "hog-1");
+      const before = lanes.capacity();
+      // A new tenant may claim twice its share (256 / 3), a new endpoint of it half of that share.
+      expect(before.newTenant).toEqual({ free: 2 * 85, newEndpointFree: 42 });
+      const victim = { tenantId: "victim", maxInFlight: null, rateLimitPerSecond: null, single: false };
+      for (let i = 0; i < 20; i++) lanes.reserve("victim-1", victim);
+      expect(startAll(lanes, "victim-1")).toBe(10);
+      // The hog holds more than its new share (85 / 2 for its endpoint): it starts nothing more.
+      expect(lanes.canStart("hog-1")).toBe(false);
+      const after = lanes.capacity();
+      expect(after.excludeTenants).toContain("hog");
+      expect(after.exclude).toContain("hog-1");
+      expect(after.excludeTenants).not.toContain("victim");
+    });
+
+    it("forgets a tenant's load once its work is done", () => {
+      const lanes = new Lanes({ defaultMaxInFlight: 10, capacity: 256 });
+      lanes.reserve("a", { ...plain, tenantId: "x" });
+      expect(lanes.activeTenants).toBe(1);
+      lanes.start("a");
+      lanes.finish("a", 1, true);
+      expect(lanes.activeTenants).toBe(0);
+      expect(lanes.tenantShare()).toBe(256);
+    });
+
+    it("treats a rate limit below the lowest allowed as the lowest, so the wait for a token fits a timer", () => {
+      const lanes = new Lanes({ defaultMaxInFlight: 10, capacity: 256 });
+      lanes.reserve("slow", { ...plain, rateLimitPerSecond: 1e-7 }, 0);
+      lanes.start("slow", 0);
+      lanes.finish("slow", 1, true, 0);
+      expect(lanes.nextTokenInMs("slow", 0)).toBe(1_000_000);
+    });
   });
 });

@@ -120,7 +120,10 @@ it("stops sending while outcomes cannot be stored: sent and unstored stay under 
     await r.quiet(1_000, (q) => q.path === "/stall");
     expect(sentHere()).toBeLessThan(500);
     const unstored = sentHere() - (await stored());
-    expect(unstored).toBeGreaterThanOrEqual(maxInFlight);
+    // Some were sent after the writer stopped (at least what one endpoint
+    // may have in flight: a quarter of the process's slots when alone, see
+    // lanes.ts), and never more than the bound.
+    expect(unstored).toBeGreaterThanOrEqual(maxInFlight / 4);
     expect(unstored).toBeLessThanOrEqual(2 * maxInFlight);
   } finally {
     await locker.query("COMMIT");

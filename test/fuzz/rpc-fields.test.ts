@@ -250,7 +250,7 @@ function hints(): Hint {
       case "max_attempts":
         return fc.integer({ min: 1, max: 10 });
       case "rate_limit_per_second":
-        return fc.constantFrom(0, 10, 0.5);
+        return fc.constantFrom(0, 10, 0.5, 1e-7);
       case "update_mask":
         return fc.uniqueArray(fc.constantFrom(...ENDPOINT_FIELDS), { minLength: 1, maxLength: 3 }).map((paths) => ({ paths }));
       case "scope":
@@ -388,7 +388,7 @@ describe("after fuzzing", () => {
         (SELECT count(*)::int FROM endpoints WHERE tenant_id !~ ${NAME} OR length(tenant_id) > 128 OR url !~ '^https?://'
           OR jsonb_typeof(secrets) <> 'array' OR jsonb_array_length(secrets) = 0
           OR timeout_ms NOT BETWEEN 1000 AND 300000 OR max_in_flight NOT BETWEEN 1 AND 1000
-          OR rate_limit_per_second <= 0 OR rate_limit_per_second > 100000) AS bad_endpoints,
+          OR rate_limit_per_second < 0.001 OR rate_limit_per_second > 100000) AS bad_endpoints,
         (SELECT count(*)::int FROM events WHERE tenant_id !~ ${NAME} OR event_type !~ ${NAME} OR length(event_type) > 256
           OR NOT pg_input_is_valid(body, 'json')) AS bad_events,
         (SELECT count(*)::int FROM (SELECT 1 FROM events WHERE idempotency_key IS NOT NULL

@@ -42,6 +42,8 @@ export class Endpoint {
   circuitOpenUntil: Date | null = null;
   /** The cool-down the circuit last opened for; doubles when a probe fails. */
   circuitCooldownMs: number | null = null;
+  /** While in the future, a half-open circuit's probe is in flight (its lease end). */
+  circuitProbeUntil: Date | null = null;
   lastError = "";
   lastErrorAt: Date | null = null;
 }
@@ -74,6 +76,7 @@ export const EndpointSchema = new EntitySchema<Endpoint>({
     failingSince: { type: "Date", columnType: "timestamptz", nullable: true },
     circuitOpenUntil: { type: "Date", columnType: "timestamptz", nullable: true },
     circuitCooldownMs: { type: "integer", nullable: true },
+    circuitProbeUntil: { type: "Date", columnType: "timestamptz", nullable: true },
     lastError: { type: "string", columnType: "text" },
     lastErrorAt: { type: "Date", columnType: "timestamptz", nullable: true },
   },

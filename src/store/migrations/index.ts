@@ -8,6 +8,7 @@ import { Migration20261124000000_notify_origin } from "./Migration20261124000000
 import { Migration20261124010000_delivery_updates } from "./Migration20261124010000_delivery_updates.js";
 import { Migration20261124020000_api_keys } from "./Migration20261124020000_api_keys.js";
 import { Migration20261124030000_idempotency_window } from "./Migration20261124030000_idempotency_window.js";
+import { Migration20261207000000_circuit_probe } from "./Migration20261207000000_circuit_probe.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -17,4 +18,5 @@ export const migrationsList = [
   { name: "Migration20261124010000_delivery_updates", class: Migration20261124010000_delivery_updates },
   { name: "Migration20261124020000_api_keys", class: Migration20261124020000_api_keys },
   { name: "Migration20261124030000_idempotency_window", class: Migration20261124030000_idempotency_window },
+  { name: "Migration20261207000000_circuit_probe", class: Migration20261207000000_circuit_probe },
 ];

@@ -14,9 +14,21 @@
  * Fairness is decided here, not after claiming: of the earliest due rows
  * (a look-ahead window), each endpoint gets at most its free capacity in this
  * process (its in-flight share minus what is in flight here, its rate-limit
- * tokens, 1 for ordered endpoints and half-open circuits), so a slow endpoint
- * never fills the claim with work that would only wait. Endpoints with no free
- * capacity here are excluded from the index scan itself.
+ * tokens, 1 for ordered endpoints and half-open circuits), and each tenant at
+ * most its tenant's room (see lanes.ts: fair shares of the process), so a
+ * slow endpoint or tenant never fills the claim with work that would only
+ * wait. Endpoints and tenants with no room here, and endpoints whose circuit
+ * takes nothing now (open, or a probe in flight: `endpoints_circuit_idx`),
+ * are left out of the index scan itself: a window is only useful if its
+ * rows can be taken, and a window full of rows of blocked endpoints would
+ * stall every other endpoint until they unblock (it did: 27-28 s, until a
+ * circuit's cool-down ended, when a publish raced the opening of four
+ * circuits and 2,000 of their rows stayed due; see circuit-holds.ts for
+ * how such rows are put out of the way).
+ *
+ * Claiming a half-open circuit's probe records its lease end on the endpoint
+ * (`circuit_probe_until`), in the same statement, so that no process claims
+ * another delivery of it until the probe's outcome is known.
  *
  * Plan, checked with EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL 18 with
  * 100,000 due and 50,000 finished deliveries over 50 endpoints: the
@@ -30,6 +42,7 @@
  */
 import type { StoredRetryPolicy, StoredSecret } from "../entities/index.js";
 import type { Sql } from "../sql.js";
+import { LIVE_STATES } from "./states.js";
 
 /** A claimed delivery with what its dispatch needs. */
 export interface ClaimedDelivery {
@@ -58,6 +71,14 @@ export interface ClaimedDelivery {
   leaseUntil: Date;
 }
 
+/** How much a tenant may take in one claim. */
+export interface TenantRoom {
+  /** Deliveries, over all its endpoints. */
+  free: number;
+  /** Deliveries an endpoint of it with no work in this process may take. */
+  newEndpointFree: number;
+}
+
 /** Parameters of {@link claimDue}. */
 export interface ClaimRequest {
   workerId: string;
@@ -69,6 +90,12 @@ export interface ClaimRequest {
   exclude: readonly string[];
   /** Endpoints with some work in flight here, and how many more each may take. */
   laneFree: ReadonlyMap<string, number>;
+  /** Tenants with no room in this process. */
+  excludeTenants: readonly string[];
+  /** Tenants with work here: how many more deliveries each may take, and how many a new endpoint of theirs may. */
+  tenants: ReadonlyMap<string, TenantRoom>;
+  /** The same for a tenant with no work here. */
+  newTenant: TenantRoom;
   /** In-flight limit of endpoints that set none. */
   defaultMaxInFlight: number;
   /** Live scheduler processes, over which endpoint limits are shared. */
@@ -89,86 +116,134 @@ export interface ClaimRequest {
   lookahead: number;
 }
 
+/** A statement's parameters, numbered as they are added (`$1`, `$2`, ...). */
+class Params {
+  readonly values: unknown[] = [];
+
+  /** Adds `value` and returns its placeholder with the cast `type`. */
+  add(value: unknown, type: string): string {
+    this.values.push(value);
+    return `$${this.values.length}::${type}`;
+  }
+}
+
+/** Endpoints whose circuit takes nothing now: open, or a half-open one's probe in flight. */
+const BLOCKED_ENDPOINTS = `
+  SELECT ep.id FROM endpoints ep
+  WHERE ep.circuit_open_until IS NOT NULL
+    AND (ep.circuit_open_until > now() OR ep.circuit_probe_until > now())`;
+
 /**
- * The claim statement for a given row limit and window. Both are written
- * into the text as constants (powers of two, so there are few variants), so
- * the planner knows them: as parameters, the cached generic plan took
- * 12-14 ms on a 20,000-row backlog, against 2.5-3.4 ms planned afresh. Only
- * the by-id variant is prepared (see claimDue).
+ * The candidate rows: due, live, and of endpoints and tenants that can take
+ * work. `window` reads the earliest `lookahead` of them from the due index;
+ * `byId` only the given deliveries.
  */
-function claimStatement(limit: number, lookahead: number, byId: boolean): string {
-  // By id: the candidates are given deliveries (just published here) instead
-  // of a window over the due index; every other rule stays the same.
-  const base = byId
-    ? CLAIM_DUE.replace("WHERE d.status IN (1, 2) AND d.next_attempt_at <= now()\n    AND d.endpoint_id <> ALL ($5::text[])\n  ORDER BY d.next_attempt_at\n  LIMIT $11", "WHERE d.id = ANY ($11::text[]) AND d.status IN (1, 2) AND d.next_attempt_at <= now()\n    AND d.endpoint_id <> ALL ($5::text[])")
-    : CLAIM_DUE;
-  if (byId && base === CLAIM_DUE) throw new Error("claim statement changed: update claimStatement");
-  return (
-    base
-      .replace("LIMIT $11", `LIMIT ${lookahead}`)
-      .replace("LIMIT $2\n", `LIMIT ${limit}\n`)
-      // $3..$11 become $2..$10.
-      .replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) > 2 ? Number(n) - 1 : n}`)
-  );
+function candidates(p: Params, req: ClaimRequest, lookahead: number): string {
+  const filters = `d.status IN ${LIVE_STATES} AND d.next_attempt_at <= now()
+    AND d.endpoint_id <> ALL (${p.add(req.exclude, "text[]")})
+    AND d.tenant_id <> ALL (${p.add(req.excludeTenants, "text[]")})
+    AND d.endpoint_id <> ALL (ARRAY(${BLOCKED_ENDPOINTS}))`;
+  const columns = "d.id, d.endpoint_id, d.tenant_id, d.seq, d.next_attempt_at";
+  if (req.ids !== undefined) {
+    return `SELECT ${columns} FROM deliveries d
+  WHERE d.id = ANY (${p.add(req.ids, "text[]")}) AND ${filters}`;
+  }
+  return `SELECT ${columns} FROM deliveries d
+  WHERE ${filters}
+  ORDER BY d.next_attempt_at
+  LIMIT ${lookahead}`;
+}
+
+/**
+ * The claim statement (see the module comment), assembled from named
+ * pieces. The row limit and window are written into the text as constants
+ * (powers of two, so there are few variants), so the planner knows them: as
+ * parameters, the cached generic plan took 12-14 ms on a 20,000-row backlog,
+ * against 2.5-3.4 ms planned afresh. Only the by-id variant is prepared (see
+ * claimDue).
+ */
+function claimStatement(req: ClaimRequest, limit: number, lookahead: number): { text: string; values: unknown[] } {
+  const p = new Params();
+  const threshold = p.add(req.circuitFailureThreshold, "int");
+  const workers = p.add(Math.max(1, req.workers), "int");
+  const text = `
+WITH lanes AS (
+  SELECT * FROM unnest(${p.add([...req.laneFree.keys()], "text[]")}, ${p.add([...req.laneFree.values()], "int[]")}) AS l (endpoint_id, free)
+),
+tenants AS (
+  SELECT * FROM unnest(${p.add([...req.tenants.keys()], "text[]")}, ${p.add([...req.tenants.values()].map((t) => t.free), "int[]")},
+                       ${p.add([...req.tenants.values()].map((t) => t.newEndpointFree), "int[]")})
+    AS t (tenant_id, free, new_endpoint_free)
+),
+candidates AS (
+  ${candidates(p, req, lookahead)}
+),
+-- Each endpoint's rows in due order, and how many it may take: 1 when
+-- ordered or probing a half-open circuit, else its free room here (for an
+-- endpoint with no work here, its share of its limit within its fair share
+-- of its tenant's), within its rate limit.
+ranked AS (
+  SELECT c.id, c.tenant_id, c.next_attempt_at, c.seq,
+    row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.seq) AS rank,
+    CASE
+      WHEN ep.ordered OR ep.consecutive_failures >= ${threshold} THEN 1
+      ELSE least(
+        coalesce(l.free, least(coalesce(t.new_endpoint_free, ${p.add(req.newTenant.newEndpointFree, "int")}),
+                               ceil(coalesce(ep.max_in_flight, ${p.add(req.defaultMaxInFlight, "int")})::float8 / ${workers})::int)),
+        CASE WHEN ep.rate_limit_per_second IS NULL THEN 2147483647
+             ELSE greatest(1, floor(ep.rate_limit_per_second / ${workers}))::int END)
+    END AS free
+  FROM candidates c
+  JOIN endpoints ep ON ep.id = c.endpoint_id
+  LEFT JOIN lanes l ON l.endpoint_id = c.endpoint_id
+  LEFT JOIN tenants t ON t.tenant_id = c.tenant_id
+  WHERE NOT ep.disabled
+    AND (NOT ep.ordered OR NOT EXISTS (
+      SELECT 1 FROM deliveries p
+      WHERE p.endpoint_id = c.endpoint_id AND p.status IN ${LIVE_STATES} AND p.seq < c.seq))
+),
+-- Of those, each tenant's in due order, within the tenant's room here.
+eligible AS (
+  SELECT r.id,
+    row_number() OVER (PARTITION BY r.tenant_id ORDER BY r.next_attempt_at, r.seq) AS tenant_rank,
+    coalesce(t.free, ${p.add(req.newTenant.free, "int")}) AS tenant_free
+  FROM ranked r
+  LEFT JOIN tenants t ON t.tenant_id = r.tenant_id
+  WHERE r.rank <= r.free
+),
+due AS (
+  SELECT d.id
+  FROM deliveries d
+  WHERE d.id IN (SELECT id FROM eligible WHERE tenant_rank <= tenant_free)
+    AND d.status IN ${LIVE_STATES} AND d.next_attempt_at <= now()
+  ORDER BY d.next_attempt_at
+  LIMIT ${limit}
+  FOR UPDATE OF d SKIP LOCKED
+),
+claimed AS (
+  UPDATE deliveries d
+  SET locked_by = ${p.add(req.workerId, "text")},
+      next_attempt_at = now() + make_interval(secs => (coalesce(ep.timeout_ms, ${p.add(req.defaultTimeoutMs, "int")}) + ${p.add(req.leaseMarginMs, "int")})::float8 / 1000)
+  FROM due, events e, endpoints ep
+  WHERE d.id = due.id AND e.id = d.event_id AND ep.id = d.endpoint_id
+  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.next_attempt_at,
+    e.body, ep.url, ep.headers, ep.secrets, ep.signature_scheme, ep.retry_policy, ep.timeout_ms,
+    ep.max_in_flight, ep.rate_limit_per_second, ep.ordered, ep.consecutive_failures >= ${threshold} AS probe
+),
+-- A half-open circuit's probe: nothing else of its endpoint until its lease ends.
+probing AS (
+  UPDATE endpoints ep SET circuit_probe_until = c.next_attempt_at
+  FROM claimed c
+  WHERE c.probe AND ep.id = c.endpoint_id
+)
+SELECT * FROM claimed`;
+  return { text, values: p.values };
 }
 
 /** The largest power of two not above `n` (at least 1). */
 function powerOfTwoBelow(n: number): number {
   return 2 ** Math.floor(Math.log2(Math.max(1, n)));
 }
-
-const CLAIM_DUE = `
-WITH lanes AS (
-  SELECT * FROM unnest($6::text[], $7::int[]) AS l (endpoint_id, free)
-),
-candidates AS (
-  SELECT d.id, d.endpoint_id, d.seq, d.next_attempt_at
-  FROM deliveries d
-  WHERE d.status IN (1, 2) AND d.next_attempt_at <= now()
-    AND d.endpoint_id <> ALL ($5::text[])
-  ORDER BY d.next_attempt_at
-  LIMIT $11
-),
-eligible AS (
-  SELECT c.id,
-    row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.seq) AS rank,
-    CASE
-      WHEN ep.ordered OR ep.consecutive_failures >= $10 THEN 1
-      ELSE least(
-        coalesce(l.free, ceil(coalesce(ep.max_in_flight, $8)::float8 / $9)::int),
-        CASE WHEN ep.rate_limit_per_second IS NULL THEN 2147483647
-             ELSE greatest(1, floor(ep.rate_limit_per_second / $9))::int END)
-    END AS free
-  FROM candidates c
-  JOIN endpoints ep ON ep.id = c.endpoint_id
-  LEFT JOIN lanes l ON l.endpoint_id = c.endpoint_id
-  WHERE NOT ep.disabled
-    AND (ep.circuit_open_until IS NULL OR ep.circuit_open_until <= now())
-    AND (NOT ep.ordered OR NOT EXISTS (
-      SELECT 1 FROM deliveries p
-      WHERE p.endpoint_id = c.endpoint_id AND p.status IN (1, 2) AND p.seq < c.seq))
-    -- A half-open circuit sends one probe: none while another is in flight.
-    AND (ep.consecutive_failures < $10 OR NOT EXISTS (
-      SELECT 1 FROM deliveries q
-      WHERE q.endpoint_id = c.endpoint_id AND q.status IN (1, 2) AND q.locked_by IS NOT NULL))
-),
-due AS (
-  SELECT d.id
-  FROM deliveries d
-  WHERE d.id IN (SELECT id FROM eligible WHERE rank <= free)
-    AND d.status IN (1, 2) AND d.next_attempt_at <= now()
-  ORDER BY d.next_attempt_at
-  LIMIT $2
-  FOR UPDATE OF d SKIP LOCKED
-)
-UPDATE deliveries d
-SET locked_by = $1,
-    next_attempt_at = now() + make_interval(secs => (coalesce(ep.timeout_ms, $4) + $3)::float8 / 1000)
-FROM due, events e, endpoints ep
-WHERE d.id = due.id AND e.id = d.event_id AND ep.id = d.endpoint_id
-RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.next_attempt_at,
-  e.body, ep.url, ep.headers, ep.secrets, ep.signature_scheme, ep.retry_policy, ep.timeout_ms,
-  ep.max_in_flight, ep.rate_limit_per_second, ep.ordered, ep.consecutive_failures >= $10 AS probe`;
 
 interface Row {
   id: string;
@@ -197,22 +272,12 @@ export async function claimDue(sql: Sql, req: ClaimRequest): Promise<ClaimedDeli
   // By id, the candidates are only the ids given: round up so none is cut.
   const limit = req.ids !== undefined ? 2 ** Math.ceil(Math.log2(Math.max(1, req.limit))) : powerOfTwoBelow(req.limit);
   const lookahead = Math.max(limit, powerOfTwoBelow(req.lookahead));
-  const rows = await sql.query<Row>(claimStatement(limit, lookahead, req.ids !== undefined), [
-    req.workerId,
-    req.leaseMarginMs,
-    req.defaultTimeoutMs,
-    req.exclude,
-    [...req.laneFree.keys()],
-    [...req.laneFree.values()],
-    req.defaultMaxInFlight,
-    Math.max(1, req.workers),
-    req.circuitFailureThreshold,
-    ...(req.ids !== undefined ? [req.ids] : []),
-    // Prepared (planned once per connection) only by id. The window claim's
-    // cached generic plan, which PostgreSQL switches to after five runs, was
-    // 2.4x slower than planning afresh on a 100,000-row backlog (182 against
-    // 75 us per claimed row, 256 per claim); planning costs about 1 ms.
-  ], req.ids !== undefined);
+  const { text, values } = claimStatement(req, limit, lookahead);
+  // Prepared (planned once per connection) only by id. The window claim's
+  // cached generic plan, which PostgreSQL switches to after five runs, was
+  // 2.4x slower than planning afresh on a 100,000-row backlog (182 against
+  // 75 us per claimed row, 256 per claim); planning costs about 1 ms.
+  const rows = await sql.query<Row>(text, values, req.ids !== undefined);
   return rows.map((r) => ({
     id: r.id,
     eventId: r.event_id,

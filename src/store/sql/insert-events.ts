@@ -67,8 +67,9 @@ inserted AS (
 ),
 fanned AS (
   INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
-  -- While an endpoint's circuit is open, its new deliveries wait for the
-  -- end of the cool-down like the others (see record-outcomes.ts). An
+  -- While an endpoint is blocked (circuit open, or its probe in flight), its
+  -- new deliveries wait for the block's end like the others (see
+  -- circuit-holds.ts). An
   -- ordered endpoint's deliveries queued behind another are parked (NULL:
   -- never due, so claims do not scan them) until the one before them ends.
   -- The delivery id: "dlv_", the event's ULID time (so deliveries sort by
@@ -81,7 +82,7 @@ fanned AS (
              row_number() OVER (PARTITION BY ep.id ORDER BY i.ord) > 1
              OR EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = ep.id AND p.status IN (1, 2)))
            THEN NULL
-           ELSE greatest(now(), coalesce(ep.circuit_open_until, now()))
+           ELSE greatest(now(), ep.circuit_open_until, ep.circuit_probe_until)
          END
   FROM inserted e
   JOIN input i ON i.id = e.id

@@ -50,6 +50,8 @@ export interface HealthRules {
 export interface HealthChanges {
   /** Endpoints whose circuit opened now, with when it closes. */
   opened: { endpointId: string; until: Date }[];
+  /** Endpoints whose circuit closed now (a probe succeeded), with how long it held their deliveries at most. */
+  closed: { endpointId: string; heldUntil: Date }[];
   /** Endpoints disabled now, with the reason. */
   disabled: { endpointId: string; reason: string }[];
 }
@@ -64,16 +66,22 @@ WITH r AS (
 ),
 updated AS (
   UPDATE deliveries d
-  SET status = r.status, attempt_count = r.number, next_attempt_at = r.next_attempt_at,
+  SET status = r.status, attempt_count = r.number,
+      -- A retry is never due while its endpoint is blocked (an attempt that
+      -- started before the circuit opened, written after): it waits for the
+      -- block's end like the rest (see circuit-holds.ts).
+      -- (greatest() skips NULLs: an ended delivery keeps none.)
+      next_attempt_at = CASE WHEN r.next_attempt_at IS NOT NULL
+                             THEN greatest(r.next_attempt_at, ep.circuit_open_until, ep.circuit_probe_until) END,
       locked_by = NULL, last_response_status = r.response_status, last_error = r.error,
       updated_at = now()
-  FROM r
+  FROM r, endpoints ep
   -- The plan must look deliveries up by id. Column statistics say locked_by
   -- is almost always NULL, so "locked_by = $1" alone was estimated at one
   -- row, and the planner chose a sequential scan of deliveries with a nested
   -- loop over r (42 ms for 256 outcomes on 10,000 rows). "id = ANY" and a
   -- lease check it cannot estimate (a CASE) keep it on the primary key.
-  WHERE d.id = r.delivery_id AND d.id = ANY ($3::text[])
+  WHERE d.id = r.delivery_id AND d.id = ANY ($3::text[]) AND ep.id = d.endpoint_id
     AND CASE WHEN d.locked_by = $1 THEN true ELSE false END
   RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.status, d.attempt_count,
     d.last_response_status, d.last_error, d.next_attempt_at, r.started_at, r.duration_ms
@@ -107,6 +115,7 @@ calc AS (
   SELECT ep.id, h.failures, h.last_error, h.gone,
     ep.disabled AS was_disabled,
     ep.circuit_open_until AS was_open_until,
+    ep.circuit_probe_until AS was_probe_until,
     ep.circuit_cooldown_ms AS was_cooldown_ms,
     CASE WHEN h.reset THEN h.failures ELSE ep.consecutive_failures + h.failures END AS failures_now,
     CASE WHEN h.failures = 0 THEN NULL
@@ -167,6 +176,9 @@ SET consecutive_failures = next.failures_now,
     failing_since = next.failing_since_now,
     circuit_open_until = next.open_until,
     circuit_cooldown_ms = next.cooldown_ms,
+    -- The probe's outcome is in once the circuit closes or opens again.
+    circuit_probe_until = CASE WHEN next.open_until IS NULL OR next.open_until <> next.was_open_until
+                               THEN NULL ELSE ep.circuit_probe_until END,
     last_error = CASE WHEN next.failures > 0 THEN next.last_error ELSE ep.last_error END,
     last_error_at = CASE WHEN next.failures > 0 THEN now() ELSE ep.last_error_at END,
     disabled = ep.disabled OR next.disable_reason IS NOT NULL,
@@ -176,6 +188,8 @@ WHERE ep.id = next.id
 RETURNING ep.id,
   CASE WHEN next.open_until > now() AND (next.was_open_until IS NULL OR next.was_open_until <= now())
        THEN next.open_until END AS opened_until,
+  CASE WHEN next.open_until IS NULL AND next.was_open_until IS NOT NULL
+       THEN greatest(next.was_open_until, next.was_probe_until) END AS closed_held_until,
   next.disable_reason`;
 
 interface EndpointHealth {
@@ -216,9 +230,9 @@ export async function recordOutcomes(
   outcomes: readonly AttemptOutcome[],
   rules: HealthRules,
 ): Promise<HealthChanges> {
-  if (outcomes.length === 0) return { opened: [], disabled: [] };
+  if (outcomes.length === 0) return { opened: [], closed: [], disabled: [] };
   const health = foldHealth(outcomes);
-  const rows = await sql.query<{ id: string; opened_until: string | null; disable_reason: string | null }>(RECORD, [
+  const rows = await sql.query<{ id: string; opened_until: string | null; closed_held_until: string | null; disable_reason: string | null }>(RECORD, [
     workerId,
     outcomes.map((o) => o.attemptId),
     outcomes.map((o) => o.deliveryId),
@@ -246,25 +260,9 @@ export async function recordOutcomes(
   return {
     // Timestamps come back as text on the ORM's pool (MikroORM parses dates itself).
     opened: rows.filter((r) => r.opened_until).map((r) => ({ endpointId: r.id, until: new Date(r.opened_until!) })),
+    closed: rows.filter((r) => r.closed_held_until).map((r) => ({ endpointId: r.id, heldUntil: new Date(r.closed_held_until!) })),
     disabled: rows.filter((r) => r.disable_reason).map((r) => ({ endpointId: r.id, reason: r.disable_reason! })),
   };
-}
-
-const HOLD_FOR_CIRCUIT = `
-UPDATE deliveries d
-SET next_attempt_at = ep.circuit_open_until, updated_at = now()
-FROM endpoints ep
-WHERE ep.id = ANY ($1::text[]) AND d.endpoint_id = ep.id
-  AND d.status IN (1, 2) AND d.locked_by IS NULL
-  AND ep.circuit_open_until > now() AND d.next_attempt_at < ep.circuit_open_until`;
-
-/**
- * Moves the waiting deliveries of endpoints whose circuit is open to the end
- * of the cool-down, without using up attempts, so the claim's index scan does
- * not walk over them meanwhile.
- */
-export async function holdForCircuit(sql: Sql, endpointIds: readonly string[]): Promise<void> {
-  if (endpointIds.length > 0) await sql.query(HOLD_FOR_CIRCUIT, [endpointIds]);
 }
 
 const FAIL_PENDING = `

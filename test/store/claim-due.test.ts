@@ -1,0 +1,100 @@
+/**
+ * The claim statement against PostgreSQL: which due rows it takes, and
+ * which it must leave out of its window so that they cannot hide others'.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type ClaimRequest, claimDue } from "../../src/store/sql/claim-due.js";
+import { openStore, type Store } from "../../src/store/store.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { insertDeliveries, insertEndpoint } from "../support/rows.js";
+
+let db: TestDatabase;
+let store: Store;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  store = await openStore(db.url, 2);
+});
+
+afterAll(async () => {
+  await store?.close();
+  await db?.drop();
+});
+
+beforeEach(async () => {
+  await db.query("TRUNCATE endpoints, events, deliveries CASCADE");
+});
+
+function request(overrides: Partial<ClaimRequest> = {}): ClaimRequest {
+  return {
+    workerId: "w1",
+    limit: 64,
+    leaseMarginMs: 30_000,
+    defaultTimeoutMs: 15_000,
+    exclude: [],
+    laneFree: new Map(),
+    excludeTenants: [],
+    tenants: new Map(),
+    newTenant: { free: 1_000, newEndpointFree: 1_000 },
+    defaultMaxInFlight: 100,
+    workers: 1,
+    circuitFailureThreshold: 5,
+    lookahead: 32,
+    ...overrides,
+  };
+}
+
+describe("claimDue", () => {
+  it("leaves endpoints whose circuit is open out of its window: their due rows cannot hide another endpoint's", async () => {
+    // Rows that became due while their circuit was open (a publish racing the opening), ahead of everything.
+    const open = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() + interval '1 hour'" });
+    await insertDeliveries(db, open, 200, { nextAttemptAt: "now() - interval '1 minute'" });
+    const healthy = await insertEndpoint(db, { tenantId: "other" });
+    const [waiting] = await insertDeliveries(db, healthy, 1);
+    const claimed = await claimDue(store.sql, request({ lookahead: 32 }));
+    expect(claimed.map((d) => d.id)).toEqual([waiting]);
+  });
+
+  it("claims one probe of a half-open circuit, records its lease end on the endpoint, and nothing more of it until then", async () => {
+    const halfOpen = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() - interval '1 second'" });
+    await insertDeliveries(db, halfOpen, 5);
+    const [probe, ...others] = await claimDue(store.sql, request());
+    expect(others).toEqual([]);
+    expect(probe).toMatchObject({ endpointId: halfOpen, probe: true });
+    const [ep] = await db.query<{ until: Date }>("SELECT circuit_probe_until AS until FROM endpoints WHERE id = $1", [halfOpen]);
+    expect(ep!.until.getTime()).toBe(probe!.leaseUntil.getTime());
+    expect(await claimDue(store.sql, request({ workerId: "w2" }))).toEqual([]);
+  });
+
+  it("takes no more of a tenant than its room, over all its endpoints, and none of a tenant without room", async () => {
+    const a = await insertEndpoint(db, { tenantId: "busy" });
+    const b = await insertEndpoint(db, { tenantId: "busy" });
+    await insertDeliveries(db, a, 5);
+    await insertDeliveries(db, b, 5);
+    const full = await insertEndpoint(db, { tenantId: "full" });
+    await insertDeliveries(db, full, 5);
+    const claimed = await claimDue(
+      store.sql,
+      request({ tenants: new Map([["busy", { free: 3, newEndpointFree: 10 }]]), excludeTenants: ["full"] }),
+    );
+    expect(claimed).toHaveLength(3);
+    expect(new Set(claimed.map((d) => d.tenantId))).toEqual(new Set(["busy"]));
+  });
+
+  it("gives an endpoint with no work here at most the new-endpoint share, whatever its own limit", async () => {
+    const big = await insertEndpoint(db, { tenantId: "new", maxInFlight: 1000 });
+    await insertDeliveries(db, big, 20);
+    expect(await claimDue(store.sql, request({ newTenant: { free: 100, newEndpointFree: 4 } }))).toHaveLength(4);
+    // An endpoint working here takes its lane's free room instead.
+    expect(await claimDue(store.sql, request({ workerId: "w2", laneFree: new Map([[big, 7]]) }))).toHaveLength(7);
+  });
+
+  it("by id, takes only the given deliveries, under the same rules", async () => {
+    const ep = await insertEndpoint(db);
+    const ids = await insertDeliveries(db, ep, 4);
+    const open = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() + interval '1 hour'" });
+    const [blocked] = await insertDeliveries(db, open, 1);
+    const claimed = await claimDue(store.sql, request({ ids: [ids[1]!, ids[2]!, blocked!], limit: 3 }));
+    expect(claimed.map((d) => d.id).sort()).toEqual([ids[1], ids[2]].sort());
+  });
+});
