@@ -18,6 +18,7 @@ import { EventTypeRegistry } from "./domain/event-types.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { withProbes } from "./api/probes.js";
+import { hostGuardContextValues, hostGuardInterceptor, withHostGuard } from "./api/host-guard.js";
 import { defaultConsoleDir, withConsole } from "./api/console.js";
 import { Metrics } from "./metrics/metrics.js";
 
@@ -173,17 +174,28 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         eventTypes,
         secrets,
       }),
-      interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), callLimit.interceptor(), authInterceptor(auth)],
+      interceptors: [
+        requestLogInterceptor(log.child({ component: "api" })),
+        errorInterceptor(log),
+        hostGuardInterceptor(),
+        callLimit.interceptor(),
+        authInterceptor(auth),
+      ],
+      // Open mode answers only requests addressed to loopback names (see host-guard.ts).
+      contextValues: hostGuardContextValues(!auth.enforced),
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
       // A misspelt field or enum name is an error, not silently ignored;
       // see request-json.ts.
       jsonOptions: REQUEST_JSON_OPTIONS,
     });
-    const site = withConsole(withProbes(handler, health, metrics), {
-      enabled: config.consoleEnabled,
-      dir: config.consoleDir ?? defaultConsoleDir(),
-    });
+    const site = withHostGuard(
+      withConsole(withProbes(handler, health, metrics), {
+        enabled: config.consoleEnabled,
+        dir: config.consoleDir ?? defaultConsoleDir(),
+      }),
+      !auth.enforced,
+    );
     server = await startApiServer(site, config.host, config.port, config.http2MaxStreams);
     log.info(
       { url: server.url, console: config.consoleEnabled ? `${server.url}/console/` : undefined },
