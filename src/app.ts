@@ -29,6 +29,7 @@ interface KnexPool {
   numPendingAcquires(): number;
 }
 import { type ApiServer, startApiServer } from "./api/server.js";
+import { connectionLimitsOf } from "./api/connection-limits.js";
 import type { Config } from "./config.js";
 import { AddressGuard } from "./delivery/address-guard.js";
 import { HttpClient } from "./delivery/http-client.js";
@@ -93,6 +94,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     scheduler: () => scheduler?.load() ?? { inFlight: 0, buffered: 0 },
     busiestEndpoints: (top) => scheduler?.busiestEndpoints(top),
     watchers: () => updates.watcherCount,
+    connections: () => server?.connections ?? 0,
     pool: () => ({
       used: pool?.numUsed() ?? 0,
       free: pool?.numFree() ?? 0,
@@ -196,7 +198,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
       }),
       !auth.enforced,
     );
-    server = await startApiServer(site, config.host, config.port, config.http2MaxStreams);
+    server = await startApiServer(site, config.host, config.port, config.http2MaxStreams, connectionLimitsOf(config, () => metrics.connectionRefused()));
     log.info(
       { url: server.url, console: config.consoleEnabled ? `${server.url}/console/` : undefined },
       "Hookline is serving Connect, gRPC and gRPC-Web",

@@ -37,6 +37,8 @@ export interface MetricSources {
   /** The busiest endpoints here by attempts in flight (undefined without a scheduler). */
   busiestEndpoints?: (top: number) => { endpoints: Array<[string, number]>; others: number } | undefined;
   watchers: () => number;
+  /** Connections open on the API port (undefined without the API). */
+  connections?: () => number;
   /** Unary calls in progress (see api/call-limit.ts). */
   callsInProgress: () => number;
   pool: () => { used: number; free: number; pending: number; max: number };
@@ -72,6 +74,11 @@ export class Metrics {
   private readonly callsRefused = new Counter({
     name: "hookline_calls_refused_total",
     help: "Unary RPCs refused with RESOURCE_EXHAUSTED because HOOKLINE_MAX_CONCURRENT_CALLS were in progress.",
+    registers: [this.registry],
+  });
+  private readonly connectionsRefused = new Counter({
+    name: "hookline_connections_refused_total",
+    help: "Connections to the API port closed as soon as accepted because HOOKLINE_MAX_CONNECTIONS were open.",
     registers: [this.registry],
   });
   private readonly latency = new Histogram({
@@ -164,6 +171,14 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: "hookline_connections_open",
+      help: "Connections open on the API port of this process (bounded by HOOKLINE_MAX_CONNECTIONS).",
+      registers: r,
+      collect() {
+        this.set(sources.connections?.() ?? 0);
+      },
+    });
+    new Gauge({
       name: "hookline_calls_in_progress",
       help: "Unary RPCs being handled by this process (bounded by HOOKLINE_MAX_CONCURRENT_CALLS).",
       registers: r,
@@ -194,6 +209,11 @@ export class Metrics {
   /** Counts one call refused by the call limit. */
   callRefused(): void {
     this.callsRefused.inc();
+  }
+
+  /** Counts one connection refused by the connection cap. */
+  connectionRefused(): void {
+    this.connectionsRefused.inc();
   }
 
   /** Counts one attempt and, when it ended the delivery, the delivery. */
