@@ -18,6 +18,7 @@ import { EventTypeRegistry } from "./domain/event-types.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { withProbes } from "./api/probes.js";
+import { hostGuardContextValues, hostGuardInterceptor, withHostGuard } from "./api/host-guard.js";
 import { defaultConsoleDir, withConsole } from "./api/console.js";
 import { Metrics } from "./metrics/metrics.js";
 
@@ -28,6 +29,7 @@ interface KnexPool {
   numPendingAcquires(): number;
 }
 import { type ApiServer, startApiServer } from "./api/server.js";
+import { connectionLimitsOf } from "./api/connection-limits.js";
 import type { Config } from "./config.js";
 import { AddressGuard } from "./delivery/address-guard.js";
 import { HttpClient } from "./delivery/http-client.js";
@@ -92,6 +94,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     scheduler: () => scheduler?.load() ?? { inFlight: 0, buffered: 0 },
     busiestEndpoints: (top) => scheduler?.busiestEndpoints(top),
     watchers: () => updates.watcherCount,
+    connections: () => server?.connections ?? 0,
     pool: () => ({
       used: pool?.numUsed() ?? 0,
       free: pool?.numFree() ?? 0,
@@ -173,18 +176,29 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         eventTypes,
         secrets,
       }),
-      interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), callLimit.interceptor(), authInterceptor(auth)],
+      interceptors: [
+        requestLogInterceptor(log.child({ component: "api" })),
+        errorInterceptor(log),
+        hostGuardInterceptor(),
+        callLimit.interceptor(),
+        authInterceptor(auth),
+      ],
+      // Open mode answers only requests addressed to loopback names (see host-guard.ts).
+      contextValues: hostGuardContextValues(!auth.enforced),
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
       // A misspelt field or enum name is an error, not silently ignored;
       // see request-json.ts.
       jsonOptions: REQUEST_JSON_OPTIONS,
     });
-    const site = withConsole(withProbes(handler, health, metrics), {
-      enabled: config.consoleEnabled,
-      dir: config.consoleDir ?? defaultConsoleDir(),
-    });
-    server = await startApiServer(site, config.host, config.port, config.http2MaxStreams);
+    const site = withHostGuard(
+      withConsole(withProbes(handler, health, metrics), {
+        enabled: config.consoleEnabled,
+        dir: config.consoleDir ?? defaultConsoleDir(),
+      }),
+      !auth.enforced,
+    );
+    server = await startApiServer(site, config.host, config.port, config.http2MaxStreams, connectionLimitsOf(config, () => metrics.connectionRefused()));
     log.info(
       { url: server.url, console: config.consoleEnabled ? `${server.url}/console/` : undefined },
       "Hookline is serving Connect, gRPC and gRPC-Web",

@@ -44,6 +44,14 @@ export interface Config {
   maxConcurrentCalls: number;
   /** HOOKLINE_HTTP2_MAX_STREAMS: streams one HTTP/2 connection may have open at once (see api/server.ts). */
   http2MaxStreams: number;
+  /** HOOKLINE_HEADERS_TIMEOUT: a connection's first bytes (HTTP/2: its preface), and each HTTP/1.1 request's headers, within this (see api/connection-limits.ts). */
+  headersTimeoutMs: number;
+  /** HOOKLINE_REQUEST_READ_TIMEOUT: a whole HTTP/1.1 request, headers and body, within this. */
+  requestReadTimeoutMs: number;
+  /** HOOKLINE_IDLE_TIMEOUT: an HTTP/1.1 connection between requests, or an HTTP/2 one without streams, closed after this. */
+  idleTimeoutMs: number;
+  /** HOOKLINE_MAX_CONNECTIONS: connections open at once on the API port; more are closed at once. */
+  maxConnections: number;
   /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
   apiEnabled: boolean;
   /** Serve the web console at /console on the API port. */
@@ -142,6 +150,12 @@ export function loadConfig(env: Env = process.env): Config {
         "set HOOKLINE_ADMIN_TOKEN (and HOOKLINE_INGEST_TOKEN for publishers), or listen on 127.0.0.1",
     );
   }
+  if (config.headersTimeoutMs > config.requestReadTimeoutMs) {
+    throw new ConfigError(
+      `HOOKLINE_HEADERS_TIMEOUT=${formatMs(config.headersTimeoutMs)} is longer than HOOKLINE_REQUEST_READ_TIMEOUT=${formatMs(config.requestReadTimeoutMs)}: ` +
+        "a request's headers are part of it",
+    );
+  }
   return config;
 }
 
@@ -162,6 +176,17 @@ function readConfig(env: Env, dataDir: string): Config {
     publishPendingBytes: int(env, "HOOKLINE_PUBLISH_PENDING_BYTES", 64 << 20, 1024, 2 ** 32),
     maxConcurrentCalls: int(env, "HOOKLINE_MAX_CONCURRENT_CALLS", 2_000, 1, 1_000_000),
     http2MaxStreams: int(env, "HOOKLINE_HTTP2_MAX_STREAMS", 256, 100, 100_000),
+    // Clients send a request's line and headers in one write; 10 s leaves a
+    // slow network room, and frees a slowloris's connections six times
+    // sooner than Node's 60 s.
+    headersTimeoutMs: duration(env, "HOOKLINE_HEADERS_TIMEOUT", 10_000, 100, 10 * 60_000),
+    // Node's default: a 16 MB PublishBatch at 56 KB/s still arrives.
+    requestReadTimeoutMs: duration(env, "HOOKLINE_REQUEST_READ_TIMEOUT", 5 * 60_000, 100, HOUR),
+    // Above the 60 s idle timeout of common load balancers (AWS ALB, nginx's
+    // upstream keep-alive), so they close first and never send on a
+    // connection Hookline is closing.
+    idleTimeoutMs: duration(env, "HOOKLINE_IDLE_TIMEOUT", 65_000, 100, DAY),
+    maxConnections: int(env, "HOOKLINE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
     idempotencyWindowMs: duration(env, "HOOKLINE_IDEMPOTENCY_WINDOW", DAY, 1_000, 30 * DAY),
     strictEventTypes: bool(env, "HOOKLINE_STRICT_EVENT_TYPES", false),
     // Days, fractions allowed (tests use seconds' worth).

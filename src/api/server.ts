@@ -12,6 +12,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { closeIfSilent, type ConnectionLimits, http1Options, limitHttp2Session, trackHttp1Connections } from "./connection-limits.js";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -23,6 +24,8 @@ export interface ApiServer {
   readonly port: number;
   /** "http://host:port". */
   readonly url: string;
+  /** Connections open now, over both protocols and those still being sniffed. */
+  readonly connections: number;
   /**
    * Stops accepting connections, lets requests in flight finish for up to
    * `timeoutMs` (HTTP/2 clients get GOAWAY, idle HTTP/1.1 connections are
@@ -77,19 +80,21 @@ function resetIfBodyUnread(stream: http2.ServerHttp2Stream, unread: WeakMap<http
  * own side instead of growing this process's memory (Node's default has no
  * bound: a 2,000/s burst of Publish over 4 connections exhausted a 256 MB
  * heap; with 256 per connection the heap stayed under 100 MB and the burst
- * was served sooner).
+ * was served sooner). `limits` bound how long a connection may stay
+ * silent or idle and how many may be open (see connection-limits.ts).
  */
 export async function startApiServer(
   handler: Handler,
   host: string,
   port: number,
   maxStreams: number,
+  limits: ConnectionLimits,
 ): Promise<ApiServer> {
-  const h1 = http.createServer((req, res) => {
+  const h1 = http.createServer(http1Options(limits), (req, res) => {
     closeIfBodyUnread(req, res);
     (handler as http.RequestListener)(req, res);
   });
-  h1.keepAliveTimeout = 65_000;
+  trackHttp1Connections(h1);
   // A publisher multiplexes many calls on one connection; nghttp2's default
   // 10 MB per session answers a burst of them with ENHANCE_YOUR_CALM.
   const unreadBodies = new WeakMap<http2.Http2Session, number>();
@@ -101,18 +106,21 @@ export async function startApiServer(
   h2.on("session", (session) => {
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
+    limitHttp2Session(session, limits);
   });
   const sockets = new Set<net.Socket>();
 
   const listener = net.createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
+    const spoke = closeIfSilent(socket, limits);
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
       const n = Math.min(head.length, PREFACE.length);
       const isH2 = head.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (isH2 && head.length < PREFACE.length) return; // wait for more bytes
+      spoke();
       socket.off("data", onData);
       socket.pause();
       socket.unshift(head);
@@ -128,6 +136,9 @@ export async function startApiServer(
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());
   });
+  // Past the cap, Node closes each new connection as soon as it is accepted.
+  listener.maxConnections = limits.maxConnections;
+  listener.on("drop", () => limits.onRefused?.());
 
   await new Promise<void>((resolve, reject) => {
     listener.once("error", reject);
@@ -143,6 +154,9 @@ export async function startApiServer(
     host: address.address,
     port: address.port,
     url: `http://${urlHost}:${address.port}`,
+    get connections() {
+      return sockets.size;
+    },
     async close(timeoutMs) {
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const session of sessions) session.close();

@@ -13,6 +13,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CONSOLE_SECURITY_HEADERS, defaultConsoleDir, filePath, withConsole } from "../../src/api/console.js";
 import { type ApiServer, startApiServer } from "../../src/api/server.js";
+import { connectionLimitsOf } from "../../src/api/connection-limits.js";
 import { loadConfig } from "../../src/config.js";
 import { createTestDatabase } from "../support/database.js";
 import { startTestHookline } from "../support/hookline.js";
@@ -54,6 +55,7 @@ async function serve(options: { enabled?: boolean; dir?: string } = {}): Promise
     "127.0.0.1",
     0,
     100,
+    connectionLimitsOf(loadConfig({})),
   );
   servers.push(server);
   return server;

@@ -17,8 +17,11 @@ export interface DynamicService {
   client: grpc.Client;
 }
 
-/** Loads EventIngest and WebhookAdmin from the .proto files and connects to `baseUrl` (h2c). */
-export function grpcJsClients(baseUrl: string): { ingest: DynamicService; admin: DynamicService; close(): void } {
+/**
+ * Loads EventIngest and WebhookAdmin from the .proto files and connects to
+ * `baseUrl` (h2c), with grpc-js channel `options` when given.
+ */
+export function grpcJsClients(baseUrl: string, options?: grpc.ChannelOptions): { ingest: DynamicService; admin: DynamicService; close(): void } {
   const definition = protoLoader.loadSync(["hookline/v1/event_ingest.proto", "hookline/v1/webhook_admin.proto"], {
     includeDirs: [PROTO_DIR],
     keepCase: true,
@@ -31,7 +34,7 @@ export function grpcJsClients(baseUrl: string): { ingest: DynamicService; admin:
   const target = new URL(baseUrl).host;
   const credentials = grpc.credentials.createInsecure();
   const make = (Ctor: Json): DynamicService => {
-    const client = new Ctor(target, credentials) as grpc.Client;
+    const client = new Ctor(target, credentials, options) as grpc.Client;
     return {
       client,
       call: (method, request) =>
