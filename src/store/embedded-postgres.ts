@@ -106,6 +106,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const onLog = options.onLog ?? (() => {});
   const user = await serverUser();
   const bin = await postgresBinaries(user);
+  if (user) options.log?.info({ user: POSTGRES_USER, binaries: bin }, "Hookline runs as root: the embedded PostgreSQL runs as another user");
   await prepareDir(options.dir, user);
   await stopOrphan(options.dir, onLog);
   const fresh = !existsSync(join(options.dir, "PG_VERSION"));
