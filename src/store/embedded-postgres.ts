@@ -120,7 +120,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   } catch (err) {
     await server.stop();
     // Most often the port is taken: one line, with PostgreSQL's own words.
-    throw new EmbeddedPostgresError(`the embedded PostgreSQL on 127.0.0.1:${options.port}: ${(err as Error).message}`);
+    const message = (err as Error).message;
+    const advice = message.includes("already in use") ? "; set HOOKLINE_EMBEDDED_PG_PORT to a free port" : "";
+    throw new EmbeddedPostgresError(`the embedded PostgreSQL on 127.0.0.1:${options.port}: ${message}${advice}`);
   }
   const serverUrl = `postgres://${POSTGRES_USER}:${encodeURIComponent(password)}@127.0.0.1:${options.port}/postgres`;
   return {
@@ -295,7 +297,10 @@ function asUser(user: ServerUser | undefined): { uid?: number; gid?: number } {
   return user ? { uid: user.uid, gid: user.gid } : {};
 }
 
-/** Passes every output line of `child` to `onLog`; returns the last few, for errors. */
+/**
+ * Passes every output line of `child` to `onLog`; returns the problems among
+ * its last lines (routine LOG lines and timestamps left out), for errors.
+ */
 function lastLines(child: ChildProcess, onLog: (line: string) => void): () => string[] {
   const kept: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
@@ -303,10 +308,13 @@ function lastLines(child: ChildProcess, onLog: (line: string) => void): () => st
     createInterface({ input: stream }).on("line", (line) => {
       onLog(line);
       kept.push(line);
-      if (kept.length > 5) kept.shift();
+      if (kept.length > 8) kept.shift();
     });
   }
-  return () => kept;
+  return () =>
+    kept
+      .map((line) => line.replace(/^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] /, "").trim())
+      .filter((line) => line !== "" && (!line.startsWith("LOG:") || /could not|fail|error/i.test(line)));
 }
 
 /**
