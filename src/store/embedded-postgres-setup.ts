@@ -14,12 +14,13 @@
  *   `./.hookline/pg`, the cluster is kept in
  *   `/var/lib/hookline/clusters/<first 16 hex digits of the SHA-256 of the
  *   data directory's absolute path>/pg` instead (its `data-dir` file names
- *   that path). A HOOKLINE_DATA_DIR that was set is never moved: if
- *   `postgres` cannot reach it, the start stops with one line saying what to
- *   do.
+ *   that path), and stays there. A HOOKLINE_DATA_DIR that was set is never
+ *   moved: if `postgres` cannot reach it, the start stops with one line
+ *   saying what to do.
  */
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { chmod, cp, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { arch, platform } from "node:os";
@@ -270,11 +271,14 @@ export async function embeddedClusterDir(dataDir: string, dataDirIsDefault: bool
   const dir = join(dataDir, "pg");
   const user = await serverUser();
   if (user === undefined) return dir;
+  const hash = createHash("sha256").update(dataDir).digest("hex").slice(0, 16);
+  const moved = join(SHARED_DIR, "clusters", hash, "pg");
+  // Once moved, it stays there, even if dataDir becomes reachable later.
+  if (dataDirIsDefault && existsSync(join(moved, "PG_VERSION")) && !existsSync(join(dir, "PG_VERSION"))) return moved;
   const closed = await closedAncestor(dir, user);
   if (closed === undefined) return dir;
   if (!dataDirIsDefault) throw unreachableDir(dir, closed);
-  const hash = createHash("sha256").update(dataDir).digest("hex").slice(0, 16);
-  const home = await rootOwnedDir(join(SHARED_DIR, "clusters", hash), `the embedded PostgreSQL cluster of ${dataDir}`);
+  const home = await rootOwnedDir(dirname(moved), `the embedded PostgreSQL cluster of ${dataDir}`);
   await writeFile(join(home, "data-dir"), `${dataDir}\n`, { mode: 0o644 });
   return join(home, "pg");
 }

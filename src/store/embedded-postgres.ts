@@ -81,7 +81,8 @@ export function passwordFile(dir: string): string {
 
 // The first restart waits for the old server's processes to go: after a
 // kill -9 of the postmaster its backends notice and exit within
-// milliseconds, but a start while they hold its shared memory fails.
+// milliseconds, and a start while they still hold its shared memory would
+// fail (and be retried).
 const FIRST_RESTART_DELAY_MS = 200;
 const MAX_RESTART_DELAY_MS = 5_000;
 // Crash recovery replays the WAL before the server is ready; a start that
