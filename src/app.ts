@@ -4,7 +4,6 @@
  * configuration. `main.ts` runs it for `npm start`; tests run it in-process.
  */
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
@@ -37,7 +36,7 @@ import { Scheduler } from "./delivery/scheduler.js";
 import type { PublishContext } from "./domain/publish.js";
 import { probeDatabase } from "./store/database-health.js";
 import { InsertQueue } from "./store/sql/insert-queue.js";
-import { type EmbeddedDatabase, startEmbeddedPostgres } from "./store/embedded-postgres.js";
+import { type EmbeddedDatabase, embeddedClusterDir, startEmbeddedPostgres } from "./store/embedded-postgres.js";
 import { openStore, type Store } from "./store/store.js";
 import { checkSecretKey, sealStoredSecrets } from "./store/sql/endpoint-secrets.js";
 import { dataDirSecretKey, SecretBox } from "./signing/secret-box.js";
@@ -62,12 +61,14 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   let embedded: EmbeddedDatabase | undefined;
   let url = config.databaseUrl;
   if (url === undefined) {
-    const dir = join(config.dataDir, "pg");
+    const dir = await embeddedClusterDir(config.dataDir, config.dataDirIsDefault);
     log.info({ dir, port: config.embeddedPostgresPort }, "DATABASE_URL is unset; starting embedded PostgreSQL");
     embedded = await startEmbeddedPostgres({
       dir,
       port: config.embeddedPostgresPort,
       onLog: (line) => log.debug({ postgres: line }),
+      log: log.child({ component: "embedded-postgres" }),
+      restartTimeoutMs: config.embeddedPostgresRestartTimeoutMs,
     });
     url = await embedded.ensureDatabase("hookline");
   }
@@ -191,8 +192,11 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
       // see request-json.ts.
       jsonOptions: REQUEST_JSON_OPTIONS,
     });
+    // Liveness: a restart of the process may help where the embedded
+    // PostgreSQL could not be restarted in time.
+    const notLive = () => (embedded?.failed ? "the embedded PostgreSQL is down and could not be restarted" : undefined);
     const site = withHostGuard(
-      withConsole(withProbes(handler, health, metrics), {
+      withConsole(withProbes(handler, health, metrics, notLive), {
         enabled: config.consoleEnabled,
         dir: config.consoleDir ?? defaultConsoleDir(),
       }),

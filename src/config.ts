@@ -26,8 +26,12 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Where the embedded PostgreSQL keeps its data. */
   dataDir: string;
+  /** HOOKLINE_DATA_DIR was unset: as root, the embedded cluster may move where PostgreSQL's user reaches it. */
+  dataDirIsDefault: boolean;
   /** Port of the embedded PostgreSQL. */
   embeddedPostgresPort: number;
+  /** HOOKLINE_EMBEDDED_PG_RESTART_TIMEOUT: how long the embedded PostgreSQL may stay down after a crash before /healthz fails. */
+  embeddedPostgresRestartTimeoutMs: number;
   /** Connections in the database pool. */
   dbPoolSize: number;
   /** Refuse publishes of event types that were never created. */
@@ -170,7 +174,9 @@ function readConfig(env: Env, dataDir: string): Config {
     port: int(env, "HOOKLINE_PORT", 7070, 0, 65535),
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir,
+    dataDirIsDefault: str(env, "HOOKLINE_DATA_DIR", "") === "",
     embeddedPostgresPort: int(env, "HOOKLINE_EMBEDDED_PG_PORT", 54329, 1, 65535),
+    embeddedPostgresRestartTimeoutMs: duration(env, "HOOKLINE_EMBEDDED_PG_RESTART_TIMEOUT", 30_000, 1_000, HOUR),
     dbPoolSize: int(env, "HOOKLINE_DB_POOL_SIZE", 10, 2, 1000),
     publishWriters: int(env, "HOOKLINE_PUBLISH_WRITERS", 2, 1, 64),
     publishPendingBytes: int(env, "HOOKLINE_PUBLISH_PENDING_BYTES", 64 << 20, 1024, 2 ** 32),

@@ -1,7 +1,9 @@
 /**
  * Plain HTTP probes for load balancers and orchestrators, on the API port
  * beside the RPCs:
- * - `GET /healthz`: 200 while the process runs (liveness);
+ * - `GET /healthz`: 200 while the process runs (liveness), 503 when `notLive`
+ *   names a problem that restarting the process may cure (the embedded
+ *   PostgreSQL down for longer than HOOKLINE_EMBEDDED_PG_RESTART_TIMEOUT);
  * - `GET /readyz`: 200 while it serves (the database is reachable and it is
  *   not shutting down), 503 otherwise (readiness), the same state gRPC
  *   health checks report;
@@ -18,8 +20,11 @@ type Request = http.IncomingMessage | http2.Http2ServerRequest;
 type Response = http.ServerResponse | http2.Http2ServerResponse;
 type Handler = (req: Request, res: Response) => void;
 
-/** Wraps `next` with the /healthz, /readyz and /metrics routes. */
-export function withProbes(next: Handler, health: HealthState, metrics?: Metrics): Handler {
+/**
+ * Wraps `next` with the /healthz, /readyz and /metrics routes. `notLive`
+ * returns why the process is not alive, or undefined while it is.
+ */
+export function withProbes(next: Handler, health: HealthState, metrics?: Metrics, notLive?: () => string | undefined): Handler {
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/metrics" && metrics && req.method === "GET") {
@@ -40,8 +45,9 @@ export function withProbes(next: Handler, health: HealthState, metrics?: Metrics
       next(req, res);
       return;
     }
-    const ready = path === "/healthz" || health.get("") === ServingStatus.SERVING;
-    const body = ready ? "ok\n" : "not serving\n";
+    const problem = path === "/healthz" ? notLive?.() : health.get("") === ServingStatus.SERVING ? undefined : "not serving";
+    const ready = problem === undefined;
+    const body = ready ? "ok\n" : `${problem}\n`;
     (res as http.ServerResponse).writeHead(ready ? 200 : 503, {
       "content-type": "text/plain; charset=utf-8",
       "cache-control": "no-store",

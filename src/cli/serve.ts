@@ -6,6 +6,7 @@
 import { startHookline } from "../app.js";
 import { type Config, ConfigError, loadConfig } from "../config.js";
 import { createLogger } from "../log.js";
+import { EmbeddedPostgresError } from "../store/embedded-postgres.js";
 
 /**
  * Starts Hookline as configured by the environment and installs the signal
@@ -46,8 +47,12 @@ export async function runServer(): Promise<void> {
   process.on("SIGINT", onSignal);
 }
 
-/** Writes why the server could not start and exits with 1. */
+/**
+ * Writes why the server could not start and exits with 1: one line for a
+ * problem the operator fixes (the message says how), the stack for others.
+ */
 export function failedToStart(err: unknown): never {
-  process.stderr.write(`hookline: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  const text = err instanceof EmbeddedPostgresError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  process.stderr.write(`hookline: failed to start: ${text}\n`);
   process.exit(1);
 }

@@ -7,7 +7,10 @@
  * already free and the lease covers the write), and PostgreSQL's cost per
  * outcome falls with the batch: measured on 20,000 deliveries, 133 us per
  * outcome in batches of 16, 66 us in batches of 256.
- * A failed write is retried (the database may be restarting) until it lands.
+ * A failed write is retried (the database may be restarting) until it lands,
+ * or until the scheduler's stop gives up on it ({@link OutcomeWriter.abandon}):
+ * an outcome never written leaves its delivery leased, and the delivery is
+ * attempted again once the lease expires.
  * After each batch, endpoints whose circuit opened have their waiting
  * deliveries held until the cool-down ends, those whose circuit closed have
  * theirs released, and endpoints that were disabled (410 Gone, or failing
@@ -42,6 +45,10 @@ export class OutcomeWriter {
   private hurry: (() => void) | undefined;
   /** Flushes waiting: no lingering. */
   private flushing = 0;
+  /** Set by abandon(): nothing more is written or retried. */
+  private abandoned = false;
+  /** Ends the wait before a retry early (see abandon). */
+  private wakeRetry: (() => void) | undefined;
 
   constructor(
     private readonly sql: Sql,
@@ -57,19 +64,41 @@ export class OutcomeWriter {
     private readonly maxBatch = 500,
   ) {}
 
-  /** Queues one outcome; resolves once it is stored and its follow-ups (circuit holds and releases) are done. */
+  /**
+   * Queues one outcome; resolves once it is stored and its follow-ups
+   * (circuit holds and releases) are done, or given up by {@link abandon}.
+   */
   write(outcome: AttemptOutcome): Promise<void> {
+    if (this.abandoned) return Promise.resolve();
     return new Promise((done) => {
       this.queue.push({ outcome, done });
       this.writing ??= this.drain();
     });
   }
 
-  /** Resolves once everything queued so far is stored. */
+  /**
+   * Gives up every outcome not stored yet (for a stop that cannot wait any
+   * longer, the database being down): their `write` calls resolve now and
+   * no more writes or retries are made; a batch being written may still
+   * land. Returns how many were given up. Their deliveries keep their
+   * leases and are attempted again once those expire.
+   */
+  abandon(): number {
+    this.abandoned = true;
+    const given = [...this.inBatch, ...this.queue];
+    this.queue = [];
+    this.inBatch = [];
+    for (const p of given) p.done();
+    this.hurry?.();
+    this.wakeRetry?.();
+    return given.length;
+  }
+
+  /** Resolves once everything queued so far is stored (at once after abandon()). */
   async flush(): Promise<void> {
     this.flushing++;
     try {
-      while (this.writing) {
+      while (this.writing && !this.abandoned) {
         this.hurry?.();
         await this.writing;
       }
@@ -93,11 +122,16 @@ export class OutcomeWriter {
     this.hurry = undefined;
   }
 
+  /** The batch being written, given up too by abandon(). */
+  private inBatch: Pending[] = [];
+
   private async drain(): Promise<void> {
     let failures = 0;
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 && !this.abandoned) {
       await this.linger();
+      if (this.abandoned) break;
       const batch = this.queue.splice(0, this.maxBatch);
+      this.inBatch = batch;
       let changes: HealthChanges;
       try {
         changes = await recordOutcomes(
@@ -107,17 +141,27 @@ export class OutcomeWriter {
           this.rules,
         );
       } catch (err) {
+        this.inBatch = [];
+        if (this.abandoned) break;
         failures++;
         this.log.error({ err, outcomes: batch.length }, "writing attempt outcomes failed; retrying");
         this.queue.unshift(...batch);
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** failures)));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(5_000, 100 * 2 ** failures));
+          this.wakeRetry = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeRetry = undefined;
         continue;
       }
       failures = 0;
       // Resolved after the follow-ups: the scheduler claims again when an
       // outcome is in, and a closed circuit's deliveries are due only once
-      // released.
-      await this.applyHealthChanges(changes);
+      // released. (Still in inBatch meanwhile, for abandon().)
+      if (!this.abandoned) await this.applyHealthChanges(changes);
+      this.inBatch = [];
       for (const p of batch) p.done();
     }
     this.writing = undefined;

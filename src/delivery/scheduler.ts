@@ -247,9 +247,10 @@ export class Scheduler {
   }
 
   /**
-   * Stops claiming, lets in-flight attempts finish for up to `timeoutMs`,
-   * then aborts the rest and gives their leases back (due at once) so another
-   * process takes them over without waiting.
+   * Stops claiming, lets in-flight attempts finish and their outcomes be
+   * written for up to `timeoutMs`, then aborts the rest, gives up unwritten
+   * outcomes, and gives the leases back (due at once) so another process
+   * takes them over without waiting.
    */
   async stop(timeoutMs: number): Promise<void> {
     if (this.state === "stopped" || this.state === "draining") return;
@@ -275,6 +276,11 @@ export class Scheduler {
       if (result === "timeout") {
         this.aborting = true;
         await this.http.destroy();
+        // Outcomes the database did not take in time (it is down, say) are
+        // given up: the stop stays within the timeout, and their deliveries
+        // are attempted again when their leases expire.
+        const abandoned = this.writer.abandon();
+        if (abandoned > 0) this.options.log.warn({ outcomes: abandoned }, "attempt outcomes not written by the shutdown timeout; their deliveries are retried once their leases expire");
         await drained;
       }
     }

@@ -2,9 +2,12 @@
  * With DATABASE_URL unset, Hookline starts its own embedded PostgreSQL in
  * the data directory, and what it stored is there after a restart.
  */
+import { spawnSync } from "node:child_process";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
@@ -48,4 +51,34 @@ describe("embedded PostgreSQL", () => {
       await second.stop();
     }
   }, 60_000);
+
+  it("stops a start that cannot work with one line naming the cause, without a stack trace", { timeout: 60_000 }, async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "hookline-data-"));
+    await chmod(dataDir, 0o755);
+    dirs.push(dataDir);
+    // Another program holds the embedded server's port.
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      const result = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts"], {
+        cwd: fileURLToPath(new URL("../..", import.meta.url)),
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOOKLINE_DATA_DIR: dataDir,
+          HOOKLINE_PORT: "0",
+          HOOKLINE_EMBEDDED_PG_PORT: String(port),
+          HOOKLINE_LOG_LEVEL: "silent",
+        },
+        encoding: "utf8",
+        timeout: 50_000,
+      });
+      expect(result.status).toBe(1);
+      const lines = result.stderr.trimEnd().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^hookline: failed to start: the embedded PostgreSQL on 127.0.0.1:${port}: .*Address already in use`));
+    } finally {
+      taken.close();
+    }
+  });
 });

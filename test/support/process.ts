@@ -23,12 +23,14 @@ export interface HooklineProcess {
 /**
  * Starts Hookline with `env` and waits until it serves. `from` picks the
  * sources (through tsx, the default), the build in dist/ (`npm run build`),
- * or the sources through the command line (`hookline serve`).
+ * or the sources through the command line (`hookline serve`); `cwd` the
+ * checkout they are taken from (this one by default).
  */
 export async function spawnHookline(
   env: Record<string, string>,
   timeoutMs = 20_000,
   from: "sources" | "build" | "cli" = "sources",
+  cwd = ROOT,
 ): Promise<HooklineProcess> {
   const args = {
     sources: ["--import", "tsx", "src/main.ts"],
@@ -37,7 +39,7 @@ export async function spawnHookline(
   }[from];
   if (process.env.HOOKLINE_PROFILE_DIR) args.unshift("--cpu-prof", `--cpu-prof-dir=${process.env.HOOKLINE_PROFILE_DIR}`);
   const child = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd,
     // The "started" log line tells the URL, so log at least at info.
     env: {
       PATH: process.env.PATH ?? "",
