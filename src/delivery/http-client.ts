@@ -48,8 +48,11 @@ export interface HttpClientOptions {
   bodyLimit: number;
   /** Judges every address connected to; refused ones end the attempt as "ssrf". */
   guard: AddressGuard;
-  /** Keep-alive connections per origin at most. */
-  connectionsPerOrigin?: number;
+  /**
+   * Connections per origin at most (32 by default); requests beyond wait for
+   * one. `null`: no limit, every request in flight has its own connection.
+   */
+  connectionsPerOrigin?: number | null;
   /** Pools unused for this long are closed. */
   idlePoolMs?: number;
   /** Resolves endpoint names; `dns.lookup` by default. Tests pass fixed answers. */
@@ -69,11 +72,18 @@ export class HttpClient {
     this.sweeper.unref();
   }
 
-  /** POSTs `body` to `url` and reads the response, within `timeoutMs` in all. */
-  async post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<HttpResult> {
+  /**
+   * POSTs `body` to `url` and reads the response, within `timeoutMs` in all.
+   * When `signal` aborts (the caller gave up), the request is aborted at
+   * once, its connection closed, and `post` rejects with the signal's reason.
+   */
+  async post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number, signal?: AbortSignal): Promise<HttpResult> {
+    signal?.throwIfAborted();
     const pool = this.pool(url.origin);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const onAbort = () => controller.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const res = await pool.request({
         path: url.pathname + url.search,
@@ -94,12 +104,14 @@ export class HttpClient {
           : `HTTP ${status}`;
       return { status, body: text, headers: kept, error: { class: "http", message } };
     } catch (err) {
+      signal?.throwIfAborted();
       if (controller.signal.aborted) {
         return { status: 0, body: "", headers: {}, error: { class: "timeout", message: `timeout after ${timeoutMs} ms` } };
       }
       return { status: 0, body: "", headers: {}, error: classify(err) };
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -124,7 +136,7 @@ export class HttpClient {
     if (!entry) {
       entry = {
         pool: new Pool(origin, {
-          connections: this.options.connectionsPerOrigin ?? 32,
+          connections: this.options.connectionsPerOrigin === undefined ? 32 : this.options.connectionsPerOrigin,
           keepAliveTimeout: 30_000,
           // Never pipeline: one slow response must not hold others back.
           pipelining: 1,
