@@ -177,7 +177,8 @@ function closeIfBodyUnread(req: http.IncomingMessage, res: http.ServerResponse):
   res.writeHead = function (this: http.ServerResponse, ...args: Parameters<typeof writeHead>) {
     if (!req.complete) {
       res.setHeader("connection", "close");
-      lingerOnClose(req.socket);
+      // No socket: the client is gone already.
+      if (req.socket) lingerOnClose(req.socket);
     }
     return writeHead.apply(this, args);
   } as typeof writeHead;
