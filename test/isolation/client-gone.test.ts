@@ -72,7 +72,7 @@ async function* manyEvents(n: number): AsyncIterable<MessageInitShape<typeof Pub
 describe("streams refused for their token over HTTP/1.1", () => {
   const CALLS = scale(200, 2_000);
   for (const protocol of ["connect-http1", "grpc-web"] as const) {
-    it(`answers ${CALLS} refused PublishStream calls with UNAUTHENTICATED, never a write error (${protocol})`, async () => {
+    it(`answers ${CALLS} refused PublishStream calls with UNAUTHENTICATED, never a write error (${protocol})`, { timeout: scale(60_000, 300_000) }, async () => {
       const tokens = ["wrong-token-0123456789abcdef0123456789", undefined];
       const outcomes = new Map<string, number>();
       let next = 0;
