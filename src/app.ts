@@ -158,10 +158,11 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   // per origin: test sends of tenants whose endpoints share a host must not
   // wait behind one another's slow ones, and a connection per send lets an
   // abandoned send end at once (behind a per-origin limit, undici opens a
-  // connection for each queued aborted request before dropping it: 1,000
-  // aborted sends took 3.8 s to settle with 32 connections, 1.0-1.7 s with
-  // no limit). What bounds them is HOOKLINE_TEST_EVENT_CONCURRENCY per tenant
-  // and HOOKLINE_MAX_CONCURRENT_CALLS in all.
+  // connection for each queued aborted request before dropping it: on a
+  // loaded 2-core machine, 1,000 aborted sends took 3.8 s to settle with 32
+  // connections, 1.0-1.7 s with no limit). What bounds them is
+  // HOOKLINE_TEST_EVENT_CONCURRENCY per tenant and
+  // HOOKLINE_MAX_CONCURRENT_CALLS in all.
   const testHttp = new HttpClient({ bodyLimit: config.responseBodyLimit, guard: addressGuard, connectionsPerOrigin: null });
   if (config.apiEnabled && !auth.enforced) {
     log.warn(
