@@ -33,6 +33,7 @@ import type { Config } from "./config.js";
 import { AddressGuard } from "./delivery/address-guard.js";
 import { HttpClient } from "./delivery/http-client.js";
 import { Scheduler } from "./delivery/scheduler.js";
+import { TenantSlots } from "./delivery/test-event.js";
 import type { PublishContext } from "./domain/publish.js";
 import { probeDatabase } from "./store/database-health.js";
 import { InsertQueue } from "./store/sql/insert-queue.js";
@@ -52,6 +53,8 @@ export interface Hookline {
   readonly health: HealthState;
   /** The status stream's reader of the log (WatchDeliveries). */
   readonly updates: UpdateHub;
+  /** Unary calls in progress now, as `hookline_calls_in_progress` reports them. */
+  readonly callsInProgress: number;
   /** Graceful stop: NOT_SERVING, stop accepting, drain deliveries, close the database. */
   stop(): Promise<void>;
 }
@@ -155,8 +158,16 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   const updates = new UpdateHub({ sql: store.sql, databaseUrl: url, log: log.child({ component: "status-stream" }) });
 
   const auth = new Authenticator(store.sql, config);
-  // SendTestEvent's own connections, apart from the scheduler's.
-  const testHttp = new HttpClient({ bodyLimit: config.responseBodyLimit, guard: addressGuard });
+  // SendTestEvent's own connections, apart from the scheduler's. No limit
+  // per origin: test sends of tenants whose endpoints share a host must not
+  // wait behind one another's slow ones, and a connection per send lets an
+  // abandoned send end at once (behind a per-origin limit, undici opens a
+  // connection for each queued aborted request before dropping it: on a
+  // loaded 2-core machine, 1,000 aborted sends took 3.8 s to settle with 32
+  // connections, 1.0-1.7 s with no limit). What bounds them is
+  // HOOKLINE_TEST_EVENT_CONCURRENCY per tenant and
+  // HOOKLINE_MAX_CONCURRENT_CALLS in all.
+  const testHttp = new HttpClient({ bodyLimit: config.responseBodyLimit, guard: addressGuard, connectionsPerOrigin: null });
   if (config.apiEnabled && !auth.enforced) {
     log.warn(
       { host: config.host },
@@ -173,7 +184,14 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         health,
         addressGuard,
         updates,
-        testEvents: { http: testHttp, defaultTimeoutMs: config.requestTimeoutMs, maxPayloadBytes: config.maxPayloadBytes, secrets },
+        testEvents: {
+          http: testHttp,
+          defaultTimeoutMs: config.requestTimeoutMs,
+          maxTimeoutMs: config.testEventTimeoutMs,
+          slots: new TenantSlots(config.testEventConcurrency),
+          maxPayloadBytes: config.maxPayloadBytes,
+          secrets,
+        },
         eventTypes,
         secrets,
       }),
@@ -228,6 +246,9 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     scheduler,
     health,
     updates,
+    get callsInProgress() {
+      return callLimit.current;
+    },
     stop() {
       stopping ??= (async () => {
         probe.stop();

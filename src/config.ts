@@ -83,6 +83,10 @@ export interface Config {
   leaseMarginMs: number;
   /** Default per-request timeout for deliveries. */
   requestTimeoutMs: number;
+  /** HOOKLINE_TEST_EVENT_TIMEOUT: the longest a SendTestEvent request may take, whatever the endpoint's timeout. */
+  testEventTimeoutMs: number;
+  /** HOOKLINE_TEST_EVENT_CONCURRENCY: SendTestEvent calls one tenant may have in flight in one process. */
+  testEventConcurrency: number;
   /** Response body bytes kept per attempt. */
   responseBodyLimit: number;
   /**
@@ -209,6 +213,11 @@ function readConfig(env: Env, dataDir: string): Config {
     pollIntervalMs: duration(env, "HOOKLINE_POLL_INTERVAL", 1_000, 10, HOUR),
     leaseMarginMs: duration(env, "HOOKLINE_LEASE_MARGIN", 30_000, 1_000, HOUR),
     requestTimeoutMs: duration(env, "HOOKLINE_REQUEST_TIMEOUT", 15_000, 1_000, 300_000),
+    // A test send is a person waiting at a console or CLI: 30 s is longer
+    // than they wait, and short enough that a silent endpoint frees the call.
+    testEventTimeoutMs: duration(env, "HOOKLINE_TEST_EVENT_TIMEOUT", 30_000, 1_000, 300_000),
+    // A few operators testing at once; far below the 2,000 call slots.
+    testEventConcurrency: int(env, "HOOKLINE_TEST_EVENT_CONCURRENCY", 10, 1, 100_000),
     responseBodyLimit: int(env, "HOOKLINE_RESPONSE_BODY_LIMIT", 4096, 0, 1 << 20),
     allowedCidrs: cidrs(env, "HOOKLINE_ALLOWED_CIDRS"),
     retryPolicy: retryPolicy(env),

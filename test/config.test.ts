@@ -11,6 +11,8 @@ describe("configuration", () => {
       port: 7070,
       databaseUrl: undefined,
       requestTimeoutMs: 15_000,
+      testEventTimeoutMs: 30_000,
+      testEventConcurrency: 10,
       retryPolicy: { kind: "schedule", delaysMs: DEFAULT_RETRY_SCHEDULE_MS },
       retryJitter: 0.2,
       maxPayloadBytes: 262_144,

@@ -17,8 +17,16 @@ import {
 import { shorten } from "../domain/validate.js";
 import { requestIdKey } from "./request-log.js";
 
-/** Maps any thrown value to the ConnectError the client should see. */
-export function toConnectError(err: unknown, log: Logger, procedure: string): ConnectError {
+/**
+ * Maps any thrown value to the ConnectError the client should see.
+ * `signal` is the call's: once it has aborted (the client cancelled or
+ * disconnected, or the call's deadline passed), whatever the handler threw
+ * is a consequence, such as a request body cut off (Node's "aborted",
+ * ECONNRESET, which is not the database's) or an outbound request aborted,
+ * and the call ends as Canceled, or DeadlineExceeded, logged at debug.
+ */
+export function toConnectError(err: unknown, log: Logger, procedure: string, signal?: AbortSignal): ConnectError {
+  if (signal?.aborted) return callEnded(signal.reason, err, log, procedure);
   if (err instanceof ConnectError) return err;
   if (err instanceof ValidationError) return new ConnectError(err.message, Code.InvalidArgument, undefined, undefined, err);
   if (err instanceof NotFoundError) return new ConnectError(err.message, Code.NotFound, undefined, undefined, err);
@@ -42,6 +50,16 @@ export function toConnectError(err: unknown, log: Logger, procedure: string): Co
   }
   log.error({ err, procedure }, "internal error");
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}
+
+/** The error of a call whose signal aborted with `reason`; see {@link toConnectError}. */
+function callEnded(reason: unknown, err: unknown, log: Logger, procedure: string): ConnectError {
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) {
+    log.debug({ procedure }, "deadline passed mid-call");
+    return reason;
+  }
+  log.debug({ procedure }, "client went away mid-call");
+  return new ConnectError("the client went away", Code.Canceled, undefined, undefined, err);
 }
 
 /** Node's errors for writing to a response whose client has gone (a cancelled stream). */
@@ -72,18 +90,18 @@ export function errorInterceptor(log: Logger): Interceptor {
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: mapStreamErrors(res.message, callLog, procedure) };
+      return { ...res, message: mapStreamErrors(res.message, callLog, procedure, req.signal) };
     } catch (err) {
-      throw bounded(toConnectError(err, callLog(), procedure));
+      throw bounded(toConnectError(err, callLog(), procedure, req.signal));
     }
   };
 }
 
-async function* mapStreamErrors<T>(stream: AsyncIterable<T>, log: () => Logger, procedure: string): AsyncIterable<T> {
+async function* mapStreamErrors<T>(stream: AsyncIterable<T>, log: () => Logger, procedure: string, signal: AbortSignal): AsyncIterable<T> {
   try {
     yield* stream;
   } catch (err) {
-    throw bounded(toConnectError(err, log(), procedure));
+    throw bounded(toConnectError(err, log(), procedure, signal));
   }
 }
 

@@ -145,7 +145,8 @@ export function webhookAdminService(store: Store, options: WebhookAdminOptions):
 
     async sendTestEvent(req, ctx) {
       const endpoint = await visibleEndpoint(ctx, req.id);
-      return { attempt: attemptToProto(await sendTestEvent(endpoint, req.data, options.testEvents)) };
+      // ctx.signal aborts when the client cancels or disconnects, or the call's deadline passes.
+      return { attempt: attemptToProto(await sendTestEvent(endpoint, req.data, options.testEvents, ctx.signal)) };
     },
 
     async createEventType(req, ctx) {

@@ -77,11 +77,18 @@ export class HttpClient {
     this.sweeper.unref();
   }
 
-  /** POSTs `body` to `url` and reads the response, within `timeoutMs` in all. */
-  async post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<HttpResult> {
+  /**
+   * POSTs `body` to `url` and reads the response, within `timeoutMs` in all.
+   * When `signal` aborts (the caller gave up), the request is aborted at
+   * once, its connection closed, and `post` rejects with the signal's reason.
+   */
+  async post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number, signal?: AbortSignal): Promise<HttpResult> {
+    signal?.throwIfAborted();
     const pool = this.pool(url.origin);
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const onAbort = () => controller.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const res = await pool.request({
         path: url.pathname + url.search,
@@ -102,12 +109,14 @@ export class HttpClient {
           : `HTTP ${status}`;
       return { status, body: text, headers: kept, error: { class: "http", message } };
     } catch (err) {
+      signal?.throwIfAborted();
       if (controller.signal.aborted) {
         return { status: 0, body: "", headers: {}, error: { class: "timeout", message: `timeout after ${timeoutMs} ms` } };
       }
       return { status: 0, body: "", headers: {}, error: classify(err) };
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 

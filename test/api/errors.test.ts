@@ -50,3 +50,24 @@ it("says Unavailable when the database is down and Internal, with a generic mess
   ]);
   expect(toConnectError(new ConnectError("as is", Code.Aborted), log, "p").code).toBe(Code.Aborted);
 });
+
+it("takes whatever a call whose client went away throws for a cancel, and a passed deadline for DeadlineExceeded, at debug", () => {
+  const { log, lines } = capture();
+  const gone = new AbortController();
+  gone.abort();
+  // A request body cut off over HTTP/1.1 (Node's "aborted"), an aborted outbound request.
+  for (const err of [Object.assign(new Error("aborted"), { code: "ECONNRESET" }), gone.signal.reason]) {
+    const mapped = toConnectError(err, log, "hookline.v1.EventIngest/PublishStream", gone.signal);
+    expect([Code[mapped.code], mapped.rawMessage]).toEqual(["Canceled", "the client went away"]);
+  }
+  const late = new AbortController();
+  late.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+  expect(toConnectError(late.signal.reason, log, "p", late.signal).code).toBe(Code.DeadlineExceeded);
+  expect(lines.map((l) => [l.level, l.msg])).toEqual([
+    [20, "client went away mid-call"],
+    [20, "client went away mid-call"],
+    [20, "deadline passed mid-call"],
+  ]);
+  // The same reset without an aborted call is still the database's.
+  expect(toConnectError(nodeError("ECONNRESET"), log, "p", new AbortController().signal).code).toBe(Code.Unavailable);
+});
