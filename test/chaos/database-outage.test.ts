@@ -12,6 +12,7 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
@@ -58,12 +59,15 @@ it("refuses publishes while PostgreSQL is down, reports it, and loses nothing it
   const status = async () => (await health.check({ service: "hookline.v1.EventIngest" })).status;
   await admin.createEndpoint({ tenantId: "outage", url: `${r.url}/hook` });
 
-  // A watcher opened before the outage, read until the end.
+  // A watcher opened before the outage, read until the end. It starts from
+  // a moment before the first publish: started live, it could miss the
+  // first updates if its call reached the server after them.
   const watchAbort = new AbortController();
   const watched = new Set<string>();
+  const since = timestampFromDate(new Date(Date.now() - 1_000));
   const watching = (async () => {
     try {
-      for await (const u of admin.watchDeliveries({ tenantId: "outage", statuses: [DeliveryStatus.SUCCEEDED] }, { signal: watchAbort.signal })) {
+      for await (const u of admin.watchDeliveries({ tenantId: "outage", statuses: [DeliveryStatus.SUCCEEDED], since }, { signal: watchAbort.signal })) {
         watched.add(u.eventId);
       }
     } catch (err) {

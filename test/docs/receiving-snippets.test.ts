@@ -121,11 +121,19 @@ describe("docs/receiving-webhooks.md", () => {
       expect([id, type, JSON.parse(data.join(" "))]).toEqual([eventId, "invoice.paid", { invoiceId: "inv_42", amount: 1999 }]);
       // (Python's http.server logs each request on stderr; nothing else may appear.)
       expect(err).not.toMatch(/Error|Traceback/);
-      const [row] = await db.query<{ status: number; last_response_status: number }>(
-        "SELECT status, last_response_status FROM deliveries WHERE event_id = $1",
-        [eventId],
-      );
-      expect(row).toEqual({ status: 3, last_response_status: 204 });
+      // The outcome is written after the receiver has answered: wait for it.
+      await expect
+        .poll(
+          async () =>
+            (
+              await db.query<{ status: number; last_response_status: number }>(
+                "SELECT status, last_response_status FROM deliveries WHERE event_id = $1",
+                [eventId],
+              )
+            )[0],
+          { timeout: 10_000 },
+        )
+        .toEqual({ status: 3, last_response_status: 204 });
     } finally {
       child?.kill();
     }
