@@ -59,7 +59,7 @@ describe("a schema pattern that backtracks catastrophically", () => {
   it("is accepted (RE2 runs it) and answered in < 50 ms against 10,000 characters, another tenant's publish unaffected", async () => {
     const patterns = scale(["^(a+)+$"], ["^(a+)+$", "^(a|aa)+$", "^(a|a?)+$", "(x+x+)+y", "^([a-z]+)*[0-9]$"]);
     const sizes = scale([10_000], [10_000, 100_000, 200_000]);
-    const rounds = scale(7, 25);
+    const rounds = scale(7, 15);
     for (const [i, pattern] of patterns.entries()) {
       await admin.createEventType({
         tenantId: "mallory",
@@ -114,7 +114,7 @@ describe("a schema pattern that backtracks catastrophically", () => {
         expect(median(beside)).toBeLessThan(median(alone) + 50);
       }
     }
-  });
+  }, scale(30_000, 300_000));
 });
 
 describe("an event type stored before the schema rules", () => {
