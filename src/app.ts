@@ -174,6 +174,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         testEvents: { http: testHttp, defaultTimeoutMs: config.requestTimeoutMs, maxPayloadBytes: config.maxPayloadBytes, secrets },
         eventTypes,
         secrets,
+        readMaxBytes: config.maxRequestBytes,
       }),
       interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), callLimit.interceptor(), authInterceptor(auth)],
       // Larger request messages are refused with ResourceExhausted before parsing.

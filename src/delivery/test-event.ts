@@ -45,8 +45,7 @@ export async function sendTestEvent(endpoint: Endpoint, data: unknown, options: 
     {
       tenantId: endpoint.tenantId,
       eventType: TEST_EVENT_TYPE,
-      payloadJson: JSON.stringify(data ?? {}),
-      data: undefined,
+      data: data ?? {},
       idempotencyKey: "",
       channels: [],
     },
