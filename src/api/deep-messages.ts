@@ -18,8 +18,8 @@
  * puts on event data. If one is found, the request goes on with an empty
  * message in its place, and the handler (see {@link refusingDeepMessages})
  * throws the ValidationError naming the field, which every protocol then
- * answers as INVALID_ARGUMENT. Others go on unchanged. The walk costs a
- * fraction of decoding the message. Client streams (PublishStream) decode
+ * answers as INVALID_ARGUMENT. Others go on unchanged. The walk costs
+ * about a tenth of decoding the message or less (see walkJson). Client streams (PublishStream) decode
  * their messages while the handler reads them, so there the decoding
  * error itself is turned into a ValidationError ({@link fromStreamError}).
  * JSON requests already answer INVALID_ARGUMENT for nesting the decoder
@@ -113,7 +113,10 @@ function walkMessage(desc: DescMessage, bytes: Uint8Array, prefix: string, level
       path += `[${entry.key}]`;
       content = entry.value;
     }
-    if (JSON_TYPES.has(sub.typeName)) walkJson(sub.typeName, content, 0, path);
+    if (JSON_TYPES.has(sub.typeName)) {
+      const kind = sub.typeName === STRUCT ? J_STRUCT : sub.typeName === LIST_VALUE ? J_LIST : J_VALUE;
+      walkJson(kind, content, 0, content.byteLength, 0, path);
+    }
     else walkMessage(sub, content, `${path}.`, level + 1);
   }
 }
@@ -133,27 +136,90 @@ function readMapEntry(bytes: Uint8Array): { key: string; value: Uint8Array } {
   return { key, value };
 }
 
+/** What walkJson walks: JSON messages, and a Struct's map entries. */
+const J_STRUCT = 0;
+const J_VALUE = 1;
+const J_LIST = 2;
+const J_ENTRY = 3;
+
+/** Bytes that are not a well-formed message: the walk stops, and decoding reports them. */
+class Malformed extends Error {}
+
 /**
- * Walks a Struct, Value or ListValue at JSON nesting `depth` (a Struct or
- * ListValue is one level deeper than what holds it) and throws TooDeep
- * naming `field` past MAX_DATA_DEPTH.
+ * Walks the bytes `buf[start, end)` of a JSON message of kind `kind`
+ * (J_STRUCT...) at JSON nesting `depth` (a Struct or ListValue is one
+ * level deeper than what holds it) and throws TooDeep naming `field` past
+ * MAX_DATA_DEPTH. Hand-written over the buffer, without a reader,
+ * subarray or closure per message: this runs on every binary request that
+ * can hold data. Measured on the busy 2-core test machine against
+ * decoding the same PublishRequest: 13-16 µs against 112-116 µs for 600
+ * bytes, 2.2 ms against 77 ms for 290 KB (with a BinaryReader per
+ * message, and a closure for varints, it took a third to a half).
  */
-function walkJson(typeName: string, bytes: Uint8Array, depth: number, field: string): void {
-  const here = typeName === VALUE ? depth : depth + 1;
+function walkJson(kind: number, buf: Uint8Array, start: number, end: number, depth: number, field: string): void {
+  const here = kind === J_STRUCT || kind === J_LIST ? depth + 1 : depth;
   if (here > MAX_DATA_DEPTH) throw new TooDeep(field);
-  const reader = new BinaryReader(bytes);
-  while (reader.pos < reader.len) {
-    const [no, wireType] = reader.tag();
-    if (wireType !== WireType.LengthDelimited) {
-      skip(reader, wireType, no, field);
-      continue;
+  let pos = start;
+  let groups = 0;
+  while (pos < end) {
+    pos = varint(buf, pos, end);
+    const tag = varintValue;
+    const no = Math.floor(tag / 8);
+    switch (tag % 8) {
+      case 0:
+        pos = varint(buf, pos, end);
+        break;
+      case 1:
+        pos += 8;
+        break;
+      case 5:
+        pos += 4;
+        break;
+      case 2: {
+        pos = varint(buf, pos, end);
+        const at = pos;
+        pos += varintValue;
+        if (pos > end) throw new Malformed();
+        if (groups > 0) break;
+        let inner = -1;
+        if (kind === J_STRUCT && no === 1) inner = J_ENTRY;
+        else if (kind === J_ENTRY && no === 2) inner = J_VALUE;
+        else if (kind === J_LIST && no === 1) inner = J_VALUE;
+        else if (kind === J_VALUE && no === 5) inner = J_STRUCT;
+        else if (kind === J_VALUE && no === 6) inner = J_LIST;
+        if (inner >= 0) walkJson(inner, buf, at, pos, here, field);
+        break;
+      }
+      // Groups (unknown fields): the decoder skips them recursively, so nested ones count as depth.
+      case 3:
+        if (++groups > MAX_DATA_DEPTH) throw new TooDeep(field);
+        break;
+      case 4:
+        if (--groups < 0) throw new Malformed();
+        break;
+      default:
+        throw new Malformed();
     }
-    const inner = reader.bytes();
-    if (typeName === STRUCT && no === 1) walkJson(VALUE, readMapEntry(inner).value, here, field);
-    else if (typeName === LIST_VALUE && no === 1) walkJson(VALUE, inner, here, field);
-    else if (typeName === VALUE && no === 5) walkJson(STRUCT, inner, here, field);
-    else if (typeName === VALUE && no === 6) walkJson(LIST_VALUE, inner, here, field);
   }
+  if (pos > end || groups !== 0) throw new Malformed();
+}
+
+/** The value {@link varint} read last (a module variable: no allocation per read). */
+let varintValue = 0;
+
+/** Reads a varint of `buf` at `pos` (before `end`) into varintValue; returns the position after it. */
+function varint(buf: Uint8Array, pos: number, end: number): number {
+  let value = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    if (pos >= end) throw new Malformed();
+    const b = buf[pos++]!;
+    value += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) {
+      varintValue = value;
+      return pos;
+    }
+  }
+  throw new Malformed();
 }
 
 /** The field of a message of `desc` in `bytes` nested too deeply, if any; see the module comment. */

@@ -269,6 +269,18 @@ describe("bad input", () => {
         /^events\[1\]\.data: is nested more than 32 levels deep/,
       ],
       [
+        "Publish with an unknown field of groups nested 10,000 deep",
+        {
+          http: "2",
+          method: "POST",
+          path: "/hookline.v1.EventIngest/Publish",
+          headers: { "content-type": "application/grpc", te: "trailers" },
+          // Field 99, wire type 3 (start group) and 4 (end group).
+          body: [envelope(0, Buffer.concat([shallow, Buffer.from(Array(10_000).fill([0x9b, 0x06]).flat()), Buffer.from(Array(10_000).fill([0x9c, 0x06]).flat())]))],
+        },
+        /^request: is nested more than 32 levels deep/,
+      ],
+      [
         "SendTestEvent over gRPC",
         { http: "2", method: "POST", path: "/hookline.v1.WebhookAdmin/SendTestEvent", headers: { "content-type": "application/grpc", te: "trailers" }, body: [envelope(0, Buffer.concat([field(0x0a, Buffer.from("ep_x")), field(0x12, struct(10_000))]))] },
         /^data: is nested more than 32 levels deep/,
