@@ -143,7 +143,9 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   retention?.start();
 
   const inserts = new InsertQueue(store.sql, config.idempotencyWindowMs, undefined, config.publishWriters, config.publishPendingBytes);
-  const eventTypes = new EventTypeRegistry(() => store.em(), config.strictEventTypes);
+  const eventTypes = new EventTypeRegistry(() => store.em(), config.strictEventTypes, (tenantId, eventType, reason) =>
+    log.warn({ tenantId, eventType, reason }, "a stored event type schema cannot be used; its publishes fail until it is replaced"),
+  );
   const publish: PublishContext = {
     eventTypes,
     insert: async (events) => {
@@ -194,6 +196,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         },
         eventTypes,
         secrets,
+        readMaxBytes: config.maxRequestBytes,
       }),
       interceptors: [
         requestLogInterceptor(log.child({ component: "api" })),

@@ -18,6 +18,7 @@ import type { TestEventOptions } from "../delivery/test-event.js";
 import type { EventTypeRegistry } from "../domain/event-types.js";
 import type { SecretBox } from "../signing/secret-box.js";
 import type { UpdateHub } from "../status-stream/hub.js";
+import { refusingDeepMessages, scanningDeepMessages } from "./deep-messages.js";
 import { refusingNul } from "./text-fields.js";
 import { webhookAdminService } from "./webhook-admin.js";
 
@@ -36,6 +37,8 @@ export interface RouteDeps {
   eventTypes: EventTypeRegistry;
   /** Seals and opens endpoint secrets. */
   secrets: SecretBox;
+  /** The request size limit; with it, binary requests are checked for nesting before decoding (see deep-messages.ts). */
+  readMaxBytes?: number;
 }
 
 /** The service names reported by health checks (besides "" for the server). */
@@ -44,15 +47,20 @@ export const SERVICE_NAMES = [EventIngest.typeName, WebhookAdmin.typeName];
 /** Returns the routes function for connectNodeAdapter / createRouterTransport. */
 export function routes(deps: RouteDeps): (router: ConnectRouter) => void {
   return (router) => {
-    // Requests with a NUL in any text field are refused before a handler runs (see text-fields.ts).
-    router.service(EventIngest, refusingNul(EventIngest, eventIngestService(deps.publish)));
+    // Requests with a NUL in any text field are refused before a handler runs (see text-fields.ts),
+    // as are binary requests nested too deeply to decode (see deep-messages.ts).
+    router.service(EventIngest, refusingDeepMessages(EventIngest, refusingNul(EventIngest, eventIngestService(deps.publish))));
     router.service(
       WebhookAdmin,
-      refusingNul(
+      refusingDeepMessages(
         WebhookAdmin,
-        webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates, testEvents: deps.testEvents, eventTypes: deps.eventTypes, secrets: deps.secrets }),
+        refusingNul(
+          WebhookAdmin,
+          webhookAdminService(deps.store, { addressGuard: deps.addressGuard, updates: deps.updates, testEvents: deps.testEvents, eventTypes: deps.eventTypes, secrets: deps.secrets }),
+        ),
       ),
     );
+    if (deps.readMaxBytes !== undefined) scanningDeepMessages(router, deps.readMaxBytes);
     registerHealth(router, deps.health);
     registerReflection(
       router,

@@ -18,6 +18,7 @@ import type { DescMessage, DescService, Message } from "@bufbuild/protobuf";
 import { type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { ValidationError } from "../domain/errors.js";
+import { fromStreamError } from "./deep-messages.js";
 import { shorten } from "../domain/validate.js";
 
 /** JSON values in protobuf form: not checked (see the module comment). */
@@ -80,10 +81,15 @@ export function checkNoNul(desc: DescMessage, message: Message, prefix = ""): vo
 
 async function* checkedStream<T extends Message>(desc: DescMessage, requests: AsyncIterable<T>): AsyncIterable<T> {
   let i = 0;
-  for await (const request of requests) {
-    // Client streams name their messages as PublishStream's errors do: "events[3].".
-    checkNoNul(desc, request, `events[${i++}].`);
-    yield request;
+  try {
+    for await (const request of requests) {
+      // Client streams name their messages as PublishStream's errors do: "events[3].".
+      checkNoNul(desc, request, `events[${i++}].`);
+      yield request;
+    }
+  } catch (err) {
+    // A message the decoder could not read (nested too deeply): see deep-messages.ts.
+    throw fromStreamError(err, desc, `events[${i}].`);
   }
 }
 

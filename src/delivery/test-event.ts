@@ -111,8 +111,7 @@ async function send(endpoint: Endpoint, data: unknown, options: TestEventOptions
     {
       tenantId: endpoint.tenantId,
       eventType: TEST_EVENT_TYPE,
-      payloadJson: JSON.stringify(data ?? {}),
-      data: undefined,
+      data: data ?? {},
       idempotencyKey: "",
       channels: [],
     },

@@ -13,7 +13,7 @@ import { findApiKey, insertApiKey, listApiKeys as listStored, revokeApiKey as re
 import type { Sql } from "../store/sql.js";
 import { NotFoundError, PermissionDeniedError, ValidationError } from "./errors.js";
 import { ID_PREFIX, newId } from "./ids.js";
-import { checkPageSize, checkTenantId, decodePageToken, encodePageToken } from "./validate.js";
+import { checkPageSize, checkTenantId, checkText, decodePageToken, encodePageToken } from "./validate.js";
 
 /** What a caller may do: `admin` (both services) or `ingest` (EventIngest), for one tenant or all (null). */
 export interface Principal {
@@ -106,7 +106,7 @@ export async function createApiKey(sql: Sql, caller: Principal, input: NewApiKey
   if (input.scope !== SCOPE.ingest && input.scope !== SCOPE.admin) {
     throw new ValidationError("scope", "must be API_KEY_SCOPE_INGEST or API_KEY_SCOPE_ADMIN");
   }
-  if (input.description.length > 1_000) throw new ValidationError("description", "at most 1000 characters");
+  checkText(input.description, "description", 1_000);
   const id = newId("apiKey");
   const token = `${TOKEN_PREFIX}${id.slice(ID_PREFIX.apiKey.length)}_${randomBytes(32).toString("base64url")}`;
   const key = await insertApiKey(sql, {

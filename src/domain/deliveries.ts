@@ -3,7 +3,7 @@
  * with its attempts.
  */
 import type { EntityManager, FilterQuery } from "@mikro-orm/postgresql";
-import { Attempt, Delivery, Endpoint } from "../store/entities/index.js";
+import { Attempt, Delivery, DeliveryState, Endpoint } from "../store/entities/index.js";
 import type { Sql } from "../store/sql.js";
 import { requeueDelivery, requeueFailed } from "../store/sql/requeue.js";
 import { FailedPreconditionError, NotFoundError, ValidationError } from "./errors.js";
@@ -29,6 +29,10 @@ export async function listDeliveries(
 ): Promise<{ deliveries: Delivery[]; nextPageToken: string }> {
   const size = checkPageSize(pageSize);
   const before = decodePageToken(pageToken);
+  // 0 (unspecified) means any; a number outside the enum (binary requests can carry one) matched nothing before.
+  if (filter.status !== undefined && filter.status !== 0 && !(Object.values(DeliveryState) as number[]).includes(filter.status)) {
+    throw new ValidationError("status", `${filter.status} is not a delivery status (PENDING, RETRYING, SUCCEEDED or FAILED)`);
+  }
   const where: FilterQuery<Delivery> = {};
   if (filter.tenantId) where.tenantId = filter.tenantId;
   if (filter.endpointId) where.endpointId = filter.endpointId;

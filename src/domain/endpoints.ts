@@ -16,7 +16,9 @@ import {
   checkEventTypeFilter,
   checkPageSize,
   checkTenantId,
+  checkText,
   decodePageToken,
+  textLength,
   encodePageToken,
   shorten,
 } from "./validate.js";
@@ -64,10 +66,16 @@ export const RESERVED_HEADERS = new Set([
 const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const DAY_MS = 86_400_000;
 
-/** Checks an endpoint URL: absolute http(s) with a host and no credentials. */
+/**
+ * Checks an endpoint URL: absolute http(s) with a host, no credentials,
+ * no fragment (never sent: it would be silently dropped) and a port from
+ * 1 to 65535. At most 2048 characters as given and once normalised
+ * (non-ASCII characters percent-encoded or punycoded), the form that is
+ * stored and sent. Returns the normalised URL.
+ */
 export function checkUrl(value: string, field = "url"): string {
   if (value === "") throw new ValidationError(field, "is required");
-  if (value.length > 2048) throw new ValidationError(field, "must be at most 2048 characters");
+  checkText(value, field, 2048);
   let url: URL;
   try {
     url = new URL(value);
@@ -81,23 +89,69 @@ export function checkUrl(value: string, field = "url"): string {
   if (url.username !== "" || url.password !== "") {
     throw new ValidationError(field, "must not contain credentials; use headers for authentication");
   }
-  return url.toString();
+  // An empty fragment ("https://host/#") leaves url.hash empty but href ending in "#".
+  if (url.hash !== "" || url.href.includes("#")) {
+    throw new ValidationError(field, "must not have a fragment (#...): it is never sent to the receiver");
+  }
+  if (url.port === "0") throw new ValidationError(field, "port must be from 1 to 65535, got 0");
+  const normalised = url.toString();
+  if (normalised.length > 2048) {
+    throw new ValidationError(field, `must be at most 2048 characters once normalised (non-ASCII characters encoded), got ${normalised.length}`);
+  }
+  return normalised;
 }
 
-/** Checks custom headers: valid names (at most 256 characters) and values, none reserved, at most 32. */
+/**
+ * Header names that undici, the HTTP client deliveries are sent with,
+ * refuses to send (lib/core/request.js, undici 7): `expect` is
+ * NotSupportedError, and `transfer-encoding`, `keep-alive`, `upgrade`,
+ * `connection`, `host` and `content-length` are refused or taken over by
+ * it (those are in {@link RESERVED_HEADERS} too). Accepting one would fail
+ * every attempt of the endpoint.
+ */
+export const UNSENDABLE_HEADERS = new Set(["expect"]);
+
+/**
+ * A valid HTTP field value (RFC 9110 5.5) as Hookline sends it: visible
+ * ASCII, with spaces and tabs inside but not at either end (receivers
+ * strip them, so the value would not arrive as given). obs-text
+ * (0x80-0xFF) is refused too: undici sends each UTF-16 unit as one byte
+ * (Latin-1), so "é" would arrive as a byte that UTF-8 readers do not take
+ * for "é", and anything beyond U+00FF would arrive cut to its low byte.
+ */
+const FIELD_VALUE_RE = /^(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?$/;
+
+/**
+ * Checks custom headers: at most 32; names are HTTP tokens of at most 256
+ * characters, neither reserved nor unsendable, and no two differ only in
+ * case; values are valid field values (see {@link FIELD_VALUE_RE}) of at
+ * most 4096 characters. Returns them with lower-case names.
+ */
 export function checkHeaders(headers: Readonly<Record<string, string>>, field = "headers"): Record<string, string> {
   const entries = Object.entries(headers);
   if (entries.length > 32) throw new ValidationError(field, `at most 32 headers, got ${entries.length}`);
   const out: Record<string, string> = {};
+  const given = new Map<string, string>();
   for (const [name, value] of entries) {
+    const at = `${field}[${shorten(name, 32)}]`;
+    if (!TOKEN_RE.test(name)) throw new ValidationError(at, "is not a valid header name");
+    // Tokens are ASCII, so .length counts characters.
+    if (name.length > 256) throw new ValidationError(at, "name must be at most 256 characters");
     const lower = name.toLowerCase();
-    if (name.length > 256) throw new ValidationError(`${field}[${shorten(name, 32)}]`, "name must be at most 256 characters");
-    if (!TOKEN_RE.test(name)) throw new ValidationError(`${field}[${name}]`, "is not a valid header name");
-    if (RESERVED_HEADERS.has(lower)) {
-      throw new ValidationError(`${field}[${name}]`, "is set by Hookline and cannot be overridden");
+    if (RESERVED_HEADERS.has(lower)) throw new ValidationError(at, "is set by Hookline and cannot be overridden");
+    if (UNSENDABLE_HEADERS.has(lower)) throw new ValidationError(at, "cannot be sent by Hookline's HTTP client");
+    const other = given.get(lower);
+    if (other !== undefined) {
+      throw new ValidationError(at, `differs from ${other} only in case; header names are case-insensitive, give it once`);
     }
-    if (/[\r\n\0]/.test(value)) throw new ValidationError(`${field}[${name}]`, "value must not contain CR, LF or NUL");
-    if (value.length > 4096) throw new ValidationError(`${field}[${name}]`, "value must be at most 4096 characters");
+    given.set(lower, name);
+    if (value.length > 4096 && (value.length > 8192 || textLength(value) > 4096)) {
+      throw new ValidationError(at, "value must be at most 4096 characters");
+    }
+    if (/[\r\n\0]/.test(value)) throw new ValidationError(at, "value must not contain CR, LF or NUL");
+    if (!FIELD_VALUE_RE.test(value)) {
+      throw new ValidationError(at, "value must be visible ASCII characters, with spaces or tabs only between them");
+    }
     out[lower] = value;
   }
   return out;
@@ -163,8 +217,7 @@ function applyFields(
     if (refusal) throw new ValidationError(f("url"), refusal);
   }
   if (fields.has("description")) {
-    if (input.description.length > 1024) throw new ValidationError(f("description"), "must be at most 1024 characters");
-    endpoint.description = input.description;
+    endpoint.description = checkText(input.description, f("description"), 1024);
   }
   if (fields.has("event_types")) {
     if (input.eventTypes.length > 256) throw new ValidationError(f("event_types"), "at most 256 entries");

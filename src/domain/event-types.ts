@@ -9,14 +9,14 @@
  * type") live CACHE_MS, so a type created through another process is
  * enforced here within that time, and at once through this one.
  */
-import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
+import type { ValidateFunction } from "ajv/dist/2020.js";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { EventType } from "../store/entities/index.js";
-import { AlreadyExistsError, ValidationError } from "./errors.js";
-import { checkEventType, checkPageSize, checkTenantId, decodePageToken, encodePageToken } from "./validate.js";
+import { AlreadyExistsError, FailedPreconditionError, ValidationError } from "./errors.js";
+import { compileSchema } from "./json-schema.js";
+import { checkEventType, checkPageSize, checkTenantId, checkText, decodePageToken, encodePageToken } from "./validate.js";
 
 const CACHE_MS = 5_000;
-const MAX_SCHEMA_BYTES = 64 * 1024;
 
 /** Input of {@link createEventType}. */
 export interface NewEventType {
@@ -26,29 +26,18 @@ export interface NewEventType {
   schema: Record<string, unknown> | undefined;
 }
 
-function ajv(): Ajv2020 {
-  return new Ajv2020({ allErrors: false, strict: false });
-}
-
 /** Stores an event type; its schema must compile. */
 export async function createEventType(em: EntityManager, input: NewEventType, registry?: EventTypeRegistry): Promise<EventType> {
   const type = new EventType();
   type.tenantId = checkTenantId(input.tenantId);
   type.name = checkEventType(input.name, "name");
   if (type.name.endsWith(".*")) throw new ValidationError("name", "an event type name cannot end in a wildcard");
-  if (input.description.length > 1024) throw new ValidationError("description", "must be at most 1024 characters");
-  type.description = input.description;
+  type.description = checkText(input.description, "description", 1024);
   if (input.schema !== undefined) {
-    if (Buffer.byteLength(JSON.stringify(input.schema)) > MAX_SCHEMA_BYTES) {
-      throw new ValidationError("schema", `must be at most ${MAX_SCHEMA_BYTES} bytes of JSON`);
-    }
     // Stored as jsonb, which cannot hold U+0000 (not even escaped).
     if (containsNul(input.schema)) throw new ValidationError("schema", "must not contain NUL (U+0000) characters");
-    try {
-      ajv().compile(input.schema);
-    } catch (err) {
-      throw new ValidationError("schema", `is not a valid JSON Schema: ${(err as Error).message}`);
-    }
+    // Size, depth, regexes (on RE2) and compile time are bounded there.
+    compileSchema(input.schema);
     type.schema = input.schema;
   }
   type.createdAt = new Date();
@@ -98,8 +87,11 @@ export async function listEventTypes(
 }
 
 interface Entry {
-  /** Undefined: the type exists without a schema. Null: no such type. */
-  validate: ValidateFunction | undefined | null;
+  /**
+   * Undefined: the type exists without a schema. Null: no such type. A
+   * string: its stored schema cannot be used (why; see {@link EventTypeRegistry}).
+   */
+  validate: ValidateFunction | undefined | null | string;
   until: number;
 }
 
@@ -115,15 +107,30 @@ export interface PayloadToCheck {
   typeField: string;
 }
 
-/** Checks published payloads against their types' schemas; see the module comment. */
+/** Told of a stored schema that cannot be used: the tenant, the type and why. */
+export type UnusableSchemaListener = (tenantId: string, name: string, reason: string) => void;
+
+/**
+ * Checks published payloads against their types' schemas; see the module
+ * comment.
+ *
+ * A stored schema is compiled under the rules of {@link compileSchema},
+ * like a new one. One that they refuse (stored before them: a pattern
+ * RE2 cannot run, such as a backreference, or a schema over today's size
+ * bounds) is never run on a backtracking engine: publishes of its type
+ * fail with FailedPrecondition, naming the reason, until an operator
+ * replaces it. Failing open would let payloads through unchecked that
+ * the type promised its receivers to check.
+ */
 export class EventTypeRegistry {
   private readonly cache = new Map<string, Entry>();
-  /** Compiled schemas by their JSON text, so reloading a type does not compile again. */
-  private readonly compiled = new Map<string, ValidateFunction>();
+  /** Compiled schemas (or why one cannot be used) by their JSON text, so reloading a type does not compile again. */
+  private readonly compiled = new Map<string, ValidateFunction | string>();
 
   constructor(
     private readonly em: () => EntityManager,
     private readonly strict: boolean,
+    private readonly onUnusable: UnusableSchemaListener = () => {},
   ) {}
 
   /** Drops what is cached for a type (it was just created here). */
@@ -150,8 +157,21 @@ export class EventTypeRegistry {
         continue;
       }
       if (entry.validate === undefined) continue;
+      if (typeof entry.validate === "string") {
+        throw new FailedPreconditionError(
+          `${p.typeField}: the stored schema of event type ${p.eventType} cannot be used (${entry.validate}); an operator must replace it`,
+        );
+      }
       const data: unknown = JSON.parse(p.data);
-      if (!entry.validate(data)) {
+      let valid: boolean;
+      try {
+        valid = entry.validate(data) as boolean;
+      } catch (err) {
+        // A $ref cycle that never moves into the data (`{"$ref": "#"}`) recurses until the stack ends.
+        if (!(err instanceof RangeError)) throw err;
+        throw new ValidationError(p.field, `cannot be checked: the schema of ${p.eventType} recurses without end`);
+      }
+      if (!valid) {
         const e = entry.validate.errors?.[0];
         const path = (e?.instancePath ?? "")
           .split("/")
@@ -163,12 +183,17 @@ export class EventTypeRegistry {
     }
   }
 
-  private compile(schema: Record<string, unknown>): ValidateFunction {
+  private compile(tenantId: string, name: string, schema: Record<string, unknown>): ValidateFunction | string {
     const text = JSON.stringify(schema);
     let fn = this.compiled.get(text);
-    if (!fn) {
-      // A fresh Ajv per schema: schemas with the same $id do not clash.
-      fn = ajv().compile(schema);
+    if (fn === undefined) {
+      try {
+        fn = compileSchema(schema);
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        fn = err.message;
+        this.onUnusable(tenantId, name, fn);
+      }
       if (this.compiled.size >= 10_000) this.compiled.clear();
       this.compiled.set(text, fn);
     }
@@ -181,8 +206,8 @@ export class EventTypeRegistry {
     for (const t of types) {
       const key = `${t.tenantId}\u0000${t.name}`;
       const row = found.get(key);
-      let validate: ValidateFunction | undefined | null = null;
-      if (row) validate = row.schema ? this.compile(row.schema) : undefined;
+      let validate: Entry["validate"] = null;
+      if (row) validate = row.schema ? this.compile(t.tenantId, t.name, row.schema) : undefined;
       this.cache.set(key, { validate, until: now + CACHE_MS });
     }
     if (this.cache.size > 10_000) {

@@ -6,10 +6,20 @@ import type { InsertedEvent, NewEvent } from "../store/sql/insert-events.js";
 import type { EventTypeRegistry } from "./event-types.js";
 import { LimitExceededError, ValidationError } from "./errors.js";
 import { newId } from "./ids.js";
-import { checkChannels, checkEventType, checkTenantId } from "./validate.js";
+import { checkChannels, checkEventType, checkTenantId, checkText } from "./validate.js";
 
 /** Most events in one PublishBatch. */
 export const MAX_BATCH = 1000;
+
+/**
+ * Deepest nesting of objects and arrays in an event's data (the data
+ * object itself is level 1), for `data` and `payload_json` alike. The
+ * protobuf decoder stops at 100 nested messages, and a `Struct` spends two
+ * per level, so binary `data` could not go much deeper anyway (see
+ * src/api/deep-messages.ts for what is answered when it does); JSON
+ * schemas recurse per level when they check a payload.
+ */
+export const MAX_DATA_DEPTH = 32;
 
 /** One event as a publisher gives it. */
 export interface PublishInput {
@@ -71,9 +81,7 @@ export function prepareEvent(input: PublishInput, now: Date, maxPayloadBytes: nu
   const tenantId = checkTenantId(input.tenantId, `${prefix}tenant_id`);
   const eventType = checkEventType(input.eventType, `${prefix}event_type`);
   const channels = checkChannels(input.channels, `${prefix}channels`);
-  if (input.idempotencyKey.length > 256) {
-    throw new ValidationError(`${prefix}idempotency_key`, "must be at most 256 characters");
-  }
+  checkText(input.idempotencyKey, `${prefix}idempotency_key`, 256);
   const data = payloadText(input, prefix);
   const bytes = Buffer.byteLength(data);
   if (bytes > maxPayloadBytes) {
@@ -102,13 +110,28 @@ function payloadText(input: PublishInput, prefix: string): string {
       throw new ValidationError(field, `is not valid JSON (${(err as Error).message})`);
     }
     if (!isPlainObject(parsed)) throw new ValidationError(field, "must be a JSON object");
+    checkDepth(parsed, field);
     return input.payloadJson;
   }
   if (input.data !== undefined) {
     if (!isPlainObject(input.data)) throw new ValidationError(`${prefix}data`, "must be a JSON object");
+    checkDepth(input.data, `${prefix}data`);
     return JSON.stringify(input.data);
   }
   throw new ValidationError(`${prefix}payload`, "set data or payload_json");
+}
+
+/** Refuses a JSON value nested deeper than {@link MAX_DATA_DEPTH}; walks without recursion. */
+export function checkDepth(value: unknown, field: string): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > MAX_DATA_DEPTH) throw new ValidationError(field, `is nested more than ${MAX_DATA_DEPTH} levels deep (objects and arrays)`);
+    for (const member of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof member === "object" && member !== null) stack.push([member, depth + 1]);
+    }
+  }
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

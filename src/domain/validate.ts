@@ -1,6 +1,11 @@
 /**
  * Field rules shared by the domain functions. Each check throws a
  * ValidationError naming the request field, so callers see exactly what to fix.
+ *
+ * Every text limit counts characters as Unicode code points ({@link
+ * textLength}): what a person calls a character (an emoji is one, not the
+ * two UTF-16 units of `.length`), and what PostgreSQL's text functions and
+ * varchar(n) count. Sizes of JSON (payloads, schemas) are in bytes.
  */
 import { ValidationError } from "./errors.js";
 
@@ -34,8 +39,37 @@ export function checkChannels(values: readonly string[], field = "channels"): st
   return values.map((c, i) => checkName(c, `${field}[${i}]`, 128));
 }
 
+/**
+ * The length of `value` in Unicode code points (a surrogate pair counts
+ * once). Cheap for long strings: at most `.length`, at least half of it.
+ */
+export function textLength(value: string): number {
+  let n = value.length;
+  for (let i = 0; i < value.length - 1; i++) {
+    const c = value.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = value.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
+
+/** Free text of at most `max` characters (code points, see the module comment); returns it. */
+export function checkText(value: string, field: string, max: number): string {
+  // A string of more than 2 * max UTF-16 units has more than max code points: no need to count.
+  if (value.length > max && (value.length > 2 * max || textLength(value) > max)) {
+    throw new ValidationError(field, `must be at most ${max} characters`);
+  }
+  return value;
+}
+
 function checkName(value: string, field: string, max: number): string {
   if (value === "") throw new ValidationError(field, "is required");
+  // Names are ASCII (NAME_RE), so .length is their length in code points.
   if (value.length > max) throw new ValidationError(field, `must be at most ${max} characters`);
   if (!NAME_RE.test(value)) {
     throw new ValidationError(field, `"${value}" may only contain letters, digits and . _ : -`);

@@ -3,6 +3,7 @@
  * validation, delivery listing and lookup (the other RPCs have their own
  * files next to this one).
  */
+import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -98,6 +99,12 @@ describe("endpoints", () => {
     ["a malformed url", { url: "not a url" }, /^url: "not a url" is not an absolute URL$/],
     ["a non-http url", { url: "ftp://example.com/x" }, /^url: scheme must be http or https, got "ftp"$/],
     ["credentials in the url", { url: "https://u:p@example.com/" }, /^url: must not contain credentials/],
+    ["a url with a fragment", { url: "https://example.com/hook#part" }, /^url: must not have a fragment/],
+    ["a url with an empty fragment", { url: "https://example.com/hook#" }, /^url: must not have a fragment/],
+    ["a url with port 0", { url: "http://example.com:0/hook" }, /^url: port must be from 1 to 65535, got 0$/],
+    ["a url of 2049 characters", { url: `https://example.com/${"a".repeat(2049 - 20)}` }, /^url: must be at most 2048 characters$/],
+    ["a url over 2048 characters once encoded", { url: `https://example.com/${"é".repeat(1000)}` }, /^url: must be at most 2048 characters once normalised/],
+    ["a description of 1025 characters beyond the BMP", { description: "😀".repeat(1025) }, /^description: must be at most 1024 characters$/],
     ["a reserved header", { headers: { "Webhook-Signature": "x" } }, /^headers\[Webhook-Signature\]: is set by Hookline/],
     ["a bad header name", { headers: { "bad name": "x" } }, /^headers\[bad name\]: is not a valid header name$/],
     ["a header value with a newline", { headers: { "x-a": "1\r\nx-b: 2" } }, /^headers\[x-a\]: value must not contain CR, LF or NUL$/],
@@ -156,6 +163,68 @@ describe("endpoints", () => {
     const again = await ingest.publish({ tenantId: "del", eventType: "a.b", payload: { case: "payloadJson", value: "{}" } });
     expect(again.deliveryCount).toBe(0);
     expect((await admin.listEndpoints({ tenantId: "del" })).endpoints).toEqual([]);
+  });
+});
+
+describe("text limits", () => {
+  it("count characters as Unicode code points: a character beyond the BMP counts once, not as two UTF-16 units", async () => {
+    const emoji = "😀"; // U+1F600: one code point, two UTF-16 units, four UTF-8 bytes
+    const { endpoint } = await admin.createEndpoint({ tenantId: "len", url: `http://127.0.0.1:1/${emoji.repeat(100)}`, description: emoji.repeat(1024) });
+    expect(endpoint!.description).toBe(emoji.repeat(1024));
+    const updated = await admin.updateEndpoint({ endpoint: { id: endpoint!.id, description: `${emoji.repeat(1023)}é` }, updateMask: { paths: ["description"] } });
+    expect(updated.endpoint!.description).toHaveLength(2047);
+    const type = await admin.createEventType({ tenantId: "len", name: "len.type", description: emoji.repeat(1024) });
+    expect(type.eventType!.description).toBe(emoji.repeat(1024));
+    const key = await admin.createApiKey({ tenantId: "len", scope: 1, description: emoji.repeat(1000) });
+    expect(key.apiKey!.description).toBe(emoji.repeat(1000));
+    const over: [string, () => Promise<unknown>][] = [
+      ["endpoint.description", () => admin.updateEndpoint({ endpoint: { id: endpoint!.id, description: emoji.repeat(1025) }, updateMask: { paths: ["description"] } })],
+      ["description", () => admin.createEventType({ tenantId: "len", name: "len.other", description: emoji.repeat(1025) })],
+      ["description", () => admin.createApiKey({ tenantId: "len", scope: 1, description: emoji.repeat(1001) })],
+    ];
+    for (const [field, call] of over) expect((await failure(call())).rawMessage).toMatch(new RegExp(`^${field}: must be at most \\d+ characters$`));
+  });
+});
+
+describe("unknown enum numbers", () => {
+  // Every enum field of every request message, set to a number the enum does not have (binary requests can carry any).
+  const calls: [string, () => Promise<unknown>, RegExp][] = [
+    ["CreateEndpoint signature_scheme", () => admin.createEndpoint({ tenantId: "enum", url: "http://127.0.0.1:1/", signatureScheme: 7 as never }), /^signature_scheme: unknown value 7$/],
+    [
+      "UpdateEndpoint endpoint.signature_scheme",
+      async () => {
+        const { endpoint } = await admin.createEndpoint({ tenantId: "enum", url: "http://127.0.0.1:1/" });
+        return admin.updateEndpoint({ endpoint: { id: endpoint!.id, signatureScheme: 7 as never }, updateMask: { paths: ["signature_scheme"] } });
+      },
+      /^endpoint\.signature_scheme: unknown value 7$/,
+    ],
+    ["ListDeliveries status", () => admin.listDeliveries({ tenantId: "enum", status: 9 as never }), /^status: 9 is not a delivery status/],
+    [
+      "WatchDeliveries statuses",
+      async () => {
+        for await (const _ of admin.watchDeliveries({ tenantId: "enum", statuses: [1, 9 as never] })) break;
+      },
+      /^statuses\[1\]: 9 is not a delivery status/,
+    ],
+    ["CreateApiKey scope", () => admin.createApiKey({ tenantId: "enum", scope: 9 as never }), /^scope: must be API_KEY_SCOPE_INGEST or API_KEY_SCOPE_ADMIN$/],
+  ];
+  it.each(calls)("refuses %s with InvalidArgument naming the field", async (_name, call, message) => {
+    const err = await failure(call());
+    expect(Code[err.code]).toBe("InvalidArgument");
+    expect(err.rawMessage).toMatch(message);
+  });
+
+  it("covers every enum field of every request message", () => {
+    const found: string[] = [];
+    const walk = (desc: DescMessage, prefix: string, seen: Set<string>) => {
+      if (seen.has(desc.typeName)) return;
+      for (const f of desc.fields) {
+        if (f.enum) found.push(`${prefix}${f.name}`);
+        if (f.message && !f.message.typeName.startsWith("google.protobuf.")) walk(f.message, `${prefix}${f.name}.`, new Set([...seen, desc.typeName]));
+      }
+    };
+    for (const service of [WebhookAdmin, EventIngest]) for (const m of service.methods) walk(m.input, `${m.name} `, new Set());
+    expect(found.sort()).toEqual(["CreateApiKey scope", "CreateEndpoint signature_scheme", "ListDeliveries status", "UpdateEndpoint endpoint.signature_scheme", "WatchDeliveries statuses"]);
   });
 });
 

@@ -3,6 +3,7 @@
  * batches (all or nothing), client streams, idempotency, and every kind of
  * bad input answered with InvalidArgument naming the field, writing nothing.
  */
+import { gzipSync } from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
@@ -11,6 +12,7 @@ import type { PublishRequest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { startTestHookline } from "../support/hookline.js";
+import { envelope, RawClient, type RawRequest, type RawResponse, rpcStatus } from "../support/raw-http.js";
 
 let db: TestDatabase;
 let app: Awaited<ReturnType<typeof startTestHookline>>;
@@ -192,11 +194,121 @@ describe("bad input", () => {
     ["payload_json that is a string", { payload: { case: "payloadJson", value: '"hi"' } }, /^payload_json: must be a JSON object$/],
     ["a bad channel", { channels: ["ok", ""] }, /^channels\[1\]: is required$/],
     ["an idempotency key over 256 characters", { idempotencyKey: "k".repeat(257) }, /^idempotency_key: /],
+    ["an idempotency key of 257 characters beyond the BMP", { idempotencyKey: "😀".repeat(257) }, /^idempotency_key: must be at most 256 characters$/],
+    [
+      "payload_json nested more than 32 levels",
+      { payload: { case: "payloadJson", value: `{"a":${"[".repeat(32)}${"]".repeat(32)}}` } },
+      /^payload_json: is nested more than 32 levels deep \(objects and arrays\)$/,
+    ],
   ];
   it.each(cases)("rejects %s with InvalidArgument naming the field, storing nothing", async (_name, over, message) => {
     const before = await counts();
     await expectCode(ingest.publish(event(over)), Code.InvalidArgument, message);
     expect(await counts()).toEqual(before);
+  });
+
+  it("counts an idempotency key's length in code points: 256 characters beyond the BMP are accepted", async () => {
+    const key = "😀".repeat(256);
+    const first = await ingest.publish(event({ idempotencyKey: key }));
+    expect((await ingest.publish(event({ idempotencyKey: key }))).eventId).toBe(first.eventId);
+  });
+
+  it("takes data and payload_json nested 32 levels", async () => {
+    let data: Record<string, unknown> = {};
+    for (let i = 1; i < 32; i++) data = { a: data };
+    await ingest.publish(event({ payload: { case: "data", value: data as never } }));
+    await ingest.publish(event({ payload: { case: "payloadJson", value: JSON.stringify(data) } }));
+  });
+
+  // Binary Structs nested deeper than the protobuf decoder's 100 messages
+  // were INTERNAL ("parse binary: ... maximum recursion depth"), before any
+  // handler ran; now INVALID_ARGUMENT naming the field, on every protocol,
+  // compressed or not, for Publish, PublishBatch and PublishStream.
+  describe("a binary Struct nested 10,000 deep", () => {
+    const varint = (n: number) => {
+      const out: number[] = [];
+      for (; n > 127; n >>>= 7) out.push((n & 127) | 128);
+      out.push(n);
+      return Buffer.from(out);
+    };
+    const field = (tag: number, body: Buffer) => Buffer.concat([Buffer.from([tag]), varint(body.length), body]);
+    /** A Struct {"a": {"a": ... {}}} of `depth` levels, built inside out without recursion. */
+    const struct = (depth: number) => {
+      let s = Buffer.alloc(0);
+      for (let i = 1; i < depth; i++) s = field(0x0a, Buffer.concat([field(0x0a, Buffer.from("a")), field(0x12, field(0x2a, s))]));
+      return s;
+    };
+    /** PublishRequest {tenant_id, event_type, data}. */
+    const publishRequest = (depth: number) => Buffer.concat([field(0x0a, Buffer.from("acme")), field(0x12, Buffer.from("a.b")), field(0x1a, struct(depth))]);
+    const deep = publishRequest(10_000);
+    const shallow = publishRequest(2);
+    const raw = () => new RawClient(app.url, 10_000);
+
+    const cases: [string, RawRequest, RegExp][] = [
+      ["Publish over gRPC", { http: "2", method: "POST", path: "/hookline.v1.EventIngest/Publish", headers: { "content-type": "application/grpc", te: "trailers" }, body: [envelope(0, deep)] }, /^data: is nested more than 32 levels deep/],
+      [
+        "Publish over gRPC, gzip",
+        { http: "2", method: "POST", path: "/hookline.v1.EventIngest/Publish", headers: { "content-type": "application/grpc", te: "trailers", "grpc-encoding": "gzip" }, body: [envelope(1, gzipSync(deep))] },
+        /^data: is nested more than 32 levels deep/,
+      ],
+      ["Publish over gRPC-Web", { http: "1.1", method: "POST", path: "/hookline.v1.EventIngest/Publish", headers: { "content-type": "application/grpc-web+proto" }, body: [envelope(0, deep)] }, /^data: /],
+      ["Publish over Connect", { http: "1.1", method: "POST", path: "/hookline.v1.EventIngest/Publish", headers: { "content-type": "application/proto" }, body: [deep] }, /^data: /],
+      [
+        "Publish over Connect, gzip",
+        { http: "2", method: "POST", path: "/hookline.v1.EventIngest/Publish", headers: { "content-type": "application/proto", "content-encoding": "gzip" }, body: [gzipSync(deep)] },
+        /^data: /,
+      ],
+      [
+        "PublishBatch over gRPC",
+        { http: "2", method: "POST", path: "/hookline.v1.EventIngest/PublishBatch", headers: { "content-type": "application/grpc", te: "trailers" }, body: [envelope(0, Buffer.concat([field(0x0a, shallow), field(0x0a, deep)]))] },
+        /^events\[1\]\.data: is nested more than 32 levels deep/,
+      ],
+      [
+        "PublishStream over gRPC",
+        { http: "2", method: "POST", path: "/hookline.v1.EventIngest/PublishStream", headers: { "content-type": "application/grpc", te: "trailers" }, body: [envelope(0, shallow), envelope(0, deep)] },
+        /^events\[1\]\.data: is nested more than 32 levels deep/,
+      ],
+      [
+        "Publish with an unknown field of groups nested 10,000 deep",
+        {
+          http: "2",
+          method: "POST",
+          path: "/hookline.v1.EventIngest/Publish",
+          headers: { "content-type": "application/grpc", te: "trailers" },
+          // Field 99, wire type 3 (start group) and 4 (end group).
+          body: [envelope(0, Buffer.concat([shallow, Buffer.from(Array(10_000).fill([0x9b, 0x06]).flat()), Buffer.from(Array(10_000).fill([0x9c, 0x06]).flat())]))],
+        },
+        /^request: is nested more than 32 levels deep/,
+      ],
+      [
+        "SendTestEvent over gRPC",
+        { http: "2", method: "POST", path: "/hookline.v1.WebhookAdmin/SendTestEvent", headers: { "content-type": "application/grpc", te: "trailers" }, body: [envelope(0, Buffer.concat([field(0x0a, Buffer.from("ep_x")), field(0x12, struct(10_000))]))] },
+        /^data: is nested more than 32 levels deep/,
+      ],
+      [
+        "CreateEventType over gRPC",
+        { http: "2", method: "POST", path: "/hookline.v1.WebhookAdmin/CreateEventType", headers: { "content-type": "application/grpc", te: "trailers" }, body: [envelope(0, Buffer.concat([field(0x0a, Buffer.from("acme")), field(0x12, Buffer.from("x.y")), field(0x22, struct(10_000))]))] },
+        /^schema: is nested more than 32 levels deep/,
+      ],
+    ];
+    it.each(cases)("%s: InvalidArgument naming the field", async (_name, request, message) => {
+      const before = await counts();
+      const client = raw();
+      const result = await client.send(request);
+      client.close();
+      expect(result.kind).toBe("response");
+      const status = rpcStatus((result as { response: RawResponse }).response);
+      expect(status.code).toBe("InvalidArgument");
+      expect(status.message).toMatch(message);
+      expect(await counts()).toEqual(before);
+    });
+
+    it("stores a shallow binary Struct as before", async () => {
+      const client = raw();
+      const result = await client.send({ http: "2", method: "POST", path: "/hookline.v1.EventIngest/Publish", headers: { "content-type": "application/grpc", te: "trailers" }, body: [envelope(0, publishRequest(32))] });
+      client.close();
+      expect(rpcStatus((result as { response: RawResponse }).response).code).toBe("OK");
+    });
   });
 
   it("rejects a misspelt JSON field instead of ignoring it (Connect JSON, as curl sends it)", async () => {
