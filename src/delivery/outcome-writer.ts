@@ -173,7 +173,7 @@ export class OutcomeWriter {
       for (const c of changes.opened) this.log.warn({ endpoint: c.endpointId, until: c.until }, "circuit opened");
       for (const c of changes.closed) this.log.info({ endpoint: c.endpointId }, "circuit closed");
       for (const c of changes.disabled) this.log.warn({ endpoint: c.endpointId, reason: c.reason }, "endpoint disabled");
-      if (changes.opened.length > 0 || changes.disabled.length > 0) await this.onHealthChanges(changes);
+      if (changes.opened.length > 0 || changes.closed.length > 0 || changes.disabled.length > 0) await this.onHealthChanges(changes);
       await holdForCircuit(
         this.sql,
         changes.opened.map((c) => c.endpointId),

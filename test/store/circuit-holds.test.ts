@@ -4,7 +4,7 @@
  * PostgreSQL.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { holdDueOfBlocked, holdForCircuit, releaseHeld } from "../../src/store/sql/circuit-holds.js";
+import { holdForCircuit, releaseHeld, sweepBlocked } from "../../src/store/sql/circuit-holds.js";
 import { type AttemptOutcome, recordOutcomes } from "../../src/store/sql/record-outcomes.js";
 import { openStore, type Store } from "../../src/store/store.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
@@ -66,20 +66,22 @@ describe("holdForCircuit", () => {
   });
 });
 
-describe("holdDueOfBlocked", () => {
-  it("holds every due delivery of blocked endpoints, and nothing of half-open endpoints waiting for their probe", async () => {
+describe("sweepBlocked", () => {
+  it("lists the blocked endpoints and holds their due deliveries, and nothing of half-open endpoints waiting for their probe", async () => {
     const open = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() + interval '30 seconds'" });
     const probing = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() - interval '1 second'", circuitProbeUntil: "now() + interval '20 seconds'" });
     const halfOpen = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() - interval '1 second'" });
     const a = await insertDeliveries(db, open, 3);
     const b = await insertDeliveries(db, probing, 2);
     const c = await insertDeliveries(db, halfOpen, 2);
-    expect(await holdDueOfBlocked(store.sql)).toBe(5);
+    const sweep = await sweepBlocked(store.sql);
+    expect(sweep.held).toBe(5);
+    expect(sweep.blocked.map((b) => b.endpointId).sort()).toEqual([open, probing].sort());
     const due = await dueIn([...a, ...b, ...c]);
     for (const id of a) expect(due.get(id)).toBe(30);
     for (const id of b) expect(due.get(id)).toBe(20);
     for (const id of c) expect(due.get(id)).toBeLessThanOrEqual(0);
-    expect(await holdDueOfBlocked(store.sql)).toBe(0);
+    expect((await sweepBlocked(store.sql)).held).toBe(0);
   });
 });
 

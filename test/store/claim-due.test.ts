@@ -45,14 +45,33 @@ function request(overrides: Partial<ClaimRequest> = {}): ClaimRequest {
 }
 
 describe("claimDue", () => {
-  it("leaves endpoints whose circuit is open out of its window: their due rows cannot hide another endpoint's", async () => {
+  it("leaves excluded endpoints (at capacity, or blocked) out of its window: their due rows cannot hide another endpoint's", async () => {
     // Rows that became due while their circuit was open (a publish racing the opening), ahead of everything.
     const open = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() + interval '1 hour'" });
     await insertDeliveries(db, open, 200, { nextAttemptAt: "now() - interval '1 minute'" });
     const healthy = await insertEndpoint(db, { tenantId: "other" });
     const [waiting] = await insertDeliveries(db, healthy, 1);
-    const claimed = await claimDue(store.sql, request({ lookahead: 32 }));
+    // Not excluded, they fill the window: nothing is claimed.
+    expect(await claimDue(store.sql, request({ lookahead: 32 }))).toEqual([]);
+    const claimed = await claimDue(store.sql, request({ lookahead: 32, exclude: [open] }));
     expect(claimed.map((d) => d.id)).toEqual([waiting]);
+  });
+
+  it("reads the due index, not the whole table, on a one-endpoint backlog with exclusions", async () => {
+    const ep = await insertEndpoint(db, { tenantId: "bench", maxInFlight: 32 });
+    await insertDeliveries(db, ep, 20_000);
+    await db.query("ANALYZE deliveries");
+    const plans: string[] = [];
+    const explaining = {
+      query: async (text: string, values?: unknown[]) => {
+        const rows = await store.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, values);
+        plans.push(rows.map((r) => r["QUERY PLAN"]).join("\n"));
+        return [] as never;
+      },
+    };
+    await claimDue(explaining, request({ exclude: ["ep_other"], excludeTenants: ["someone"], lookahead: 256 }));
+    expect(plans[0]).toMatch(/Index Scan using deliveries_due_idx on deliveries d/);
+    expect(plans[0]).not.toMatch(/Seq Scan on deliveries d(_\d+)? /);
   });
 
   it("claims one probe of a half-open circuit, records its lease end on the endpoint, and nothing more of it until then", async () => {

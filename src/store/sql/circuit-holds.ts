@@ -12,8 +12,8 @@
  * - when a circuit opens or a probe is claimed (the scheduler's follow-ups);
  * - by a sweep on every scheduler heartbeat, for rows that became due while
  *   their endpoint was blocked by another path: a publish whose statement
- *   began before the circuit opened, an outcome written by a process that
- *   did not open it, a lease that ran out;
+ *   began before the circuit opened, a lease that ran out; the sweep also
+ *   tells each scheduler which endpoints are blocked, for its claims;
  * and released, due at once, when the probe succeeds and the circuit closes.
  *
  * Moving rows is monotone while blocked (only later) and bounded (until the
@@ -43,24 +43,48 @@ export async function holdForCircuit(sql: Sql, endpointIds: readonly string[]): 
   if (endpointIds.length > 0) await sql.query(HOLD, [endpointIds]);
 }
 
-const HOLD_DUE = `
-UPDATE deliveries d
-SET next_attempt_at = ${BLOCKED_UNTIL}, updated_at = now()
-FROM endpoints ep
-WHERE ep.circuit_open_until IS NOT NULL
-  AND (ep.circuit_open_until > now() OR ep.circuit_probe_until > now())
-  AND d.endpoint_id = ep.id AND d.status IN ${LIVE_STATES} AND d.locked_by IS NULL
-  AND d.next_attempt_at <= now()
-RETURNING d.id`;
+const SWEEP = `
+WITH blocked AS (
+  SELECT ep.id, greatest(ep.circuit_open_until, ep.circuit_probe_until) AS until
+  FROM endpoints ep
+  WHERE ep.circuit_open_until IS NOT NULL
+    AND (ep.circuit_open_until > now() OR ep.circuit_probe_until > now())
+),
+held AS (
+  UPDATE deliveries d
+  SET next_attempt_at = b.until, updated_at = now()
+  FROM blocked b
+  WHERE d.endpoint_id = b.id AND d.status IN ${LIVE_STATES} AND d.locked_by IS NULL
+    AND d.next_attempt_at <= now()
+  RETURNING d.id
+)
+SELECT b.id, b.until, (SELECT count(*) FROM held)::int AS held FROM blocked b
+UNION ALL
+SELECT NULL, NULL, (SELECT count(*) FROM held)::int
+WHERE NOT EXISTS (SELECT 1 FROM blocked)`;
+
+/** What {@link sweepBlocked} found. */
+export interface BlockedEndpoints {
+  /** Every blocked endpoint, with when it takes requests again. */
+  blocked: { endpointId: string; until: Date }[];
+  /** Deliveries it held (due although their endpoint was blocked). */
+  held: number;
+}
 
 /**
- * The heartbeat's sweep: holds every delivery that is due although its
- * endpoint is blocked, whoever's write made it due. Returns how many.
- * The blocked endpoints come from `endpoints_circuit_idx` (only failing
- * endpoints are in it); with none, the statement reads nothing else.
+ * The heartbeat's sweep: lists the blocked endpoints (for the claim to
+ * leave out; see claim-due.ts) and holds every delivery that is due although
+ * its endpoint is blocked, whoever's write made it due. The blocked
+ * endpoints come from `endpoints_circuit_idx` (only failing endpoints are in
+ * it); with none, the statement reads nothing else.
  */
-export async function holdDueOfBlocked(sql: Sql): Promise<number> {
-  return (await sql.query(HOLD_DUE)).length;
+export async function sweepBlocked(sql: Sql): Promise<BlockedEndpoints> {
+  const rows = await sql.query<{ id: string | null; until: string | null; held: number }>(SWEEP);
+  return {
+    // Timestamps come back as text on the ORM's pool.
+    blocked: rows.filter((r) => r.id !== null).map((r) => ({ endpointId: r.id!, until: new Date(r.until!) })),
+    held: rows[0]?.held ?? 0,
+  };
 }
 
 const RELEASE = `
