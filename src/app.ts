@@ -92,6 +92,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     scheduler: () => scheduler?.load() ?? { inFlight: 0, buffered: 0 },
     busiestEndpoints: (top) => scheduler?.busiestEndpoints(top),
     watchers: () => updates.watcherCount,
+    watchBuffer: () => updates.bufferedBytes,
     pool: () => ({
       used: pool?.numUsed() ?? 0,
       free: pool?.numFree() ?? 0,
@@ -148,7 +149,12 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     onDeliveriesCreated: scheduler ? (ids) => scheduler.take(ids) : undefined,
   };
 
-  const updates = new UpdateHub({ sql: store.sql, databaseUrl: url, log: log.child({ component: "status-stream" }) });
+  const updates = new UpdateHub({
+    sql: store.sql,
+    databaseUrl: url,
+    log: log.child({ component: "status-stream" }),
+    bufferBytes: config.watchBufferBytes,
+  });
 
   const auth = new Authenticator(store.sql, config);
   // SendTestEvent's own connections, apart from the scheduler's.

@@ -44,6 +44,8 @@ export interface Config {
   maxConcurrentCalls: number;
   /** HOOKLINE_HTTP2_MAX_STREAMS: streams one HTTP/2 connection may have open at once (see api/server.ts). */
   http2MaxStreams: number;
+  /** HOOKLINE_WATCH_BUFFER_BYTES: memory all WatchDeliveries streams' queued updates may take (see status-stream/hub.ts). */
+  watchBufferBytes: number;
   /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
   apiEnabled: boolean;
   /** Serve the web console at /console on the API port. */
@@ -162,6 +164,7 @@ function readConfig(env: Env, dataDir: string): Config {
     publishPendingBytes: int(env, "HOOKLINE_PUBLISH_PENDING_BYTES", 64 << 20, 1024, 2 ** 32),
     maxConcurrentCalls: int(env, "HOOKLINE_MAX_CONCURRENT_CALLS", 2_000, 1, 1_000_000),
     http2MaxStreams: int(env, "HOOKLINE_HTTP2_MAX_STREAMS", 256, 100, 100_000),
+    watchBufferBytes: int(env, "HOOKLINE_WATCH_BUFFER_BYTES", 32 << 20, 64 << 10, 2 ** 32),
     idempotencyWindowMs: duration(env, "HOOKLINE_IDEMPOTENCY_WINDOW", DAY, 1_000, 30 * DAY),
     strictEventTypes: bool(env, "HOOKLINE_STRICT_EVENT_TYPES", false),
     // Days, fractions allowed (tests use seconds' worth).

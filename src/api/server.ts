@@ -12,6 +12,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { PacedHttp1Response, PacedHttp2Response } from "./paced-response.js";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -85,7 +86,8 @@ export async function startApiServer(
   port: number,
   maxStreams: number,
 ): Promise<ApiServer> {
-  const h1 = http.createServer((req, res) => {
+  // Paced responses: a stream whose client does not read holds few writes (see paced-response.ts).
+  const h1 = http.createServer({ ServerResponse: PacedHttp1Response }, (req, res) => {
     closeIfBodyUnread(req, res);
     (handler as http.RequestListener)(req, res);
   });
@@ -93,7 +95,7 @@ export async function startApiServer(
   // A publisher multiplexes many calls on one connection; nghttp2's default
   // 10 MB per session answers a burst of them with ENHANCE_YOUR_CALM.
   const unreadBodies = new WeakMap<http2.Http2Session, number>();
-  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: maxStreams } }, (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: maxStreams }, Http2ServerResponse: PacedHttp2Response as typeof http2.Http2ServerResponse }, (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     resetIfBodyUnread(req.stream, unreadBodies);
     handler(req, res);
   });

@@ -37,6 +37,8 @@ export interface MetricSources {
   /** The busiest endpoints here by attempts in flight (undefined without a scheduler). */
   busiestEndpoints?: (top: number) => { endpoints: Array<[string, number]>; others: number } | undefined;
   watchers: () => number;
+  /** Bytes the watchers' queued updates take (bounded by HOOKLINE_WATCH_BUFFER_BYTES). */
+  watchBuffer?: () => number;
   /** Unary calls in progress (see api/call-limit.ts). */
   callsInProgress: () => number;
   pool: () => { used: number; free: number; pending: number; max: number };
@@ -161,6 +163,14 @@ export class Metrics {
       registers: r,
       collect() {
         this.set(sources.watchers());
+      },
+    });
+    new Gauge({
+      name: "hookline_status_buffer_bytes",
+      help: "Bytes of updates the WatchDeliveries streams of this process hold for their clients, as counted against HOOKLINE_WATCH_BUFFER_BYTES.",
+      registers: r,
+      collect() {
+        this.set(sources.watchBuffer?.() ?? 0);
       },
     });
     new Gauge({
