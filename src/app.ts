@@ -15,6 +15,7 @@ import { requestLogInterceptor } from "./api/request-log.js";
 import { errorInterceptor } from "./api/errors.js";
 import { Authenticator } from "./domain/auth.js";
 import { EventTypeRegistry } from "./domain/event-types.js";
+import { KeyRevocations } from "./domain/key-revocations.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { withProbes } from "./api/probes.js";
@@ -157,6 +158,8 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   });
 
   const auth = new Authenticator(store.sql, config);
+  // Ends the streams of API keys revoked here or by another process.
+  const revocations = new KeyRevocations({ sql: store.sql, databaseUrl: url, log: log.child({ component: "auth" }) });
   // SendTestEvent's own connections, apart from the scheduler's.
   const testHttp = new HttpClient({ bodyLimit: config.responseBodyLimit, guard: addressGuard });
   if (config.apiEnabled && !auth.enforced) {
@@ -179,7 +182,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         eventTypes,
         secrets,
       }),
-      interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), callLimit.interceptor(), authInterceptor(auth)],
+      interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), callLimit.interceptor(), authInterceptor(auth, revocations)],
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
       // A misspelt field or enum name is an error, not silently ignored;
@@ -222,6 +225,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         health.setAll(ServingStatus.NOT_SERVING);
         // Open status streams end now, so the server can drain.
         await updates.close();
+        await revocations.close();
         // Both within one shutdown timeout, not one after the other.
         await Promise.all([
           server?.close(config.shutdownTimeoutMs),
