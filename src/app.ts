@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { authInterceptor } from "./api/auth.js";
+import { createContextValues } from "@connectrpc/connect";
+import { authInterceptor, transportResetKey } from "./api/auth.js";
 import { CallLimit } from "./api/call-limit.js";
 import { REQUEST_JSON_OPTIONS } from "./api/request-json.js";
 import { requestLogInterceptor } from "./api/request-log.js";
@@ -28,7 +29,7 @@ interface KnexPool {
   numFree(): number;
   numPendingAcquires(): number;
 }
-import { type ApiServer, startApiServer } from "./api/server.js";
+import { type ApiServer, resetStream, startApiServer } from "./api/server.js";
 import type { Config } from "./config.js";
 import { AddressGuard } from "./delivery/address-guard.js";
 import { HttpClient } from "./delivery/http-client.js";
@@ -183,6 +184,8 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         secrets,
       }),
       interceptors: [requestLogInterceptor(log.child({ component: "api" })), errorInterceptor(log), callLimit.interceptor(), authInterceptor(auth, revocations)],
+      // Lets a call end its own HTTP stream (auth.ts: a revoked key's stream whose client does not read).
+      contextValues: (req) => createContextValues().set(transportResetKey, () => resetStream(req)),
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
       // A misspelt field or enum name is an error, not silently ignored;

@@ -10,7 +10,8 @@
  *   with Unauthenticated once the key is revoked, whichever process revokes
  *   it (domain/key-revocations.ts): the handler's signal aborts, a server
  *   stream sends nothing more and ends, and a client stream's next message
- *   is refused (those stored before stay stored).
+ *   is refused (those stored before stay stored). A stream that has not
+ *   ended RESET_AFTER_MS later (its client does not read) is reset.
  * With no environment token configured, authentication is off and every
  * caller is unrestricted (Hookline then listens on loopback only).
  */
@@ -23,6 +24,19 @@ import type { KeyRevocations, KeyStream } from "../domain/key-revocations.js";
 
 /** The authenticated caller of an RPC. */
 export const callerKey = createContextKey<Principal>(UNRESTRICTED, { description: "the authenticated caller" });
+
+/**
+ * Ends the call's HTTP stream at once (set for each request by app.ts, see
+ * server.ts's resetStream): for a stream of a revoked key whose client does
+ * not read, and so cannot be sent its status.
+ */
+export const transportResetKey = createContextKey<(() => void) | undefined>(undefined, { description: "resets the call's HTTP stream" });
+
+/**
+ * How long after its key's revocation a stream that has not ended (its
+ * client does not read) is reset.
+ */
+const RESET_AFTER_MS = 250;
 
 /** The caller of the RPC `ctx` belongs to. */
 export function callerOf(ctx: HandlerContext): Principal {
@@ -53,6 +67,14 @@ export function authInterceptor(auth: Authenticator, revocations?: KeyRevocation
       signal.release();
     };
     req.signal.addEventListener("abort", release, { once: true });
+    // A client that does not read cannot be sent UNAUTHENTICATED: its stream
+    // is reset, unless it has ended by then (resetStream checks).
+    const reset = req.contextValues.get(transportResetKey);
+    key.signal.addEventListener(
+      "abort",
+      () => setTimeout(() => reset?.(), RESET_AFTER_MS).unref(),
+      { once: true },
+    );
     const refusing = req.method.methodKind === "client_streaming" || req.method.methodKind === "bidi_streaming";
     try {
       const res = await next({ ...req, signal: signal.signal, message: refusing ? untilRevoked(req.message, key, () => {}) : req.message });

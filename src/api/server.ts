@@ -88,6 +88,7 @@ export async function startApiServer(
 ): Promise<ApiServer> {
   // Paced responses: a stream whose client does not read holds few writes (see paced-response.ts).
   const h1 = http.createServer({ ServerResponse: PacedHttp1Response }, (req, res) => {
+    h1Responses.set(req, res);
     closeIfBodyUnread(req, res);
     (handler as http.RequestListener)(req, res);
   });
@@ -164,6 +165,24 @@ export async function startApiServer(
       await closed;
     },
   };
+}
+
+/** The response of each HTTP/1.1 request, for {@link resetStream}. */
+const h1Responses = new WeakMap<http.IncomingMessage, http.ServerResponse>();
+
+/**
+ * Ends a call whose response cannot finish, as its client does not read
+ * (so it can be sent no status): its HTTP/2 stream is reset (RST_STREAM
+ * CANCEL), its HTTP/1.1 connection closed. Nothing if the response has
+ * already finished.
+ */
+export function resetStream(req: http.IncomingMessage | http2.Http2ServerRequest): void {
+  if ("stream" in req) {
+    if (!req.stream.closed && !req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_CANCEL);
+    return;
+  }
+  const res = h1Responses.get(req);
+  if (res && !res.writableFinished) req.socket.destroy();
 }
 
 /**

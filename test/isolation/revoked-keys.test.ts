@@ -5,18 +5,22 @@
  * sharing the database, and when the key is revoked by hand in SQL while
  * the processes' LISTEN connections are down (the notification is missed;
  * the periodic check of open streams' keys ends them). Events stored
- * before the revocation stay stored, none after it is.
+ * before the revocation stay stored, none after it is. A watch whose
+ * client does not read, and so cannot be sent its status, is reset.
  */
+import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ApiKeyScope } from "../../gen/hookline/v1/api_key_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { EventIngest, type PublishRequestSchema } from "../../gen/hookline/v1/event_ingest_pb.js";
-import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
+import { WatchDeliveriesRequestSchema, WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report, sleep } from "../support/chaos.js";
 import { client, type Protocol } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { startTestHookline } from "../support/hookline.js";
+import { envelope } from "../support/raw-http.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
 const ADMIN = "admin-token-0123456789abcdef";
@@ -242,4 +246,40 @@ it("a key that is not revoked keeps its streams through the checks, and calls wi
   expect(refused).toBe(Code.Unauthenticated);
   keptWatch.abort.abort();
   await keptWatch.ended;
+});
+
+it("a watch whose client does not read is reset within 1 s of its key's revocation", async () => {
+  const root = client(WebhookAdmin, "connect-http2", a.url, ADMIN);
+  await root.createEndpoint({ tenantId: "deaf", url: `${receiver.url}/deaf` });
+  const key = await root.createApiKey({ tenantId: "deaf", scope: ApiKeyScope.ADMIN });
+  const watchers = b.updates.watcherCount;
+  // A flow-control window of 0: Hookline can send headers but no message.
+  const session = http2.connect(b.url, { settings: { initialWindowSize: 0 } });
+  session.on("error", () => {});
+  try {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/hookline.v1.WebhookAdmin/WatchDeliveries",
+      "content-type": "application/grpc",
+      te: "trailers",
+      authorization: `Bearer ${key.token}`,
+    });
+    stream.on("error", () => {});
+    const closed = new Promise<{ at: number; rstCode: number }>((resolve) => stream.on("close", () => resolve({ at: Date.now(), rstCode: stream.rstCode ?? -1 })));
+    const answered = new Promise<void>((resolve) => stream.on("response", () => resolve()));
+    stream.end(envelope(0, toBinary(WatchDeliveriesRequestSchema, create(WatchDeliveriesRequestSchema, {}))));
+    await expect.poll(() => b.updates.watcherCount).toBe(watchers + 1);
+    // Its headers go out with its first update, which stays unsent.
+    await client(EventIngest, "connect-http2", a.url, ADMIN).publish(event("deaf", 0));
+    await answered;
+    const revokedAt = Date.now();
+    await root.revokeApiKey({ id: key.apiKey!.id });
+    const end = await Promise.race([closed, sleep(10_000).then(() => ({ at: Date.now(), rstCode: -1 }))]);
+    report("a watch that does not read, of a revoked key", { "reset after (ms)": end.at - revokedAt, "RST_STREAM code": end.rstCode });
+    expect(end.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+    expect(end.at - revokedAt).toBeLessThan(WITHIN_MS);
+    await expect.poll(() => b.updates.watcherCount).toBe(watchers);
+  } finally {
+    session.destroy();
+  }
 });
