@@ -10,7 +10,9 @@
  * delivered to a listener that is reconnecting):
  * - the triggers on `api_keys` NOTIFY `hookline_api_keys` with the key's id
  *   (migration Migration20261207050000_api_key_revocations), which this
- *   process LISTENs to from its first tracked stream on: a few milliseconds;
+ *   process LISTENs to from its first tracked stream on. They notify only
+ *   keys whose streams must end, so the key's streams end at once, without
+ *   waiting for a pooled connection to look it up: a few milliseconds;
  * - every RECHECK_MS while streams are tracked, one query checks all their
  *   keys, as does each (re)connection of the listener.
  */
@@ -43,6 +45,10 @@ export interface KeyRevocationsOptions {
   log: Logger;
 }
 
+function revokedError(id: string): UnauthenticatedError {
+  return new UnauthenticatedError(`the API key ${id} was revoked during the call`);
+}
+
 interface Tracked {
   caller: Principal;
   controller: AbortController;
@@ -57,8 +63,8 @@ export class KeyRevocations {
   private listening: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private checking = false;
-  /** Key ids to check once the running check ends (undefined: all). */
-  private pending: Set<string> | undefined | null = null;
+  /** Check again once the running check ends. */
+  private checkAgain = false;
   private closed = false;
 
   constructor(private readonly options: KeyRevocationsOptions) {}
@@ -107,14 +113,24 @@ export class KeyRevocations {
   private start(): void {
     if (this.closed) return;
     if (!this.timer) {
-      this.timer = setInterval(() => this.check(undefined), RECHECK_MS);
+      this.timer = setInterval(() => this.check(), RECHECK_MS);
       this.timer.unref();
     }
     if (!this.listener) {
-      // A key id, or nothing after a (re)connection: then check them all.
-      this.listener = new NotifyListener(this.options.databaseUrl, API_KEYS_CHANNEL, (id) => this.check(id), this.options.log);
+      // A key id: it is no longer valid. Nothing, after a (re)connection: check them all.
+      this.listener = new NotifyListener(
+        this.options.databaseUrl,
+        API_KEYS_CHANNEL,
+        (id) => (id === undefined ? this.check() : this.revoked(id)),
+        this.options.log,
+      );
       this.listening = this.listener.start();
     }
+  }
+
+  /** Key `id` is no longer valid: its streams end. */
+  private revoked(id: string): void {
+    for (const tracked of this.open.get(id) ?? []) tracked.controller.abort(revokedError(id));
   }
 
   private stopTimer(): void {
@@ -122,22 +138,15 @@ export class KeyRevocations {
     this.timer = undefined;
   }
 
-  /** Checks key `id` (if tracked here), or every tracked key when undefined. */
-  private check(id: string | undefined): void {
-    if (id !== undefined && !this.open.has(id)) return;
+  /** Checks the keys of every stream tracked here (one more time after the running check, if one runs). */
+  private check(): void {
     if (this.open.size === 0) return;
     if (this.checking) {
-      // Folded into one more check after the running one.
-      if (id === undefined || this.pending === undefined) {
-        this.pending = undefined;
-      } else {
-        this.pending ??= new Set();
-        this.pending.add(id);
-      }
+      this.checkAgain = true;
       return;
     }
     this.checking = true;
-    void this.run(id === undefined ? [...this.open.keys()] : [id]);
+    void this.run([...this.open.keys()]);
   }
 
   private async run(ids: string[]): Promise<void> {
@@ -148,17 +157,17 @@ export class KeyRevocations {
         for (const tracked of this.open.get(id) ?? []) {
           const { caller } = tracked;
           const same = key !== undefined && key.tenantId === caller.tenantId && key.scope === SCOPE[caller.scope];
-          if (!same) tracked.controller.abort(new UnauthenticatedError(`the API key ${id} was revoked during the call`));
+          if (!same) tracked.controller.abort(revokedError(id));
         }
       }
     } catch (err) {
       this.options.log.warn({ err }, "checking the API keys of open streams failed; retrying at the next check");
     } finally {
       this.checking = false;
-      const next = this.pending;
-      this.pending = null;
-      if (next === undefined) this.check(undefined);
-      else if (next !== null) for (const id of next) this.check(id);
+      if (this.checkAgain) {
+        this.checkAgain = false;
+        this.check();
+      }
     }
   }
 }
