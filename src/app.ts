@@ -7,13 +7,15 @@ import { randomBytes } from "node:crypto";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { authInterceptor } from "./api/auth.js";
+import { createContextValues } from "@connectrpc/connect";
+import { authInterceptor, transportResetKey } from "./api/auth.js";
 import { CallLimit } from "./api/call-limit.js";
 import { REQUEST_JSON_OPTIONS } from "./api/request-json.js";
 import { requestLogInterceptor } from "./api/request-log.js";
 import { errorInterceptor } from "./api/errors.js";
 import { Authenticator } from "./domain/auth.js";
 import { EventTypeRegistry } from "./domain/event-types.js";
+import { KeyRevocations } from "./domain/key-revocations.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { withProbes } from "./api/probes.js";
@@ -27,7 +29,7 @@ interface KnexPool {
   numFree(): number;
   numPendingAcquires(): number;
 }
-import { type ApiServer, startApiServer } from "./api/server.js";
+import { type ApiServer, resetStream, startApiServer } from "./api/server.js";
 import { connectionLimitsOf } from "./api/connection-limits.js";
 import type { Config } from "./config.js";
 import { AddressGuard } from "./delivery/address-guard.js";
@@ -99,6 +101,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     busiestEndpoints: (top) => scheduler?.busiestEndpoints(top),
     watchers: () => updates.watcherCount,
     connections: () => server?.connections ?? 0,
+    watchBuffer: () => updates.bufferedBytes,
     pool: () => ({
       used: pool?.numUsed() ?? 0,
       free: pool?.numFree() ?? 0,
@@ -157,9 +160,16 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     onDeliveriesCreated: scheduler ? (ids) => scheduler.take(ids) : undefined,
   };
 
-  const updates = new UpdateHub({ sql: store.sql, databaseUrl: url, log: log.child({ component: "status-stream" }) });
+  const updates = new UpdateHub({
+    sql: store.sql,
+    databaseUrl: url,
+    log: log.child({ component: "status-stream" }),
+    bufferBytes: config.watchBufferBytes,
+  });
 
   const auth = new Authenticator(store.sql, config);
+  // Ends the streams of API keys revoked here or by another process.
+  const revocations = new KeyRevocations({ sql: store.sql, databaseUrl: url, log: log.child({ component: "auth" }) });
   // SendTestEvent's own connections, apart from the scheduler's. No limit
   // per origin: test sends of tenants whose endpoints share a host must not
   // wait behind one another's slow ones, and a connection per send lets an
@@ -179,6 +189,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
 
   let server: ApiServer | undefined;
   if (config.apiEnabled) {
+    const hostGuard = hostGuardContextValues(!auth.enforced);
     const handler = connectNodeAdapter({
       routes: routes({
         store,
@@ -203,10 +214,12 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         errorInterceptor(log),
         hostGuardInterceptor(),
         callLimit.interceptor(),
-        authInterceptor(auth),
+        authInterceptor(auth, revocations),
       ],
-      // Open mode answers only requests addressed to loopback names (see host-guard.ts).
-      contextValues: hostGuardContextValues(!auth.enforced),
+      // Open mode answers only requests addressed to loopback names (see
+      // host-guard.ts); a call may end its own HTTP stream (auth.ts: a revoked
+      // key's stream whose client does not read).
+      contextValues: (req) => hostGuard(req).set(transportResetKey, () => resetStream(req)),
       // Larger request messages are refused with ResourceExhausted before parsing.
       readMaxBytes: config.maxRequestBytes,
       // A misspelt field or enum name is an error, not silently ignored;
@@ -258,6 +271,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
         health.setAll(ServingStatus.NOT_SERVING);
         // Open status streams end now, so the server can drain.
         await updates.close();
+        await revocations.close();
         // Both within one shutdown timeout, not one after the other.
         await Promise.all([
           server?.close(config.shutdownTimeoutMs),

@@ -56,6 +56,8 @@ export interface Config {
   idleTimeoutMs: number;
   /** HOOKLINE_MAX_CONNECTIONS: connections open at once on the API port; more are closed at once. */
   maxConnections: number;
+  /** HOOKLINE_WATCH_BUFFER_BYTES: memory all WatchDeliveries streams' queued updates may take (see status-stream/hub.ts). */
+  watchBufferBytes: number;
   /** Serve the API (EventIngest, WebhookAdmin, health, reflection). */
   apiEnabled: boolean;
   /** Serve the web console at /console on the API port. */
@@ -197,6 +199,7 @@ function readConfig(env: Env, dataDir: string): Config {
     // connection Hookline is closing.
     idleTimeoutMs: duration(env, "HOOKLINE_IDLE_TIMEOUT", 65_000, 100, DAY),
     maxConnections: int(env, "HOOKLINE_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
+    watchBufferBytes: int(env, "HOOKLINE_WATCH_BUFFER_BYTES", 32 << 20, 64 << 10, 2 ** 32),
     idempotencyWindowMs: duration(env, "HOOKLINE_IDEMPOTENCY_WINDOW", DAY, 1_000, 30 * DAY),
     strictEventTypes: bool(env, "HOOKLINE_STRICT_EVENT_TYPES", false),
     // Days, fractions allowed (tests use seconds' worth).

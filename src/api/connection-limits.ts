@@ -77,7 +77,7 @@ export function http1Options(limits: ConnectionLimits): http.ServerOptions {
  * connections to close. Emitting "listening" runs Node's own setup
  * (setupConnectionsTracking), the only listener of that event.
  */
-export function trackHttp1Connections(server: http.Server): void {
+export function trackHttp1Connections(server: Pick<http.Server, "emit">): void {
   server.emit("listening");
 }
 

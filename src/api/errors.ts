@@ -12,6 +12,7 @@ import {
   LimitExceededError,
   NotFoundError,
   PermissionDeniedError,
+  UnauthenticatedError,
   ValidationError,
 } from "../domain/errors.js";
 import { shorten } from "../domain/validate.js";
@@ -36,6 +37,9 @@ export function toConnectError(err: unknown, log: Logger, procedure: string, sig
   }
   if (err instanceof PermissionDeniedError) {
     return new ConnectError(err.message, Code.PermissionDenied, undefined, undefined, err);
+  }
+  if (err instanceof UnauthenticatedError) {
+    return new ConnectError(err.message, Code.Unauthenticated, undefined, undefined, err);
   }
   if (err instanceof LimitExceededError) {
     return new ConnectError(err.message, Code.ResourceExhausted, undefined, undefined, err);

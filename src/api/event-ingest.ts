@@ -10,7 +10,7 @@ import {
   PublishResponseSchema,
 } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { actingTenant } from "../domain/auth.js";
-import { LimitExceededError, ValidationError } from "../domain/errors.js";
+import { LimitExceededError, UnauthenticatedError, ValidationError } from "../domain/errors.js";
 import { callerOf } from "./auth.js";
 import { MAX_BATCH, type PublishContext, type PublishInput, type PublishResult, publishEvents } from "../domain/publish.js";
 
@@ -68,14 +68,22 @@ export function eventIngestService(ctx: PublishContext): ServiceImpl<typeof Even
         results.push(...stored.map(toResponse));
         pending = [];
       };
-      for await (const req of requests) {
-        if (results.length + pending.length >= MAX_STREAM_EVENTS) {
-          throw new LimitExceededError(
-            `at most ${MAX_STREAM_EVENTS} events per stream; the first ${results.length + pending.length} were accepted`,
-          );
+      try {
+        for await (const req of requests) {
+          if (results.length + pending.length >= MAX_STREAM_EVENTS) {
+            throw new LimitExceededError(
+              `at most ${MAX_STREAM_EVENTS} events per stream; the first ${results.length + pending.length} were accepted`,
+            );
+          }
+          pending.push(toInput(req, call, `events[${results.length + pending.length}].`));
+          if (pending.length >= STREAM_BATCH) await flush();
         }
-        pending.push(toInput(req, call, `events[${results.length + pending.length}].`));
-        if (pending.length >= STREAM_BATCH) await flush();
+      } catch (err) {
+        // The key was revoked mid-stream (see auth.ts): what was stored stays.
+        if (err instanceof UnauthenticatedError) {
+          throw new UnauthenticatedError(`${err.message}; the first ${results.length} events were stored, the rest refused`);
+        }
+        throw err;
       }
       if (pending.length > 0) await flush();
       return { results };

@@ -13,6 +13,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { closeIfSilent, type ConnectionLimits, http1Options, limitHttp2Session, trackHttp1Connections } from "./connection-limits.js";
+import { PacedHttp1Response, PacedHttp2Response } from "./paced-response.js";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -90,7 +91,9 @@ export async function startApiServer(
   maxStreams: number,
   limits: ConnectionLimits,
 ): Promise<ApiServer> {
-  const h1 = http.createServer(http1Options(limits), (req, res) => {
+  // Paced responses: a stream whose client does not read holds few writes (see paced-response.ts).
+  const h1 = http.createServer({ ...http1Options(limits), ServerResponse: PacedHttp1Response }, (req, res) => {
+    h1Responses.set(req, res);
     closeIfBodyUnread(req, res);
     (handler as http.RequestListener)(req, res);
   });
@@ -98,7 +101,7 @@ export async function startApiServer(
   // A publisher multiplexes many calls on one connection; nghttp2's default
   // 10 MB per session answers a burst of them with ENHANCE_YOUR_CALM.
   const unreadBodies = new WeakMap<http2.Http2Session, number>();
-  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: maxStreams } }, (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+  const h2 = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: maxStreams }, Http2ServerResponse: PacedHttp2Response as typeof http2.Http2ServerResponse }, (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     resetIfBodyUnread(req.stream, unreadBodies);
     handler(req, res);
   });
@@ -176,6 +179,24 @@ export async function startApiServer(
       await closed;
     },
   };
+}
+
+/** The response of each HTTP/1.1 request, for {@link resetStream}. */
+const h1Responses = new WeakMap<http.IncomingMessage, http.ServerResponse>();
+
+/**
+ * Ends a call whose response cannot finish, as its client does not read
+ * (so it can be sent no status): its HTTP/2 stream is reset (RST_STREAM
+ * CANCEL), its HTTP/1.1 connection closed. Nothing if the response has
+ * already finished.
+ */
+export function resetStream(req: http.IncomingMessage | http2.Http2ServerRequest): void {
+  if ("stream" in req) {
+    if (!req.stream.closed && !req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_CANCEL);
+    return;
+  }
+  const res = h1Responses.get(req);
+  if (res && !res.writableFinished) req.socket.destroy();
 }
 
 /**

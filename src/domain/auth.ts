@@ -19,6 +19,8 @@ import { checkPageSize, checkTenantId, checkText, decodePageToken, encodePageTok
 export interface Principal {
   scope: "admin" | "ingest";
   tenantId: string | null;
+  /** The API key the caller authenticated with; undefined for the environment tokens. */
+  keyId?: string;
 }
 
 /** Everything, for every tenant: the environment admin token, or no authentication at all. */
@@ -64,7 +66,7 @@ export class Authenticator {
     if (id === undefined) return undefined;
     const key = await findApiKey(this.sql, id);
     if (!key || key.revokedAt !== null || !sameDigest(d, key.tokenHash)) return undefined;
-    return { scope: key.scope === SCOPE.admin ? "admin" : "ingest", tenantId: key.tenantId };
+    return { scope: key.scope === SCOPE.admin ? "admin" : "ingest", tenantId: key.tenantId, keyId: key.id };
   }
 }
 
@@ -137,7 +139,11 @@ export async function listApiKeys(
   return { keys, nextPageToken: more ? encodePageToken(keys.at(-1)!.id) : "" };
 }
 
-/** Revokes an API key at once. */
+/**
+ * Revokes an API key at once: calls with it are refused from now on, and
+ * the streams open with it end within a second on every process (see
+ * key-revocations.ts; the api_keys trigger notifies them).
+ */
 export async function revokeApiKey(sql: Sql, caller: Principal, id: string): Promise<StoredApiKey> {
   if (id === "") throw new ValidationError("id", "is required");
   const existing = await findApiKey(sql, id);

@@ -40,6 +40,11 @@ export class LimitExceededError extends Error {
   override name = "LimitExceededError";
 }
 
+/** The caller's credentials are not valid, or no longer (an API key revoked during a stream). */
+export class UnauthenticatedError extends Error {
+  override name = "UnauthenticatedError";
+}
+
 /** The caller is known but may not do this (another tenant, a narrower scope). */
 export class PermissionDeniedError extends Error {
   override name = "PermissionDeniedError";

@@ -43,6 +43,8 @@ export interface MetricSources {
   watchers: () => number;
   /** Connections open on the API port (undefined without the API). */
   connections?: () => number;
+  /** Bytes the watchers' queued updates take (bounded by HOOKLINE_WATCH_BUFFER_BYTES). */
+  watchBuffer?: () => number;
   /** Unary calls in progress (see api/call-limit.ts). */
   callsInProgress: () => number;
   pool: () => { used: number; free: number; pending: number; max: number };
@@ -212,6 +214,14 @@ export class Metrics {
       registers: r,
       collect() {
         this.set(sources.connections?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "hookline_status_buffer_bytes",
+      help: "Bytes of updates the WatchDeliveries streams of this process hold for their clients, as counted against HOOKLINE_WATCH_BUFFER_BYTES.",
+      registers: r,
+      collect() {
+        this.set(sources.watchBuffer?.() ?? 0);
       },
     });
     new Gauge({

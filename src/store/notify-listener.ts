@@ -7,6 +7,9 @@
  *   scheduler skips its own process's (it took those deliveries by id).
  * - `hookline_updates`: the trigger on `delivery_updates` notifies on every
  *   commit that logs status changes; the status stream listens.
+ * - `hookline_api_keys`: the triggers on `api_keys` notify the id of each key
+ *   revoked, deleted or changed; processes with streams open by API keys
+ *   listen (domain/key-revocations.ts).
  * Reconnects by itself; while disconnected the pollers keep things going.
  */
 import pg from "pg";
@@ -16,8 +19,14 @@ import type { Logger } from "pino";
 export const DUE_CHANNEL = "hookline_due";
 /** The channel the status log trigger notifies. */
 export const UPDATES_CHANNEL = "hookline_updates";
+/** The channel the api_keys triggers notify, with the key's id. */
+export const API_KEYS_CHANNEL = "hookline_api_keys";
 
-/** Keeps a LISTEN connection open and calls `onNotify` for each notification. */
+/**
+ * Keeps a LISTEN connection open and calls `onNotify` with each
+ * notification's payload, and without one after each (re)connection: what
+ * was notified while not listening is missed.
+ */
 export class NotifyListener {
   private client: pg.Client | undefined;
   private stopped = false;
@@ -26,7 +35,7 @@ export class NotifyListener {
   constructor(
     private readonly url: string,
     private readonly channel: string,
-    private readonly onNotify: () => void,
+    private readonly onNotify: (payload?: string) => void,
     private readonly log: Logger,
     /** Skip notifications with this payload (this process's application_name). */
     private readonly own?: string,
@@ -50,7 +59,7 @@ export class NotifyListener {
     if (this.stopped) return;
     const client = new pg.Client({ connectionString: this.url, application_name: "hookline-listener" });
     client.on("notification", (msg) => {
-      if (this.own === undefined || msg.payload !== this.own) this.onNotify();
+      if (this.own === undefined || msg.payload !== this.own) this.onNotify(msg.payload);
     });
     client.on("error", (err) => this.lost(client, err));
     client.on("end", () => this.lost(client, new Error("connection ended")));

@@ -73,3 +73,12 @@ export async function revokeApiKey(sql: Sql, id: string): Promise<StoredApiKey |
   );
   return row ? fromRow(row) : undefined;
 }
+
+/** Of the keys `ids`, those still valid (not revoked), with their tenant and scope. */
+export async function validApiKeys(sql: Sql, ids: readonly string[]): Promise<Array<{ id: string; tenantId: string; scope: number }>> {
+  const rows = await sql.query<{ id: string; tenant_id: string; scope: number }>(
+    "SELECT id, tenant_id, scope FROM api_keys WHERE id = ANY($1::text[]) AND revoked_at IS NULL",
+    [ids],
+  );
+  return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, scope: r.scope }));
+}
