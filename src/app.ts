@@ -7,7 +7,6 @@ import { randomBytes } from "node:crypto";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { createContextValues } from "@connectrpc/connect";
 import { authInterceptor, transportResetKey } from "./api/auth.js";
 import { CallLimit } from "./api/call-limit.js";
 import { REQUEST_JSON_OPTIONS } from "./api/request-json.js";
