@@ -19,7 +19,11 @@
  * shared memory (WorkerProgress), so each payload of a batch has its own
  * deadline and the one that passed it is known without a message. The
  * schema is then suspended for its tenant for `suspendMs`: its checks are
- * refused at once, so one costly schema cannot keep the pool busy.
+ * refused at once, so one costly schema cannot keep the pool busy. A
+ * tenant with {@link MAX_STOPPED_SCHEMAS} schemas suspended at once is
+ * suspended whole for as long, so new costly schemas cannot either (each
+ * stopped check costs a thread the deadline and a new thread, about 0.25 s
+ * of CPU from dist/ on the test machine).
  *
  * Fairness. Each tenant has its own queue; free threads take the next job
  * of each tenant in turn (a tenant that had nothing waiting or running goes
@@ -64,7 +68,7 @@ export interface SchemaPoolOptions {
   suspendMs?: number;
   /** How long a thread works on one batch before giving the rest back; {@link SLICE_MS} by default. */
   sliceMs?: number;
-  /** Told when a schema is suspended (once per suspension), with the label of the item that ran past its deadline. */
+  /** Told when a schema is suspended (once per suspension), with the label of the item that ran past its deadline; `*` when the tenant is suspended whole. */
   onSuspended?: (tenantId: string, label: string, reason: string) => void;
   /** Told when a thread stops unexpectedly or cannot start. */
   onWorkerError?: (err: unknown) => void;
@@ -78,6 +82,9 @@ export interface SchemaPoolOptions {
  * waiting long.
  */
 export const SUSPEND_MS = 60_000;
+
+/** Schemas of one tenant suspended at once that suspend all its schema work. */
+export const MAX_STOPPED_SCHEMAS = 3;
 
 /**
  * A thread gives a batch back after this long, so another tenant's job
@@ -187,8 +194,10 @@ export class SchemaPool {
   private readonly tenants = new Map<string, Tenant>();
   /** Tenants with jobs queued, in turn order. */
   private ring: Tenant[] = [];
-  /** Suspended schemas: `${tenant}\0${schema}` to when they are taken again and why. */
+  /** Suspended schemas: `${tenant}\0${schema}` to when they are taken again and why; `${tenant}\0` for a whole tenant. */
   private readonly suspended = new Map<string, { until: number; reason: string }>();
+  /** Each tenant's suspended schemas and when their suspensions end, for {@link MAX_STOPPED_SCHEMAS}. */
+  private readonly stopped = new Map<string, Map<string, number>>();
   /** Deadline of one payload's check. */
   readonly timeoutMs: number;
   /** Deadline of compiling one schema. */
@@ -298,8 +307,10 @@ export class SchemaPool {
 
   /** The first item in [start, end) whose schema is suspended for the tenant, as its failure. */
   private firstSuspended(tenantId: string, items: readonly SchemaCheck[], start: number, end: number): CheckFailure | undefined {
-    if (this.suspended.size === 0) return undefined;
+    if (this.suspended.size === 0 || start >= end) return undefined;
     const now = Date.now();
+    const whole = this.suspended.get(`${tenantId}\u0000`);
+    if (whole && whole.until > now) return { index: start, kind: "suspended", remainingMs: whole.until - now, reason: whole.reason };
     let seen: string | undefined;
     for (let i = start; i < end; i++) {
       const schema = items[i]!.schema;
@@ -439,16 +450,33 @@ export class SchemaPool {
     const request = job.request;
     const index = Math.min(job.end - 1, job.start + item - (k > 0 ? task.ends[k - 1]! : 0));
     const check = request.items[index]!;
-    const key = `${request.tenant.id}\u0000${check.schema}`;
-    const now = Date.now();
-    if (!((this.suspended.get(key)?.until ?? 0) > now)) this.options.onSuspended?.(request.tenant.id, check.label, reason);
-    this.suspended.set(key, { until: now + this.suspendMs, reason });
-    if (this.suspended.size > 10_000) {
-      for (const [k, v] of this.suspended) if (v.until <= now) this.suspended.delete(k);
-    }
+    this.suspend(request.tenant.id, check, reason);
     this.requeue(task.jobs.filter((_, i) => i !== k));
     this.refuse(request, { index, kind: "stopped", reason });
     this.finish(request);
+  }
+
+  /** Suspends a schema for a tenant, and the tenant whole at its MAX_STOPPED_SCHEMAS-th suspended schema. */
+  private suspend(tenantId: string, check: SchemaCheck, reason: string): void {
+    const now = Date.now();
+    const until = now + this.suspendMs;
+    const key = `${tenantId}\u0000${check.schema}`;
+    if (!((this.suspended.get(key)?.until ?? 0) > now)) this.options.onSuspended?.(tenantId, check.label, reason);
+    this.suspended.set(key, { until, reason });
+    const stopped = this.stopped.get(tenantId) ?? new Map<string, number>();
+    for (const [schema, end] of stopped) if (end <= now) stopped.delete(schema);
+    stopped.set(check.schema, until);
+    this.stopped.set(tenantId, stopped);
+    if (stopped.size >= MAX_STOPPED_SCHEMAS) {
+      const whole = `${MAX_STOPPED_SCHEMAS} schemas of tenant ${tenantId} were stopped at their deadline within ${Math.round(this.suspendMs / 1000)} s`;
+      this.options.onSuspended?.(tenantId, "*", whole);
+      this.suspended.set(`${tenantId}\u0000`, { until, reason: whole });
+      this.stopped.delete(tenantId);
+    }
+    if (this.suspended.size > 10_000 || this.stopped.size > 10_000) {
+      for (const [k, v] of this.suspended) if (v.until <= now) this.suspended.delete(k);
+      for (const [k, v] of this.stopped) if ([...v.values()].every((t) => t <= now)) this.stopped.delete(k);
+    }
   }
 
   /** Puts jobs given back (in order) at the front of their tenant's queue, and the tenant at the end of the turn. */

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { LimitExceededError } from "../../src/domain/errors.js";
-import { type CheckFailure, type SchemaCheck, SchemaPool, type SchemaPoolOptions } from "../../src/domain/schema-pool.js";
+import { type CheckFailure, MAX_STOPPED_SCHEMAS, type SchemaCheck, SchemaPool, type SchemaPoolOptions } from "../../src/domain/schema-pool.js";
 import { sleep } from "../support/chaos.js";
 import { distinctObjects, refChain as refChainSchema, UNIQUE_ITEMS } from "../support/costly-schemas.js";
 
@@ -116,6 +116,20 @@ describe("the deadline", () => {
     await sleep(1_100);
     expect((await p.check("mallory", batch))?.kind).toBe("stopped");
     expect(p.stats().timedOut).toBe(2);
+  });
+
+  it(`suspends a tenant whole once ${MAX_STOPPED_SCHEMAS} of its schemas are suspended, so new costly schemas cannot keep stopping threads`, async () => {
+    const suspended: string[][] = [];
+    const p = pool({ workers: 1, timeoutMs: 100, onSuspended: (...args) => suspended.push(args) });
+    for (let i = 0; i < MAX_STOPPED_SCHEMAS; i++) {
+      expect((await p.check("mallory", [check(refChain(22 + i), "{}", `costly.${i}`)]))?.kind).toBe("stopped");
+    }
+    const whole = `${MAX_STOPPED_SCHEMAS} schemas of tenant mallory were stopped at their deadline within 60 s`;
+    expect(suspended.at(-1)).toEqual(["mallory", "*", whole]);
+    expect(await p.check("mallory", [check(PLAIN, '{"id":"a"}')])).toMatchObject({ index: 0, kind: "suspended", reason: whole });
+    expect(await p.compile("mallory", PLAIN, "new.type")).toMatchObject({ kind: "suspended", reason: whole });
+    expect(p.stats().timedOut).toBe(MAX_STOPPED_SCHEMAS);
+    expect(await p.check("alice", [check(PLAIN, '{"id":"a"}')])).toBeUndefined();
   });
 });
 
