@@ -422,7 +422,7 @@ export class SchemaPool {
     const task = thread.task;
     if (!task) return;
     const phase = Atomics.load(thread.state, WorkerProgress.PHASE);
-    if (Atomics.load(thread.state, WorkerProgress.JOB) !== task.id || phase === Phase.IDLE) {
+    if (Atomics.load(thread.state, WorkerProgress.TASK) !== task.id || phase === Phase.IDLE) {
       // Not begun yet, or its answer is on its way.
       thread.timer = setTimeout(() => this.watch(thread), this.timeoutMs);
       return;
@@ -628,7 +628,7 @@ export class SchemaPool {
     this.figures.crashed++;
     const task = this.takeTask(thread);
     if (task) {
-      const begun = Atomics.load(thread.state, WorkerProgress.JOB) === task.id;
+      const begun = Atomics.load(thread.state, WorkerProgress.TASK) === task.id;
       this.lose(task, begun ? Atomics.load(thread.state, WorkerProgress.ITEM) : 0, `its check stopped the schema worker (${err.message})`);
     }
     this.spawn();

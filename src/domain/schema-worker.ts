@@ -7,7 +7,8 @@
  * deadline.
  *
  * Compiled validators are kept by schema text, so a schema is compiled once
- * per thread (the first check of it in this thread, or its compile job).
+ * per thread (at its first check in this thread, or when the pool asks for
+ * it to be compiled).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { ValidateFunction } from "ajv/dist/2020.js";
@@ -59,7 +60,7 @@ export interface TaskResult {
   segments: { done: number; refusal?: WorkerRefusal }[];
 }
 
-/** Sent once when the thread is ready for jobs. */
+/** Sent once when the thread is ready for tasks. */
 export interface WorkerReady {
   ready: true;
 }
@@ -67,18 +68,18 @@ export interface WorkerReady {
 /**
  * Where a thread is, shared with the pool without messages, so the pool can
  * read it when a deadline passes (the thread cannot answer while it is
- * stuck in a check): `Int32Array` slots {@link JOB}, {@link PHASE},
+ * stuck in a check): `Int32Array` slots {@link TASK}, {@link PHASE},
  * {@link ITEM}, and at byte {@link SINCE_OFFSET} a `Float64Array` slot with
  * when the phase began (ms since the epoch, `performance.timeOrigin +
  * performance.now()`, which every thread reads alike).
  */
 export const WorkerProgress = {
   BYTES: 24,
-  /** Slot of the id of the job in hand. */
-  JOB: 0,
+  /** Slot of the id of the task in hand. */
+  TASK: 0,
   /** Slot of {@link Phase}. */
   PHASE: 1,
-  /** Slot of the index of the item in hand within its job. */
+  /** Slot of the index of the item in hand within its task. */
   ITEM: 2,
   SINCE_OFFSET: 16,
 } as const;
@@ -103,9 +104,9 @@ function serve(port: NonNullable<typeof parentPort>, start: WorkerStart): void {
   const since = new Float64Array(start.progress, WorkerProgress.SINCE_OFFSET, 1);
   const cache = new Map<string, ValidateFunction>();
 
-  const mark = (job: number, phase: number, item: number) => {
+  const mark = (task: number, phase: number, item: number) => {
     since[0] = epochNow();
-    Atomics.store(state, WorkerProgress.JOB, job);
+    Atomics.store(state, WorkerProgress.TASK, task);
     Atomics.store(state, WorkerProgress.ITEM, item);
     Atomics.store(state, WorkerProgress.PHASE, phase);
   };

@@ -4,7 +4,9 @@
  * the API, the scheduler and the health checks share: `anyOf` over chains
  * of `$ref`s (1.4 KB of schema) took 15-34 s on any payload, `uniqueItems`
  * over 5,000 objects a second or more, and every other tenant's calls
- * waited as long. Now checks run in schema threads with a deadline
+ * waited as long (measured with this file before the change: the costly
+ * publish 15.1 s and another tenant's plain publish 15.1 s; 1.6 s, stored
+ * as valid, and another tenant's typed publish 1.5 s). Now checks run in schema threads with a deadline
  * (HOOKLINE_SCHEMA_TIMEOUT, 250 ms by default): the costly publish is
  * answered with INVALID_ARGUMENT within about the deadline, its type is
  * then suspended (FAILED_PRECONDITION at once), and other tenants' plain
