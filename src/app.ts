@@ -54,6 +54,8 @@ export interface Hookline {
   readonly health: HealthState;
   /** The status stream's reader of the log (WatchDeliveries). */
   readonly updates: UpdateHub;
+  /** The threads that compile event type schemas and check payloads. */
+  readonly schemas: SchemaPool;
   /** Unary calls in progress now, as `hookline_calls_in_progress` reports them. */
   readonly callsInProgress: number;
   /** Graceful stop: NOT_SERVING, stop accepting, drain deliveries, close the database. */
@@ -260,6 +262,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     scheduler,
     health,
     updates,
+    schemas,
     get callsInProgress() {
       return callLimit.current;
     },

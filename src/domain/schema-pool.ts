@@ -15,7 +15,8 @@
  *
  * Deadline. A synchronous Ajv call cannot be interrupted: a check that runs
  * past `timeoutMs` (a compile past `compileTimeoutMs`) gets its thread
- * terminated and a new one started. The thread tells where it is through
+ * terminated and a new one started; from then on the pool keeps a spare
+ * thread, so the next time one takes over at once. The thread tells where it is through
  * shared memory (WorkerProgress), so each payload of a batch has its own
  * deadline and the one that passed it is known without a message. The
  * schema is then suspended for its tenant for `suspendMs`: its checks are
@@ -187,6 +188,8 @@ interface Suspension {
 export interface SchemaPoolStats {
   /** Threads alive (starting or ready). */
   threads: number;
+  /** Threads ready for work (idle or busy). */
+  ready: number;
   /** Threads started in all, replacements included. */
   started: number;
   /** Threads terminated for running past a deadline. */
@@ -215,6 +218,8 @@ export class SchemaPool {
   private readonly sliceMs: number;
   /** Threads one tenant may hold at once: all but one, so another tenant always finds one free. */
   private readonly threadsPerTenant: number;
+  /** Threads working on a task; at most `workers`. */
+  private busy = 0;
   private nextTaskId = 1;
   private closed = false;
   private startFailures = 0;
@@ -252,7 +257,9 @@ export class SchemaPool {
   stats(): SchemaPoolStats {
     let queued = 0;
     for (const t of this.ring) for (const j of t.queue) queued += j.end - j.start;
-    return { threads: this.threads.size, queued, ...this.figures };
+    let ready = 0;
+    for (const t of this.threads) if (t.ready) ready++;
+    return { threads: this.threads.size, ready, queued, ...this.figures };
   }
 
   /** The live threads, for tests that stop one as a crash would. */
@@ -336,7 +343,7 @@ export class SchemaPool {
    * its share of threads, and starts the missing threads while work waits.
    */
   private pump(): void {
-    while (this.idle.length > 0) {
+    while (this.idle.length > 0 && this.busy < this.options.workers) {
       const i = this.ring.findIndex((t) => t.running < this.threadsPerTenant);
       if (i < 0) break;
       const tenant = this.ring.splice(i, 1)[0]!;
@@ -356,7 +363,7 @@ export class SchemaPool {
       if (tenant.queue.length > 0) this.ring.push(tenant);
       if (jobs.length > 0) this.run(this.idle.pop()!, tenant, jobs);
     }
-    if (this.ring.length > 0) while (this.threads.size < this.options.workers && this.spawn());
+    if (this.ring.length > 0) this.fill();
   }
 
   /**
@@ -403,6 +410,7 @@ export class SchemaPool {
     }
     thread.task = { id, jobs, ends: task.ends };
     tenant.running++;
+    this.busy++;
     thread.worker.postMessage(task);
     thread.worker.ref();
     thread.timer = setTimeout(() => this.watch(thread), this.timeoutMs);
@@ -412,7 +420,10 @@ export class SchemaPool {
   private takeTask(thread: Thread): Thread["task"] {
     const task = thread.task;
     thread.task = undefined;
-    if (task) task.jobs[0]!.request.tenant.running--;
+    if (task) {
+      task.jobs[0]!.request.tenant.running--;
+      this.busy--;
+    }
     return task;
   }
 
@@ -441,7 +452,7 @@ export class SchemaPool {
     this.takeTask(thread);
     this.lose(task, Atomics.load(thread.state, WorkerProgress.ITEM), reason);
     void this.stop(thread);
-    this.spawn();
+    this.fill();
     this.pump();
   }
 
@@ -568,9 +579,24 @@ export class SchemaPool {
     this.pump();
   }
 
+  /**
+   * Threads to keep: `workers`, and once a thread has been stopped, one
+   * more, ready and idle while `workers` are busy, which takes over at once
+   * when the next is stopped (starting a thread takes about 0.25 s from
+   * dist/, 1 s from sources through tsx, on the test machine).
+   */
+  private get target(): number {
+    return this.options.workers + (this.figures.timedOut + this.figures.crashed > 0 ? 1 : 0);
+  }
+
+  /** Starts the threads missing. */
+  private fill(): void {
+    while (this.threads.size < this.target && this.spawn());
+  }
+
   /** Starts a thread; false when none may start now. */
   private spawn(): boolean {
-    if (this.closed || this.threads.size >= this.options.workers) return false;
+    if (this.closed || this.threads.size >= this.target) return false;
     const wait = this.restartAt - Date.now();
     if (wait > 0) {
       this.restartTimer ??= setTimeout(() => {
@@ -631,7 +657,7 @@ export class SchemaPool {
       const begun = Atomics.load(thread.state, WorkerProgress.TASK) === task.id;
       this.lose(task, begun ? Atomics.load(thread.state, WorkerProgress.ITEM) : 0, `its check stopped the schema worker (${err.message})`);
     }
-    this.spawn();
+    this.fill();
     this.pump();
   }
 

@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { LimitExceededError } from "../../src/domain/errors.js";
 import { type CheckFailure, MAX_STOPPED_SCHEMAS, type SchemaCheck, SchemaPool, type SchemaPoolOptions } from "../../src/domain/schema-pool.js";
 import { sleep } from "../support/chaos.js";
@@ -87,7 +87,8 @@ describe("the deadline", () => {
     const stopped = await timed(p.check("mallory", [check(PLAIN, '{"id":"a"}'), check(refChain(), '{"a":1}', "costly.refs")]));
     expect(stopped.value).toEqual({ index: 1, kind: "stopped", reason: "a payload took over 200 ms to check against its schema" });
     expect(stopped.ms).toBeLessThan(200 + 1_500);
-    expect(p.stats()).toMatchObject({ timedOut: 1, started: 2 });
+    // A replacement, and a spare from now on (see the next test).
+    expect(p.stats()).toMatchObject({ timedOut: 1, started: 3 });
     expect(suspended).toEqual([["mallory", "costly.refs", "a payload took over 200 ms to check against its schema"]]);
 
     // Refused at once from now on, without a thread, and warned about once.
@@ -116,6 +117,19 @@ describe("the deadline", () => {
     await sleep(1_100);
     expect((await p.check("mallory", batch))?.kind).toBe("stopped");
     expect(p.stats().timedOut).toBe(2);
+  });
+
+  it("keeps a spare thread once one has been stopped, which takes over at once when the next is", async () => {
+    const p = pool({ workers: 1, timeoutMs: 200 });
+    expect((await p.check("mallory", [check(refChain(), "{}")]))?.kind).toBe("stopped");
+    await vi.waitFor(() => expect(p.stats()).toMatchObject({ threads: 2, ready: 2 }), { timeout: 20_000, interval: 20 });
+    // Eve's costly check holds the one thread that may work; Alice's waits for it, and is then served by the spare
+    // while the threads started to replace it are still starting.
+    const eve = p.check("eve", [check(refChain(), "{}")]);
+    const alice = await p.check("alice", [check(PLAIN, '{"id":"a"}')]);
+    expect(alice).toBeUndefined();
+    expect(p.stats()).toMatchObject({ timedOut: 2, threads: 2, ready: 1 });
+    expect((await eve)?.kind).toBe("stopped");
   });
 
   it(`suspends a tenant whole once ${MAX_STOPPED_SCHEMAS} of its schemas are suspended, so new costly schemas cannot keep stopping threads`, async () => {
@@ -212,7 +226,7 @@ describe("threads", () => {
     expect(await pending).toMatchObject({ index: 0, kind: "stopped", reason: expect.stringMatching(/^its check stopped the schema worker/) });
     expect(errors).toHaveLength(1);
     expect(await p.check("alice", [check(PLAIN, '{"id":"a"}')])).toBeUndefined();
-    expect(p.stats()).toMatchObject({ threads: 1, started: 2, crashed: 1 });
+    expect(p.stats()).toMatchObject({ threads: 2, started: 3, crashed: 1 });
   });
 
   it("stops every thread on close, failing what waits", async () => {
