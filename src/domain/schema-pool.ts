@@ -40,9 +40,9 @@
  * thread parses them). A batch goes as one message per thread its tenant
  * may use, and a tenant's concurrent publishes waiting together as one
  * message, each schema text once per message. Measured on the test
- * machine: a lone publish costs the event loop about 31 µs (the message
- * round trip alone 26-28 µs), concurrent ones 13-14 µs each, a
- * PublishBatch 1.3 µs per event, where checking on the loop cost 5-8 µs
+ * machine: a lone publish costs the event loop 29-50 µs (the message round
+ * trip alone 26-28 µs), 64 concurrent ones 5-14 µs each, a PublishBatch
+ * 0.6-1.4 µs per event, where checking on the loop cost 5-10 µs
  * (docs/api.md).
  */
 import { Worker } from "node:worker_threads";
