@@ -606,8 +606,8 @@ export class SchemaPool {
       return false;
     }
     const progress = new SharedArrayBuffer(WorkerProgress.BYTES);
+    // Held (keeps the process alive) while it starts and while it works; let go of when idle (release).
     const worker = startWorker({ progress, sliceMs: this.sliceMs, compileMs: this.compileTimeoutMs });
-    worker.unref();
     this.figures.started++;
     const thread: Thread = {
       worker,
