@@ -15,6 +15,7 @@ import { errorInterceptor } from "./api/errors.js";
 import { Authenticator } from "./domain/auth.js";
 import { EventTypeRegistry } from "./domain/event-types.js";
 import { KeyRevocations } from "./domain/key-revocations.js";
+import { SchemaPool } from "./domain/schema-pool.js";
 import { HealthState } from "./api/health.js";
 import { routes, SERVICE_NAMES } from "./api/routes.js";
 import { withProbes } from "./api/probes.js";
@@ -54,6 +55,8 @@ export interface Hookline {
   readonly health: HealthState;
   /** The status stream's reader of the log (WatchDeliveries). */
   readonly updates: UpdateHub;
+  /** The threads that compile event type schemas and check payloads. */
+  readonly schemas: SchemaPool;
   /** Unary calls in progress now, as `hookline_calls_in_progress` reports them. */
   readonly callsInProgress: number;
   /** Graceful stop: NOT_SERVING, stop accepting, drain deliveries, close the database. */
@@ -145,8 +148,18 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   retention?.start();
 
   const inserts = new InsertQueue(store.sql, config.idempotencyWindowMs, undefined, config.publishWriters, config.publishPendingBytes);
-  const eventTypes = new EventTypeRegistry(() => store.em(), config.strictEventTypes, (tenantId, eventType, reason) =>
-    log.warn({ tenantId, eventType, reason }, "a stored event type schema cannot be used; its publishes fail until it is replaced"),
+  // Tenant-controlled schema work runs in threads, with a deadline, tenants served in turn (domain/schema-pool.ts).
+  const schemaLog = log.child({ component: "schemas" });
+  const schemas = new SchemaPool({
+    workers: config.schemaWorkers,
+    timeoutMs: config.schemaTimeoutMs,
+    maxQueuedPerTenant: config.schemaQueue,
+    onSuspended: (tenantId, eventType, reason) =>
+      schemaLog.warn({ tenantId, eventType, reason }, "event type schema suspended in this process: its check was stopped at its deadline"),
+    onWorkerError: (err) => schemaLog.error({ err }, "a schema worker stopped unexpectedly; starting another"),
+  });
+  const eventTypes = new EventTypeRegistry(() => store.em(), schemas, config.strictEventTypes, (tenantId, eventType, reason) =>
+    schemaLog.warn({ tenantId, eventType, reason }, "a stored event type schema cannot be used; its publishes fail until it is replaced"),
   );
   const publish: PublishContext = {
     eventTypes,
@@ -261,6 +274,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     scheduler,
     health,
     updates,
+    schemas,
     get callsInProgress() {
       return callLimit.current;
     },
@@ -278,6 +292,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
           retention?.stop(),
         ]);
         await testHttp.close();
+        await schemas.close();
         await store.close();
         await embedded?.stop();
         log.info("Hookline stopped");

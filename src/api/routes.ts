@@ -33,7 +33,7 @@ export interface RouteDeps {
   updates: UpdateHub;
   /** How SendTestEvent sends. */
   testEvents: TestEventOptions;
-  /** Told of event types created here. */
+  /** Compiles the schemas of event types created here, and is told of them. */
   eventTypes: EventTypeRegistry;
   /** Seals and opens endpoint secrets. */
   secrets: SecretBox;

@@ -48,8 +48,8 @@ export interface WebhookAdminOptions {
   updates: UpdateHub;
   /** Sends SendTestEvent's requests. */
   testEvents: TestEventOptions;
-  /** Told of event types created here. */
-  eventTypes?: EventTypeRegistry;
+  /** Compiles the schemas of event types created here, and is told of them. */
+  eventTypes: EventTypeRegistry;
   /** Seals and opens endpoint secrets. */
   secrets: SecretBox;
 }

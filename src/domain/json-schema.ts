@@ -1,7 +1,8 @@
 /**
  * Compiling event type schemas (JSON Schema draft 2020-12, Ajv) so that no
- * schema can stall the process: the API and the delivery scheduler share
- * one event loop, and a schema is compiled and run on it.
+ * schema can stall the process. Schemas are compiled and run in the schema
+ * threads (schema-pool.ts), each check with a deadline; the rules here keep
+ * what one costs small, so that the deadline is rarely met.
  *
  * Regular expressions. Ajv compiles every regex it takes from a schema
  * (`pattern`, `patternProperties` keys, wherever they sit: `$defs`,
