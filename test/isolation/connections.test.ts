@@ -173,7 +173,12 @@ describe("timeouts", () => {
     idle.on("error", () => {});
     const pinging = http2.connect(app.url);
     pinging.on("error", () => {});
-    const pings = setInterval(() => pinging.ping(() => {}), 200);
+    // (Between the server's GOAWAY and the "close" event the session can be
+    // destroyed already: ping() then throws.)
+    const pings = setInterval(() => {
+      if (!pinging.destroyed && !pinging.closed) pinging.ping(() => {});
+    }, 200);
+    pinging.once("close", () => clearInterval(pings));
     const start = Date.now();
     const [idleEnd, pingingEnd] = await Promise.all([once(idle, "close").then(() => Date.now() - start), once(pinging, "close").then(() => Date.now() - start)]);
     clearInterval(pings);
