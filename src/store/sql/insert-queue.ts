@@ -14,7 +14,18 @@
  */
 import { LimitExceededError } from "../../domain/errors.js";
 import type { Sql } from "../sql.js";
-import { type InsertedEvent, insertEvents, type NewEvent } from "./insert-events.js";
+import type { ClaimedDelivery } from "./claim-due.js";
+import { type InsertedEvent, insertEvents, type NewEvent, type PublishLease } from "./insert-events.js";
+
+/**
+ * The local scheduler's side of leasing at publish (see insertEvents): its
+ * room when a statement starts, and the deliveries the statement leased to
+ * it once it ends (none if it failed). Every `begin` is followed by one `end`.
+ */
+export interface Leaser {
+  begin(): PublishLease | undefined;
+  end(lease: PublishLease, leased: ClaimedDelivery[]): void;
+}
 
 interface Waiting {
   events: readonly NewEvent[];
@@ -37,6 +48,8 @@ export class InsertQueue {
     private readonly writers = 2,
     /** Most bytes of event bodies waiting or being written; see the class comment. */
     private readonly maxPendingBytes = 64 << 20,
+    /** The local scheduler, which new deliveries are leased to; none without one. */
+    private readonly leaser?: Leaser,
   ) {}
 
   private pendingBytes = 0;
@@ -83,13 +96,22 @@ export class InsertQueue {
     this.writing--;
   }
 
+  /** One statement, with a lease to the local scheduler when it has room. */
+  private async insertLeasing(events: readonly NewEvent[]): Promise<InsertedEvent[]> {
+    const lease = this.leaser?.begin();
+    let leased: ClaimedDelivery[] = [];
+    try {
+      const result = await insertEvents(this.sql, events, this.idempotencyWindowMs, lease);
+      leased = result.leased;
+      return result.events;
+    } finally {
+      if (lease) this.leaser!.end(lease, leased);
+    }
+  }
+
   private async write(group: Waiting[]): Promise<void> {
     try {
-      const results = await insertEvents(
-        this.sql,
-        group.flatMap((w) => w.events),
-        this.idempotencyWindowMs,
-      );
+      const results = await this.insertLeasing(group.flatMap((w) => w.events));
       let offset = 0;
       for (const w of group) {
         w.resolve(results.slice(offset, offset + w.events.length));
@@ -104,7 +126,7 @@ export class InsertQueue {
       await Promise.all(
         group.map(async (w) => {
           try {
-            w.resolve(await insertEvents(this.sql, w.events, this.idempotencyWindowMs));
+            w.resolve(await this.insertLeasing(w.events));
           } catch (e) {
             w.reject(e);
           }
