@@ -14,7 +14,9 @@
  * default 1, as unary publishes; group commit makes a few per statement at
  * high rates), --outcomes N (outcomes per write, default 64), --no-lease
  * (claim new deliveries after publishing instead of leasing them in the
- * publish statement, as a process without a scheduler leaves them).
+ * publish statement, as a process without a scheduler leaves them),
+ * --try SQL (run after the migrations, to measure a layout change before
+ * writing its migration; repeatable).
  */
 import { parseArgs } from "node:util";
 import pg from "pg";
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     batch: { type: "string", default: "1" },
     outcomes: { type: "string", default: "64" },
     "no-lease": { type: "boolean", default: false },
+    try: { type: "string", multiple: true, default: [] },
   },
 });
 const events = Number(values.events);
@@ -95,6 +98,7 @@ try {
   const warm = await openStore(url, 4, "hookline-db-cost");
   const c = new pg.Client({ connectionString: url });
   await c.connect();
+  for (const statement of values.try) await c.query(statement);
   const endpointId = newId("endpoint");
   await c.query(
     `INSERT INTO endpoints (id, tenant_id, url, secrets) VALUES ($1, 't', 'http://127.0.0.1:9/hook', '[{"secret":"whsec_x","expiresAt":null}]')`,
@@ -143,12 +147,12 @@ try {
               sum(b.block_fpi_length)::float8 AS fpi
        FROM pg_get_wal_block_info($1, $2) b
        LEFT JOIN pg_class cl ON cl.relfilenode = b.relfilenode
-       GROUP BY 1 ORDER BY 3 + 4 DESC`,
+       GROUP BY 1 ORDER BY sum(b.main_data_length + b.block_data_length + b.block_fpi_length) DESC`,
       [lsnBefore, lsnAfter],
     )
   ).rows;
   console.log("WAL bytes per event by relation (records; full-page images):");
-  for (const r of byRelation.slice(0, 14)) {
+  for (const r of byRelation.slice(0, 20)) {
     console.log(`  ${r.rel.padEnd(32)} ${per(r.n)} blocks, ${Math.round(r.bytes / events)} B + ${Math.round(r.fpi / events)} B FPI`);
   }
   const byRecord = (

@@ -2,7 +2,8 @@
  * Retention: removes what is older than the retention period, in small
  * batches (each its own short transaction, so no long locks):
  * - deliveries that ended (SUCCEEDED or FAILED) before the cutoff, with their
- *   attempts (ON DELETE CASCADE);
+ *   attempts (in the same statement: the hot tables have no foreign keys,
+ *   see the migration hot_path_foreign_keys);
  * - events published before the cutoff that have no delivery left;
  * - status log rows recorded before the cutoff, except those of deliveries
  *   still live (they go once the delivery ends and ages out);
@@ -22,8 +23,15 @@ WITH doomed AS (
   ORDER BY id
   LIMIT $3
   FOR UPDATE SKIP LOCKED
+),
+gone AS (
+  DELETE FROM deliveries d USING doomed WHERE d.id = doomed.id
+  RETURNING d.id
+),
+attempts_gone AS (
+  DELETE FROM attempts a USING gone WHERE a.delivery_id = gone.id
 )
-DELETE FROM deliveries d USING doomed WHERE d.id = doomed.id`;
+SELECT count(*)::int AS n FROM gone`;
 
 const PRUNE_EVENTS = `
 WITH doomed AS (
@@ -60,12 +68,12 @@ export interface Pruned {
 /** Removes everything older than `cutoff` (see the module comment), `batch` rows per statement. */
 export async function pruneOlderThan(sql: Sql, cutoff: Date, batch = 1_000): Promise<Pruned> {
   const pruned: Pruned = { deliveries: 0, events: 0, updates: 0, keys: 0 };
-  const run = (text: string, values: unknown[]) =>
-    inBatches(batch, async () => {
-      const rows = await sql.query<{ n: number }>(`WITH gone AS (${text} RETURNING 1) SELECT count(*)::int AS n FROM gone`, values);
-      return rows[0]?.n ?? 0;
-    });
-  pruned.deliveries = await run(PRUNE_DELIVERIES, [firstIdAt("delivery", cutoff), cutoff, batch]);
+  /** Runs a statement that counts what it removed (`n`). */
+  const counted = (text: string, values: unknown[]) =>
+    inBatches(batch, async () => (await sql.query<{ n: number }>(text, values))[0]?.n ?? 0);
+  /** Runs a DELETE, counting its rows. */
+  const run = (text: string, values: unknown[]) => counted(`WITH gone AS (${text} RETURNING 1) SELECT count(*)::int AS n FROM gone`, values);
+  pruned.deliveries = await counted(PRUNE_DELIVERIES, [firstIdAt("delivery", cutoff), cutoff, batch]);
   pruned.events = await run(PRUNE_EVENTS, [firstIdAt("event", cutoff), batch]);
   pruned.updates = await run(PRUNE_UPDATES, [cutoff, batch]);
   pruned.keys = await run(PRUNE_KEYS, [batch]);
