@@ -4,7 +4,8 @@
  * the delivery's next state.
  */
 import { type SignatureSchemeName, signatureHeaders } from "../signing/sign.js";
-import { DeliveryState, type StoredRetryPolicy } from "../store/entities/index.js";
+import { DeliveryState } from "../domain/delivery/state.js";
+import type { StoredRetryPolicy } from "../store/entities/index.js";
 import type { ClaimedDelivery } from "../store/sql/claim-due.js";
 import type { AttemptOutcome } from "../store/sql/record-outcomes.js";
 import { VERSION } from "../version.js";

@@ -35,7 +35,8 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { DeliveryState, type StoredRetryPolicy } from "../store/entities/index.js";
+import { DeliveryState } from "../domain/delivery/state.js";
+import type { StoredRetryPolicy } from "../store/entities/index.js";
 import type { Sql } from "../store/sql.js";
 import { type ClaimedDelivery, claimDue } from "../store/sql/claim-due.js";
 import {

@@ -4,7 +4,7 @@
  * constants a partial index's predicate was written with
  * (`status IN (1, 2)`), so the planner still matches those indexes.
  */
-import { DeliveryState } from "../entities/index.js";
+import { DeliveryState } from "../../domain/delivery/state.js";
 
 /** The live states, in which a delivery waits or is being attempted: `(PENDING, RETRYING)`. */
 export const LIVE_STATES = `(${DeliveryState.Pending}, ${DeliveryState.Retrying})`;
