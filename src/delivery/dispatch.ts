@@ -4,10 +4,10 @@
  * the delivery's next state.
  */
 import { type SignatureSchemeName, signatureHeaders } from "../signing/sign.js";
+import type { ClaimedDelivery } from "../domain/delivery/claimed-delivery.js";
+import type { AttemptOutcome } from "../domain/delivery/outcome.js";
+import type { StoredRetryPolicy } from "../domain/delivery/retry-policy.js";
 import { DeliveryState } from "../domain/delivery/state.js";
-import type { StoredRetryPolicy } from "../store/entities/index.js";
-import type { ClaimedDelivery } from "../store/sql/claim-due.js";
-import type { AttemptOutcome } from "../store/sql/record-outcomes.js";
 import { VERSION } from "../version.js";
 import { failureDelay, parseRetryAfter, type RetryRules } from "./backoff.js";
 import type { HttpResult } from "./http-client.js";

@@ -8,7 +8,8 @@ import type { AddressGuard } from "../delivery/address-guard.js";
 import { MIN_RATE_PER_SECOND } from "../delivery/lanes.js";
 import type { SecretBox } from "../signing/secret-box.js";
 import { generateSecret, checkSecret } from "../signing/secrets.js";
-import { Endpoint, type StoredRetryPolicy } from "../store/entities/index.js";
+import { Endpoint } from "../store/entities/index.js";
+import type { StoredRetryPolicy } from "./delivery/retry-policy.js";
 import { NotFoundError, ValidationError } from "./errors.js";
 import { newId } from "./ids.js";
 import {
