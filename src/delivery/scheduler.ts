@@ -41,7 +41,7 @@ import type { StoredRetryPolicy } from "../domain/delivery/retry-policy.js";
 import { DeliveryState } from "../domain/delivery/state.js";
 import type { Sql } from "../store/sql.js";
 import { claimDue } from "../store/sql/claim-due.js";
-import { releaseLeases, releaseUnstarted } from "../store/sql/record-outcomes.js";
+import { releaseLeases, releaseUnstarted } from "../store/sql/release-leases.js";
 import { DUE_CHANNEL, NotifyListener } from "../store/notify-listener.js";
 import { holdForCircuit, sweepBlocked } from "../store/sql/circuit-holds.js";
 import { unparkOrphans } from "../store/sql/unpark.js";
