@@ -15,6 +15,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Sql } from "../store/sql.js";
+import { LIVE_STATES } from "../store/sql/states.js";
 
 let processMetrics: Registry | undefined;
 
@@ -70,7 +71,7 @@ SELECT q.due, q.oldest, c.circuits
 FROM (SELECT count(*)::int AS due,
              coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS oldest
       FROM deliveries
-      WHERE status IN (1, 2) AND next_attempt_at <= now() AND locked_by IS NULL) q,
+      WHERE status IN ${LIVE_STATES} AND next_attempt_at <= now() AND locked_by IS NULL) q,
      (SELECT count(*)::int AS circuits
       FROM endpoints
       WHERE circuit_open_until > now() AND deleted_at IS NULL) c`;

@@ -10,7 +10,12 @@
  * AFTER INSERT trigger on `deliveries`
  * notifies the schedulers on commit.
  */
+import { DeliveryEvent } from "../../domain/delivery/state.js";
 import type { Sql } from "../sql.js";
+import { LIVE_STATES, sqlTransition } from "./states.js";
+
+/** A new delivery starts PENDING, logged CREATED (see the state machine). */
+const CREATED = sqlTransition(DeliveryEvent.Created);
 
 /** Inputs up to this many rows run as prepared statements (see Sql.query). */
 const SMALL = 8;
@@ -76,11 +81,11 @@ fanned AS (
   -- publish time), then 64 bits of md5(event, endpoint) in hex, whose digits
   -- are Crockford base32 digits too: a valid, unique ULID-form id made in a
   -- plain expression (a PL/pgSQL ULID function cost about 20 us per row).
-  SELECT 'dlv_' || substr(e.id, 5, 10) || upper(substr(md5(e.id || ep.id), 1, 16)), e.id, ep.id, e.tenant_id, e.event_type, 1,
+  SELECT 'dlv_' || substr(e.id, 5, 10) || upper(substr(md5(e.id || ep.id), 1, 16)), e.id, ep.id, e.tenant_id, e.event_type, ${CREATED.to},
          CASE
            WHEN ep.ordered AND (
              row_number() OVER (PARTITION BY ep.id ORDER BY i.ord) > 1
-             OR EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = ep.id AND p.status IN (1, 2)))
+             OR EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = ep.id AND p.status IN ${LIVE_STATES}))
            THEN NULL
            ELSE greatest(now(), ep.circuit_open_until, ep.circuit_probe_until)
          END
@@ -98,10 +103,10 @@ fanned AS (
   ORDER BY i.ord
   RETURNING id, event_id, endpoint_id, tenant_id, event_type
 ),
--- The status log (see delivery-updates.ts): each new delivery, CREATED (1), PENDING (1).
+-- The status log (see delivery-updates.ts): each new delivery, CREATED, PENDING.
 logged AS (
   INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, 1, 1 FROM fanned
+  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${CREATED.log}, ${CREATED.to} FROM fanned
 )
 SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids
 FROM inserted i

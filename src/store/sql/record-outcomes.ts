@@ -12,6 +12,7 @@
  */
 import type { AttemptOutcome, HealthChanges, HealthRules } from "../../domain/delivery/outcome.js";
 import type { Sql } from "../sql.js";
+import { ENDED_STATES, LIVE_STATES, sqlLogKindAfterAttempt } from "./states.js";
 
 const RECORD = `
 WITH r AS (
@@ -46,13 +47,13 @@ updated AS (
     d.last_response_status, d.last_error, d.next_attempt_at, r.started_at, r.duration_ms
 ),
 -- The status log (see delivery-updates.ts), for the deliveries this process
--- still held: SUCCEEDED (4), FAILED (5) or RETRY_SCHEDULED (3), at the
+-- still held: SUCCEEDED, FAILED or RETRY_SCHEDULED by the new status, at the
 -- moment the attempt ended.
 logged AS (
   INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status,
                                 attempt_number, response_status, duration_ms, error, next_attempt_at, occurred_at)
   SELECT id, event_id, endpoint_id, tenant_id, event_type,
-         CASE status WHEN 3 THEN 4 WHEN 4 THEN 5 ELSE 3 END, status,
+         ${sqlLogKindAfterAttempt("status")}, status,
          attempt_count, last_response_status, duration_ms, last_error, next_attempt_at,
          started_at + make_interval(secs => duration_ms::float8 / 1000)
   FROM updated
@@ -122,11 +123,11 @@ promoted AS (
     FROM endpoints ep
     CROSS JOIN LATERAL (
       SELECT p.id FROM deliveries p
-      WHERE p.endpoint_id = ep.id AND p.status IN (1, 2) AND p.next_attempt_at IS NULL
+      WHERE p.endpoint_id = ep.id AND p.status IN ${LIVE_STATES} AND p.next_attempt_at IS NULL
       ORDER BY p.seq LIMIT 1
     ) head
     WHERE ep.ordered AND ep.id IN (
-      SELECT d.endpoint_id FROM deliveries d JOIN r ON r.delivery_id = d.id WHERE r.status IN (3, 4))
+      SELECT d.endpoint_id FROM deliveries d JOIN r ON r.delivery_id = d.id WHERE r.status IN ${ENDED_STATES})
   ) head
   WHERE n.id = head.id
 )

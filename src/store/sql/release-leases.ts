@@ -3,10 +3,11 @@
  * deliveries at once instead of waiting for the leases to run out.
  */
 import type { Sql } from "../sql.js";
+import { LIVE_STATES } from "./states.js";
 
 const RELEASE = `
 UPDATE deliveries SET locked_by = NULL, next_attempt_at = now()
-WHERE locked_by = $1 AND status IN (1, 2)
+WHERE locked_by = $1 AND status IN ${LIVE_STATES}
 RETURNING id`;
 
 /**
@@ -22,7 +23,7 @@ const RELEASE_IDS = `
 UPDATE deliveries d
 SET locked_by = NULL, next_attempt_at = greatest(now(), ep.circuit_open_until), updated_at = now()
 FROM endpoints ep
-WHERE d.id = ANY ($2::text[]) AND d.locked_by = $1 AND d.status IN (1, 2) AND ep.id = d.endpoint_id`;
+WHERE d.id = ANY ($2::text[]) AND d.locked_by = $1 AND d.status IN ${LIVE_STATES} AND ep.id = d.endpoint_id`;
 
 /**
  * Gives back the leases of deliveries `workerId` claimed and did not start
