@@ -246,6 +246,7 @@ const NOT_OPERATIONS = new Set([
   "sqlLogKindAfterAttempt",
   // Group commit over insertEvents.
   "InsertQueue",
+  "InsertQueueFullError",
 ]);
 
 /** The statements each operation sends. */
