@@ -12,6 +12,8 @@
  * the scan starts at the oldest row left. Log rows by the BRIN index on
  * occurred_at.
  */
+// The id format is the domain's; ids.ts is a pure module (no store, no I/O),
+// which the store may import (see test/layers.test.ts).
 import { firstIdAt } from "../../domain/ids.js";
 import { inBatches, type Sql } from "../sql.js";
 import { ENDED_STATES, LIVE_STATES } from "./states.js";
