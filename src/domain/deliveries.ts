@@ -5,7 +5,8 @@
 import type { EntityManager, FilterQuery } from "@mikro-orm/postgresql";
 import { Attempt, Delivery, Endpoint } from "../store/entities/index.js";
 import type { Sql } from "../store/sql.js";
-import { requeueDelivery, requeueFailed } from "../store/sql/requeue.js";
+import { requeueDelivery } from "../store/sql/requeue.js";
+import { requeueFailed } from "../store/sql/requeue-failed.js";
 import { ALL_STATES } from "./delivery/state.js";
 import { FailedPreconditionError, NotFoundError, ValidationError } from "./errors.js";
 import { checkPageSize, decodePageToken, encodePageToken } from "./validate.js";
