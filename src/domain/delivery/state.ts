@@ -74,11 +74,6 @@ export const LIVE_STATES: readonly DeliveryState[] = [DeliveryState.Pending, Del
 /** The statuses in which a delivery has ended (until it is queued again). */
 export const ENDED_STATES: readonly DeliveryState[] = [DeliveryState.Succeeded, DeliveryState.Failed];
 
-/** Whether `status` is one of {@link LIVE_STATES}. */
-export function isLive(status: DeliveryState): boolean {
-  return LIVE_STATES.includes(status);
-}
-
 /** What happens to a delivery; each is one row of {@link TRANSITIONS}. */
 export const DeliveryEvent = {
   /** A publish fanned its event out to the endpoint. */
@@ -160,14 +155,4 @@ export function statusAfterAttempt(event: AttemptEvent): DeliveryState {
   const t = transition(DeliveryState.Pending, event);
   if (!t) throw new Error(`an attempt cannot end with ${event}`);
   return t.to;
-}
-
-/**
- * The log kind of the row recorded when an attempt's outcome moves a
- * delivery to `status`, or undefined when no attempt leads there. The
- * outcome writer records statuses, not events, so each attempt event must
- * lead to its own status (test/domain/delivery/state.test.ts checks it).
- */
-export function logKindAfterAttempt(status: DeliveryState): UpdateKind | undefined {
-  return ATTEMPT_EVENTS.map((e) => TRANSITIONS[e]).find((t) => t.to === status)?.log;
 }

@@ -77,11 +77,15 @@ export function sqlTransition(event: DeliveryEvent): SqlTransition {
  * `CASE <status> WHEN ... THEN ... END`: the status log kind of an attempt
  * that moved a delivery to the status in the column `status`, from the
  * attempt events' transitions (RETRYING: RETRY_SCHEDULED, SUCCEEDED:
- * SUCCEEDED, FAILED: FAILED). There is no ELSE: a status no attempt leads
- * to gives NULL, which `delivery_updates.kind` refuses, so the write fails
- * instead of logging something made up.
+ * SUCCEEDED, FAILED: FAILED). The outcome writer records statuses, not
+ * events, so each attempt event must lead to a status of its own. There is
+ * no ELSE: a status no attempt leads to gives NULL, which
+ * `delivery_updates.kind` refuses, so the write fails instead of logging
+ * something made up.
  */
 export function sqlLogKindAfterAttempt(status: string): string {
+  const statuses = ATTEMPT_EVENTS.map((e) => TRANSITIONS[e].to);
+  if (new Set(statuses).size !== statuses.length) throw new Error("two attempt events lead to one status: its log kind is ambiguous");
   const cases = ATTEMPT_EVENTS.map((e) => `WHEN ${sqlStatus(TRANSITIONS[e].to)} THEN ${sqlKind(TRANSITIONS[e].log)}`);
   return `CASE ${status} ${cases.join(" ")} END`;
 }
