@@ -9,8 +9,9 @@
 import { newId } from "../src/domain/ids.js";
 import { claimDue } from "../src/store/sql/claim-due.js";
 import { insertEvents } from "../src/store/sql/insert-events.js";
-import { type AttemptOutcome, recordOutcomes } from "../src/store/sql/record-outcomes.js";
-import { DeliveryState } from "../src/store/entities/index.js";
+import type { AttemptOutcome } from "../src/domain/delivery/outcome.js";
+import { DeliveryState } from "../src/domain/delivery/state.js";
+import { recordOutcomes } from "../src/store/sql/record-outcomes.js";
 import type { Store } from "../src/store/store.js";
 
 /** How the cycle is run. */

@@ -35,17 +35,14 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { DeliveryState, type StoredRetryPolicy } from "../store/entities/index.js";
+import type { ClaimedDelivery } from "../domain/delivery/claimed-delivery.js";
+import type { AttemptOutcome, HealthChanges, HealthRules } from "../domain/delivery/outcome.js";
+import type { StoredRetryPolicy } from "../domain/delivery/retry-policy.js";
+import { DeliveryState } from "../domain/delivery/state.js";
 import type { Sql } from "../store/sql.js";
-import { type ClaimedDelivery, claimDue } from "../store/sql/claim-due.js";
+import { claimDue } from "../store/sql/claim-due.js";
 import type { PublishLease } from "../store/sql/insert-events.js";
-import {
-  type AttemptOutcome,
-  type HealthChanges,
-  type HealthRules,
-  releaseLeases,
-  releaseUnstarted,
-} from "../store/sql/record-outcomes.js";
+import { releaseLeases, releaseUnstarted } from "../store/sql/release-leases.js";
 import { DUE_CHANNEL, NotifyListener } from "../store/notify-listener.js";
 import { holdForCircuit, sweepBlocked } from "../store/sql/circuit-holds.js";
 import { unparkOrphans } from "../store/sql/unpark.js";

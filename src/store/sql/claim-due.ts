@@ -47,37 +47,11 @@
  * 100 rows took 8.7 ms in all, 12-17 ms seen from the client. The statement
  * is its own short transaction.
  */
-import type { StoredRetryPolicy, StoredSecret } from "../entities/index.js";
+import type { ClaimedDelivery, StoredSecret } from "../../domain/delivery/claimed-delivery.js";
+import type { StoredRetryPolicy } from "../../domain/delivery/retry-policy.js";
 import type { Sql } from "../sql.js";
 import { endpointFree, type LeaseRoom, leaseEnd, notExcluded, Params, roomTables, tenantFree } from "./lease-room.js";
 import { LIVE_STATES } from "./states.js";
-
-/** A claimed delivery with what its dispatch needs. */
-export interface ClaimedDelivery {
-  id: string;
-  eventId: string;
-  endpointId: string;
-  tenantId: string;
-  eventType: string;
-  /** The number of this attempt (1 for the first). */
-  attemptNumber: number;
-  body: string;
-  url: string;
-  headers: Record<string, string>;
-  secrets: StoredSecret[];
-  signatureScheme: "standard-webhooks" | "github";
-  retryPolicy: StoredRetryPolicy | null;
-  timeoutMs: number | null;
-  /** The endpoint's in-flight limit; null means the server default. */
-  maxInFlight: number | null;
-  /** The endpoint's rate limit in requests per second; null means none. */
-  rateLimitPerSecond: number | null;
-  ordered: boolean;
-  /** The endpoint's circuit is half-open: this attempt is the probe. */
-  probe: boolean;
-  /** When this process's lease on the delivery ends. */
-  leaseUntil: Date;
-}
 
 export type { TenantRoom } from "./lease-room.js";
 

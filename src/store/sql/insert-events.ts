@@ -10,14 +10,15 @@
  * AFTER INSERT trigger on `deliveries`
  * notifies the schedulers on commit.
  */
-import { DeliveryState, type StoredRetryPolicy, type StoredSecret } from "../entities/index.js";
+import type { ClaimedDelivery, StoredSecret } from "../../domain/delivery/claimed-delivery.js";
+import type { StoredRetryPolicy } from "../../domain/delivery/retry-policy.js";
+import { DeliveryEvent } from "../../domain/delivery/state.js";
 import type { Sql } from "../sql.js";
-import type { ClaimedDelivery } from "./claim-due.js";
-import { LIVE_STATES } from "./states.js";
 import { endpointFree, type LeaseRoom, leaseEnd, notExcluded, Params, roomTables, tenantFree } from "./lease-room.js";
+import { LIVE_STATES, sqlTransition } from "./states.js";
 
-/** The status log's kind of a new delivery (DeliveryUpdateKind.CREATED). */
-const UPDATE_CREATED = 1;
+/** A new delivery starts PENDING, logged CREATED (see the state machine). */
+const CREATED = sqlTransition(DeliveryEvent.Created);
 
 /** Inputs up to this many rows run as prepared statements (see Sql.query). */
 const SMALL = 8;
@@ -177,7 +178,7 @@ fan AS (
 ${leasing}
 fanned AS (
   INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at, locked_by)
-  SELECT f.id, f.event_id, f.endpoint_id, f.tenant_id, f.event_type, ${DeliveryState.Pending},
+  SELECT f.id, f.event_id, f.endpoint_id, f.tenant_id, f.event_type, ${CREATED.to},
          ${lease ? `CASE WHEN f.parked THEN NULL WHEN f.id IN (SELECT id FROM leased) THEN ${leaseEnd(p, lease, "f")} ELSE f.due END` : "CASE WHEN f.parked THEN NULL ELSE f.due END"},
          ${lease ? `CASE WHEN f.id IN (SELECT id FROM leased) THEN ${worker} END` : "NULL"}
   FROM fan f
@@ -189,7 +190,7 @@ fanned AS (
 -- The status log (see delivery-updates.ts): each new delivery, CREATED, PENDING.
 logged AS (
   INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${UPDATE_CREATED}, ${DeliveryState.Pending} FROM fanned
+  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${CREATED.log}, ${CREATED.to} FROM fanned
 )
 -- One row per event, then one per leased delivery.
 SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids,

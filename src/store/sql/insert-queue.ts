@@ -8,13 +8,13 @@
  * written again on their own, so one caller's bad events never fail another.
  *
  * What waits is bounded: past `maxPendingBytes` of event bodies not yet
- * stored, further publishes are refused at once with ResourceExhausted
- * rather than queued, so a flood of publishes faster than the database
- * can take them cannot grow memory without end.
+ * stored, further publishes are refused at once with
+ * {@link InsertQueueFullError} (which publishing answers as a limit,
+ * ResourceExhausted) rather than queued, so a flood of publishes faster than
+ * the database can take them cannot grow memory without end.
  */
-import { LimitExceededError } from "../../domain/errors.js";
 import type { Sql } from "../sql.js";
-import type { ClaimedDelivery } from "./claim-due.js";
+import type { ClaimedDelivery } from "../../domain/delivery/claimed-delivery.js";
 import { type InsertedEvent, insertEvents, type NewEvent, type PublishLease } from "./insert-events.js";
 
 /**
@@ -25,6 +25,11 @@ import { type InsertedEvent, insertEvents, type NewEvent, type PublishLease } fr
 export interface Leaser {
   begin(): PublishLease | undefined;
   end(lease: PublishLease, leased: ClaimedDelivery[]): void;
+}
+
+/** A publish refused because too many bytes of publishes wait to be stored already; retry with backoff. */
+export class InsertQueueFullError extends Error {
+  override name = "InsertQueueFullError";
 }
 
 interface Waiting {
@@ -66,7 +71,7 @@ export class InsertQueue {
     // One publish alone is always taken, whatever its size.
     if (this.pendingBytes > 0 && this.pendingBytes + bytes > this.maxPendingBytes) {
       return Promise.reject(
-        new LimitExceededError(
+        new InsertQueueFullError(
           `too many publishes are waiting to be stored (${this.pendingBytes} bytes, limit ${this.maxPendingBytes}); retry with backoff`,
         ),
       );

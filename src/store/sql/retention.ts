@@ -13,13 +13,16 @@
  * the scan starts at the oldest row left. Log rows by the BRIN index on
  * occurred_at.
  */
+// The id format is the domain's; ids.ts is a pure module (no store, no I/O),
+// which the store may import (see test/layers.test.ts).
 import { firstIdAt } from "../../domain/ids.js";
 import { inBatches, type Sql } from "../sql.js";
+import { ENDED_STATES, LIVE_STATES } from "./states.js";
 
 const PRUNE_DELIVERIES = `
 WITH doomed AS (
   SELECT id FROM deliveries
-  WHERE id < $1 AND status IN (3, 4) AND updated_at < $2
+  WHERE id < $1 AND status IN ${ENDED_STATES} AND updated_at < $2
   ORDER BY id
   LIMIT $3
   FOR UPDATE SKIP LOCKED
@@ -48,7 +51,7 @@ DELETE FROM delivery_updates
 WHERE ctid IN (
   SELECT u.ctid FROM delivery_updates u
   WHERE u.occurred_at < $1
-    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id AND d.status IN (1, 2))
+    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id AND d.status IN ${LIVE_STATES})
   LIMIT $2
 )`;
 
