@@ -147,7 +147,16 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     : undefined;
   retention?.start();
 
-  const inserts = new InsertQueue(store.sql, config.idempotencyWindowMs, undefined, config.publishWriters, config.publishPendingBytes);
+  // New deliveries are leased to this process's scheduler by the publish
+  // statement itself when it has room (see insert-events.ts).
+  const inserts = new InsertQueue(
+    store.sql,
+    config.idempotencyWindowMs,
+    undefined,
+    config.publishWriters,
+    config.publishPendingBytes,
+    scheduler ? { begin: () => scheduler.beginLease(), end: (lease, leased) => scheduler.endLease(lease, leased) } : undefined,
+  );
   // Tenant-controlled schema work runs in threads, with a deadline, tenants served in turn (domain/schema-pool.ts).
   const schemaLog = log.child({ component: "schemas" });
   const schemas = new SchemaPool({

@@ -24,7 +24,8 @@ import {
 import { type ApiKey as ApiKeyMessage, ApiKeySchema } from "../../gen/hookline/v1/api_key_pb.js";
 import type { EndpointStats } from "../domain/endpoint-stats.js";
 import { ValidationError } from "../domain/errors.js";
-import type { Attempt, Delivery, Endpoint, StoredRetryPolicy } from "../store/entities/index.js";
+import type { StoredRetryPolicy } from "../domain/delivery/retry-policy.js";
+import type { Attempt, Delivery, Endpoint } from "../store/entities/index.js";
 import type { StoredApiKey } from "../store/sql/api-keys.js";
 import type { EventType } from "../store/entities/index.js";
 import { type EventType as EventTypeMessage, EventTypeSchema } from "../../gen/hookline/v1/event_type_pb.js";

@@ -9,6 +9,7 @@
  * at delivery time.
  */
 import ipaddr from "ipaddr.js";
+import type { DestinationCheck } from "../domain/endpoints.js";
 
 type Address = ipaddr.IPv4 | ipaddr.IPv6;
 type Cidr = [Address, number];
@@ -67,7 +68,7 @@ const EMBEDDING: readonly { range: Cidr; form: string; ipv4: (parts: readonly nu
 const ALLOW_HINT = "allow it with HOOKLINE_ALLOWED_CIDRS";
 
 /** Decides which addresses deliveries may connect to. */
-export class AddressGuard {
+export class AddressGuard implements DestinationCheck {
   private readonly blocked: readonly NamedRange[] = BLOCKED.map(([text, label]) => named(text, label));
   private readonly allowed: readonly NamedRange[];
 

@@ -2,7 +2,7 @@
  * The retry schedule: one pure function from (policy, attempt number) to the
  * delay before the next attempt, or null when the delivery is given up.
  */
-import type { StoredRetryPolicy } from "../store/entities/index.js";
+import type { StoredRetryPolicy } from "../domain/delivery/retry-policy.js";
 
 /**
  * Returns the delay in ms before the attempt after attempt `attemptNumber`

@@ -4,9 +4,10 @@
  * the delivery's next state.
  */
 import { type SignatureSchemeName, signatureHeaders } from "../signing/sign.js";
-import { DeliveryState, type StoredRetryPolicy } from "../store/entities/index.js";
-import type { ClaimedDelivery } from "../store/sql/claim-due.js";
-import type { AttemptOutcome } from "../store/sql/record-outcomes.js";
+import type { ClaimedDelivery } from "../domain/delivery/claimed-delivery.js";
+import type { AttemptOutcome } from "../domain/delivery/outcome.js";
+import type { StoredRetryPolicy } from "../domain/delivery/retry-policy.js";
+import { DeliveryEvent, statusAfterAttempt } from "../domain/delivery/state.js";
 import { VERSION } from "../version.js";
 import { failureDelay, parseRetryAfter, type RetryRules } from "./backoff.js";
 import type { HttpResult } from "./http-client.js";
@@ -52,10 +53,11 @@ export interface OutcomeContext extends RetryRules {
 }
 
 /**
- * Stage 3: the attempt row and the delivery's next state. 2xx succeeds;
- * 410 Gone fails the delivery (and disables the endpoint); any other result
+ * Stage 3: the attempt row and the delivery's next state, by the event the
+ * attempt ended with (see the transitions in domain/delivery/state.ts). 2xx
+ * succeeds; 410 Gone gives up (and disables the endpoint); any other result
  * is retried by the retry policy (see backoff.ts for Retry-After and
- * throttling) until it is exhausted, then the delivery fails.
+ * throttling) until it is exhausted, then it gives up.
  */
 export function decideOutcome(
   delivery: Pick<ClaimedDelivery, "id" | "endpointId" | "attemptNumber" | "retryPolicy">,
@@ -80,10 +82,12 @@ export function decideOutcome(
     responseHeaders: kept,
     gone: result.status === 410,
   };
-  if (!result.error) return { ...base, success: true, status: DeliveryState.Succeeded, nextAttemptAt: null };
+  if (!result.error) {
+    return { ...base, success: true, status: statusAfterAttempt(DeliveryEvent.AttemptSucceeded), nextAttemptAt: null };
+  }
   const failed = { ...base, success: false };
   if (result.status === 410) {
-    return { ...failed, error: "HTTP 410 Gone: endpoint disabled", status: DeliveryState.Failed, nextAttemptAt: null };
+    return { ...failed, error: "HTTP 410 Gone: endpoint disabled", status: statusAfterAttempt(DeliveryEvent.GivenUp), nextAttemptAt: null };
   }
   const finishedAt = startedAt.getTime() + durationMs;
   const delay = failureDelay(
@@ -96,6 +100,6 @@ export function decideOutcome(
     },
     context,
   );
-  if (delay === null) return { ...failed, status: DeliveryState.Failed, nextAttemptAt: null };
-  return { ...failed, status: DeliveryState.Retrying, nextAttemptAt: new Date(finishedAt + delay) };
+  if (delay === null) return { ...failed, status: statusAfterAttempt(DeliveryEvent.GivenUp), nextAttemptAt: null };
+  return { ...failed, status: statusAfterAttempt(DeliveryEvent.AttemptFailed), nextAttemptAt: new Date(finishedAt + delay) };
 }

@@ -39,6 +39,7 @@
  * hanging tenant cannot fill the ready buffer either.
  */
 import type { TenantRoom } from "../store/sql/claim-due.js";
+import { MIN_RATE_PER_SECOND } from "../domain/delivery/limits.js";
 
 /** What a lane needs to know about its endpoint, from the claim. */
 export interface LaneLimits {
@@ -58,14 +59,6 @@ export const PREFETCH_HOLD_MS = 250;
 const KEEP_IDLE_MS = 5_000;
 /** Weight of the newest response time in the lane's moving average. */
 const LATENCY_WEIGHT = 0.2;
-/**
- * The lowest rate limit a lane keeps (requests per second): the API refuses
- * lower ones (see domain/endpoints.ts), and an endpoint stored before that
- * rule is treated as this. At 1e-7/s the wait for the next token was 1e10
- * ms, past what a Node timer can hold: it fired at once, over and over.
- */
-export const MIN_RATE_PER_SECOND = 0.001;
-
 /**
  * The fair share of `capacity` for each of `active` tenants (or endpoints of
  * one tenant) with work (see the module comment): capacity / (n + 1), at

@@ -17,15 +17,11 @@
  * too long) have theirs failed.
  */
 import type { Logger } from "pino";
+import type { AttemptOutcome, HealthChanges, HealthRules } from "../domain/delivery/outcome.js";
 import type { Sql } from "../store/sql.js";
 import { holdForCircuit, releaseHeld } from "../store/sql/circuit-holds.js";
-import {
-  type AttemptOutcome,
-  failPendingOfDisabled,
-  type HealthChanges,
-  type HealthRules,
-  recordOutcomes,
-} from "../store/sql/record-outcomes.js";
+import { failPendingOfDisabled } from "../store/sql/fail-disabled.js";
+import { recordOutcomes } from "../store/sql/record-outcomes.js";
 
 /** A batch this large is written without waiting. */
 const FULL_BATCH = 128;

@@ -35,16 +35,14 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { DeliveryState, type StoredRetryPolicy } from "../store/entities/index.js";
+import type { ClaimedDelivery } from "../domain/delivery/claimed-delivery.js";
+import type { AttemptOutcome, HealthChanges, HealthRules } from "../domain/delivery/outcome.js";
+import type { StoredRetryPolicy } from "../domain/delivery/retry-policy.js";
+import { DeliveryState } from "../domain/delivery/state.js";
 import type { Sql } from "../store/sql.js";
-import { type ClaimedDelivery, claimDue } from "../store/sql/claim-due.js";
-import {
-  type AttemptOutcome,
-  type HealthChanges,
-  type HealthRules,
-  releaseLeases,
-  releaseUnstarted,
-} from "../store/sql/record-outcomes.js";
+import { claimDue } from "../store/sql/claim-due.js";
+import type { PublishLease } from "../store/sql/insert-events.js";
+import { releaseLeases, releaseUnstarted } from "../store/sql/release-leases.js";
 import { DUE_CHANNEL, NotifyListener } from "../store/notify-listener.js";
 import { holdForCircuit, sweepBlocked } from "../store/sql/circuit-holds.js";
 import { unparkOrphans } from "../store/sql/unpark.js";
@@ -127,6 +125,8 @@ export class Scheduler {
   private claiming: Promise<void> | undefined;
   /** Deliveries published here, to claim by id (see take). */
   private taken: string[] = [];
+  /** Deliveries publish statements running now may lease to this process, at most (see beginLease). */
+  private leasing = 0;
   /** Some trigger asked for a claim over the due window (see nudge). */
   private windowWanted = false;
   /** The last claim was by id and took under half of its ids (see claimLoop). */
@@ -208,6 +208,57 @@ export class Scheduler {
     // Those not kept are found by a claim over the due window.
     if (deliveryIds.length > room) this.windowWanted = true;
     this.startClaiming();
+  }
+
+  /**
+   * The room a publish statement may lease new deliveries in (see
+   * insert-events.ts): what a claim would be offered now, less what other
+   * statements running now may take. Undefined when there is none, or this
+   * scheduler is not running. Each lease given is ended with endLease.
+   */
+  beginLease(): PublishLease | undefined {
+    if (this.state !== "running") return undefined;
+    const o = this.options;
+    const limit = Math.min(this.room(), o.claimBatchSize);
+    if (limit <= 0) return undefined;
+    this.leasing += limit;
+    const capacity = this.lanes.capacity();
+    return {
+      workerId: this.workerId,
+      limit,
+      leaseMarginMs: o.leaseMarginMs,
+      defaultTimeoutMs: o.requestTimeoutMs,
+      exclude: this.excluded(capacity.exclude),
+      laneFree: capacity.free,
+      excludeTenants: capacity.excludeTenants,
+      tenants: capacity.tenants,
+      newTenant: capacity.newTenant,
+      defaultMaxInFlight: o.endpointMaxInFlight,
+      workers: this.lanes.workerCount,
+      circuitFailureThreshold: o.circuitFailureThreshold,
+    };
+  }
+
+  /**
+   * A publish statement given `lease` ended, leasing `leased` to this
+   * process (none if it failed): they go in the ready buffer like claimed
+   * ones, or back if the scheduler stopped meanwhile.
+   */
+  endLease(lease: PublishLease, leased: readonly ClaimedDelivery[]): void {
+    this.leasing -= lease.limit;
+    if (leased.length === 0) return;
+    if (this.state !== "running") {
+      void this.release(leased);
+      return;
+    }
+    for (const delivery of leased) this.enqueue(delivery);
+    this.pump();
+  }
+
+  /** Deliveries this process may take on now: room for requests plus a ready buffer as large again. */
+  private room(): number {
+    const o = this.options;
+    return Math.min(2 * o.maxInFlight - this.inFlight - this.readyCount, o.maxInFlight - this.unwritten) - this.leasing;
   }
 
   /** Asks for a claim now (a notification, a timer, the poll, a finished attempt). */
@@ -350,8 +401,7 @@ export class Scheduler {
   private async claimLoop(): Promise<void> {
     const o = this.options;
     while (this.state === "running") {
-      // Room for requests plus a ready buffer as large again.
-      const free = Math.min(2 * o.maxInFlight - this.inFlight - this.readyCount, o.maxInFlight - this.unwritten);
+      const free = this.room();
       if (free <= 0) return;
       const wanted = Math.min(free, o.claimBatchSize);
       let ids: string[] | undefined;

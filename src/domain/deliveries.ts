@@ -3,9 +3,11 @@
  * with its attempts.
  */
 import type { EntityManager, FilterQuery } from "@mikro-orm/postgresql";
-import { Attempt, Delivery, DeliveryState, Endpoint } from "../store/entities/index.js";
+import { Attempt, Delivery, Endpoint } from "../store/entities/index.js";
 import type { Sql } from "../store/sql.js";
-import { requeueDelivery, requeueFailed } from "../store/sql/requeue.js";
+import { requeueDelivery } from "../store/sql/requeue.js";
+import { requeueFailed } from "../store/sql/requeue-failed.js";
+import { ALL_STATES } from "./delivery/state.js";
 import { FailedPreconditionError, NotFoundError, ValidationError } from "./errors.js";
 import { checkPageSize, decodePageToken, encodePageToken } from "./validate.js";
 
@@ -30,7 +32,7 @@ export async function listDeliveries(
   const size = checkPageSize(pageSize);
   const before = decodePageToken(pageToken);
   // 0 (unspecified) means any; a number outside the enum (binary requests can carry one) matched nothing before.
-  if (filter.status !== undefined && filter.status !== 0 && !(Object.values(DeliveryState) as number[]).includes(filter.status)) {
+  if (filter.status !== undefined && filter.status !== 0 && !(ALL_STATES as readonly number[]).includes(filter.status)) {
     throw new ValidationError("status", `${filter.status} is not a delivery status (PENDING, RETRYING, SUCCEEDED or FAILED)`);
   }
   const where: FilterQuery<Delivery> = {};

@@ -4,11 +4,11 @@
  */
 import { type EntityManager, LockMode } from "@mikro-orm/postgresql";
 import { failPendingOfDeleted, unparkEndpoint } from "../store/sql/endpoint-changes.js";
-import type { AddressGuard } from "../delivery/address-guard.js";
-import { MIN_RATE_PER_SECOND } from "../delivery/lanes.js";
 import type { SecretBox } from "../signing/secret-box.js";
 import { generateSecret, checkSecret } from "../signing/secrets.js";
-import { Endpoint, type StoredRetryPolicy } from "../store/entities/index.js";
+import { Endpoint } from "../store/entities/index.js";
+import { MIN_RATE_PER_SECOND } from "./delivery/limits.js";
+import type { StoredRetryPolicy } from "./delivery/retry-policy.js";
 import { NotFoundError, ValidationError } from "./errors.js";
 import { newId } from "./ids.js";
 import {
@@ -22,6 +22,15 @@ import {
   encodePageToken,
   shorten,
 } from "./validate.js";
+
+/**
+ * Judges an endpoint's URL when it is set: why it can never be delivered
+ * to, or undefined. The SSRF guard (delivery/address-guard.ts) is the one
+ * the process uses; endpoint rules need no more of it than this.
+ */
+export interface DestinationCheck {
+  neverAllowed(url: URL): string | undefined;
+}
 
 /** An endpoint as a caller describes it. */
 export interface EndpointInput {
@@ -205,7 +214,7 @@ export type EndpointField = (typeof ENDPOINT_FIELDS)[number];
  */
 function applyFields(
   endpoint: Endpoint,
-  guard: AddressGuard,
+  guard: DestinationCheck,
   input: Omit<EndpointInput, "tenantId" | "secret">,
   fields: ReadonlySet<EndpointField>,
   prefix = "",
@@ -243,7 +252,7 @@ function applyFields(
   if (fields.has("rate_limit_per_second")) {
     const r = input.rateLimitPerSecond;
     // Below the least rate, the wait for a token outgrows what the scheduler
-    // can time (see lanes.ts): one request per 1,000 s is the least.
+    // can time (see domain/delivery/limits.ts): one request per 1,000 s is the least.
     if (!Number.isFinite(r) || (r !== 0 && (r < MIN_RATE_PER_SECOND || r > 100_000))) {
       throw new ValidationError(f("rate_limit_per_second"), `must be 0 (no limit) or from ${MIN_RATE_PER_SECOND} to 100000`);
     }
@@ -258,7 +267,7 @@ function applyFields(
  * A URL that `guard` says can never be delivered to (a blocked IP literal,
  * `localhost`) is refused here; other names are judged at delivery time.
  */
-export async function createEndpoint(em: EntityManager, guard: AddressGuard, box: SecretBox, input: EndpointInput): Promise<Endpoint> {
+export async function createEndpoint(em: EntityManager, guard: DestinationCheck, box: SecretBox, input: EndpointInput): Promise<Endpoint> {
   const endpoint = new Endpoint();
   endpoint.id = newId("endpoint");
   endpoint.tenantId = checkTenantId(input.tenantId);
@@ -279,7 +288,7 @@ export async function createEndpoint(em: EntityManager, guard: AddressGuard, box
  */
 export async function updateEndpoint(
   em: EntityManager,
-  guard: AddressGuard,
+  guard: DestinationCheck,
   id: string,
   input: Omit<EndpointInput, "tenantId" | "secret">,
   paths: readonly string[],

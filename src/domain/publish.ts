@@ -3,6 +3,7 @@
  * store events and deliveries in one statement. Nothing is delivered inline.
  */
 import type { InsertedEvent, NewEvent } from "../store/sql/insert-events.js";
+import { InsertQueueFullError } from "../store/sql/insert-queue.js";
 import type { EventTypeRegistry } from "./event-types.js";
 import { LimitExceededError, ValidationError } from "./errors.js";
 import { newId } from "./ids.js";
@@ -35,7 +36,10 @@ export interface PublishInput {
 
 /** What publishing needs from the process. */
 export interface PublishContext {
-  /** Stores events with their deliveries, all or nothing (see store/sql/insert-queue.ts). */
+  /**
+   * Stores events with their deliveries, all or nothing (see
+   * store/sql/insert-queue.ts); may refuse with InsertQueueFullError.
+   */
   insert: (events: readonly NewEvent[]) => Promise<InsertedEvent[]>;
   /** Largest payload accepted, in bytes of JSON. */
   maxPayloadBytes: number;
@@ -70,7 +74,10 @@ export async function publishEvents(
       typeField: `${fieldPrefix(i)}event_type`,
     })),
   );
-  const results = await ctx.insert(events);
+  const results = await ctx.insert(events).catch((err: unknown) => {
+    // The store's group commit refuses publishes past its bound: a limit, for the caller.
+    throw err instanceof InsertQueueFullError ? new LimitExceededError(err.message, { cause: err }) : err;
+  });
   const created = results.flatMap((r) => r.deliveryIds);
   if (created.length > 0) ctx.onDeliveriesCreated?.(created);
   return results;

@@ -15,6 +15,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Sql } from "../store/sql.js";
+import { readQueueGauges } from "../store/sql/queue-gauges.js";
 
 let processMetrics: Registry | undefined;
 
@@ -63,23 +64,6 @@ export const TOP_ENDPOINTS = 20;
  * scrapes every 15 s or more, so a second changes nothing it sees.
  */
 export const METRICS_DB_MAX_AGE_MS = 1_000;
-
-/** The database-derived gauges, in one statement. */
-const DATABASE_GAUGES = `
-SELECT q.due, q.oldest, c.circuits
-FROM (SELECT count(*)::int AS due,
-             coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS oldest
-      FROM deliveries
-      WHERE status IN (1, 2) AND next_attempt_at <= now() AND locked_by IS NULL) q,
-     (SELECT count(*)::int AS circuits
-      FROM endpoints
-      WHERE circuit_open_until > now() AND deleted_at IS NULL) c`;
-
-interface DatabaseGauges {
-  due: number;
-  oldest: number;
-  circuits: number;
-}
 
 /**
  * `load`, shared: calls within `maxAgeMs` of the last successful result get
@@ -144,7 +128,7 @@ export class Metrics {
     // Made now, not at the first scrape, so GC and event loop are observed from the start.
     processRegistry();
     const r = [this.registry];
-    const readDatabase = sharedFor(METRICS_DB_MAX_AGE_MS, async () => (await sources.sql.query<DatabaseGauges>(DATABASE_GAUGES, []))[0]!);
+    const readDatabase = sharedFor(METRICS_DB_MAX_AGE_MS, () => readQueueGauges(sources.sql));
     new Gauge({
       name: "hookline_queue_due",
       help: "Deliveries due now and not being attempted (all processes; read at most once a second).",

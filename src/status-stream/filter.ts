@@ -3,6 +3,7 @@
  * field (a ValidationError names the request field), and the filter's
  * match, which must agree with the SQL filter in store/sql/delivery-updates.ts.
  */
+import { ALL_STATES } from "../domain/delivery/state.js";
 import { ValidationError } from "../domain/errors.js";
 import { checkEventTypeFilter, checkTenantId } from "../domain/validate.js";
 import { decodeCursor, type UpdateFilter, type UpdateRow } from "../store/sql/delivery-updates.js";
@@ -21,7 +22,7 @@ export interface WatchInput {
 }
 
 /** The delivery statuses a filter may name (PENDING to FAILED). */
-const STATUSES = new Set([1, 2, 3, 4]);
+const STATUSES = new Set<number>(ALL_STATES);
 const MAX_EVENT_TYPES = 64;
 const ID_RE = /^[A-Za-z0-9_]{1,64}$/;
 

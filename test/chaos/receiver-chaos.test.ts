@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { DeliveryUpdateKind } from "../../gen/hookline/v1/delivery_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
-import { DeliveryState } from "../../src/store/entities/index.js";
+import { DeliveryState } from "../../src/domain/delivery/state.js";
 import { chaosSeed, report, scale, seededRandom } from "../support/chaos.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { holdForCircuit, releaseHeld, sweepBlocked } from "../../src/store/sql/circuit-holds.js";
-import { type AttemptOutcome, recordOutcomes } from "../../src/store/sql/record-outcomes.js";
+import type { AttemptOutcome } from "../../src/domain/delivery/outcome.js";
+import { recordOutcomes } from "../../src/store/sql/record-outcomes.js";
 import { openStore, type Store } from "../../src/store/store.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { insertDeliveries, insertEndpoint } from "../support/rows.js";

@@ -1,18 +1,5 @@
 import { EntitySchema } from "@mikro-orm/core";
-
-/**
- * Delivery statuses as stored: the numbers of the `DeliveryStatus` proto enum,
- * so rows map to the API without a table.
- */
-export const DeliveryState = {
-  Pending: 1,
-  Retrying: 2,
-  Succeeded: 3,
-  Failed: 4,
-} as const;
-
-/** A stored delivery status. */
-export type DeliveryState = (typeof DeliveryState)[keyof typeof DeliveryState];
+import { DeliveryState } from "../../domain/delivery/state.js";
 
 /**
  * A delivery row: one event on its way to one endpoint.

@@ -1,15 +1,6 @@
 import { EntitySchema } from "@mikro-orm/core";
-
-/** One secret of an endpoint; `expiresAt` is set on secrets being rotated out. */
-export interface StoredSecret {
-  secret: string;
-  expiresAt: string | null;
-}
-
-/** A stored retry policy; null on the endpoint means the server default. */
-export type StoredRetryPolicy =
-  | { kind: "schedule"; delaysMs: number[] }
-  | { kind: "exponential"; baseMs: number; capMs: number; maxAttempts: number };
+import type { StoredSecret } from "../../domain/delivery/claimed-delivery.js";
+import type { StoredRetryPolicy } from "../../domain/delivery/retry-policy.js";
 
 /** An endpoint row: where and how a tenant's events are delivered. */
 export class Endpoint {

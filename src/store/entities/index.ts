@@ -6,8 +6,8 @@ import { EventSchema } from "./event.js";
 import { EventTypeSchema } from "./event-type.js";
 
 export { Attempt } from "./attempt.js";
-export { Delivery, DeliveryState } from "./delivery.js";
-export { Endpoint, type StoredRetryPolicy, type StoredSecret } from "./endpoint.js";
+export { Delivery } from "./delivery.js";
+export { Endpoint } from "./endpoint.js";
 export { Event } from "./event.js";
 export { EventType } from "./event-type.js";
 

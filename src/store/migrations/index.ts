@@ -10,6 +10,7 @@ import { Migration20261124020000_api_keys } from "./Migration20261124020000_api_
 import { Migration20261124030000_idempotency_window } from "./Migration20261124030000_idempotency_window.js";
 import { Migration20261207000000_circuit_probe } from "./Migration20261207000000_circuit_probe.js";
 import { Migration20261207050000_api_key_revocations } from "./Migration20261207050000_api_key_revocations.js";
+import { Migration20261207100000_hot_path_foreign_keys } from "./Migration20261207100000_hot_path_foreign_keys.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -21,4 +22,5 @@ export const migrationsList = [
   { name: "Migration20261124030000_idempotency_window", class: Migration20261124030000_idempotency_window },
   { name: "Migration20261207000000_circuit_probe", class: Migration20261207000000_circuit_probe },
   { name: "Migration20261207050000_api_key_revocations", class: Migration20261207050000_api_key_revocations },
+  { name: "Migration20261207100000_hot_path_foreign_keys", class: Migration20261207100000_hot_path_foreign_keys },
 ];

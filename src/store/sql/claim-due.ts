@@ -47,71 +47,18 @@
  * 100 rows took 8.7 ms in all, 12-17 ms seen from the client. The statement
  * is its own short transaction.
  */
-import type { StoredRetryPolicy, StoredSecret } from "../entities/index.js";
+import type { ClaimedDelivery, StoredSecret } from "../../domain/delivery/claimed-delivery.js";
+import type { StoredRetryPolicy } from "../../domain/delivery/retry-policy.js";
 import type { Sql } from "../sql.js";
+import { endpointFree, type LeaseRoom, leaseEnd, notExcluded, Params, roomTables, tenantFree } from "./lease-room.js";
 import { LIVE_STATES } from "./states.js";
 
-/** A claimed delivery with what its dispatch needs. */
-export interface ClaimedDelivery {
-  id: string;
-  eventId: string;
-  endpointId: string;
-  tenantId: string;
-  eventType: string;
-  /** The number of this attempt (1 for the first). */
-  attemptNumber: number;
-  body: string;
-  url: string;
-  headers: Record<string, string>;
-  secrets: StoredSecret[];
-  signatureScheme: "standard-webhooks" | "github";
-  retryPolicy: StoredRetryPolicy | null;
-  timeoutMs: number | null;
-  /** The endpoint's in-flight limit; null means the server default. */
-  maxInFlight: number | null;
-  /** The endpoint's rate limit in requests per second; null means none. */
-  rateLimitPerSecond: number | null;
-  ordered: boolean;
-  /** The endpoint's circuit is half-open: this attempt is the probe. */
-  probe: boolean;
-  /** When this process's lease on the delivery ends. */
-  leaseUntil: Date;
-}
+export type { TenantRoom } from "./lease-room.js";
 
-/** How much a tenant may take in one claim. */
-export interface TenantRoom {
-  /** Deliveries, over all its endpoints. */
-  free: number;
-  /** Deliveries an endpoint of it with no work in this process may take. */
-  newEndpointFree: number;
-}
-
-/** Parameters of {@link claimDue}. */
-export interface ClaimRequest {
-  workerId: string;
+/** Parameters of {@link claimDue}: this process's room, and which rows to look at. */
+export interface ClaimRequest extends LeaseRoom {
   /** Rows to claim at most. */
   limit: number;
-  leaseMarginMs: number;
-  defaultTimeoutMs: number;
-  /**
-   * Endpoints with no free capacity in this process, and those whose circuit
-   * takes nothing now (open, or a probe in flight; see circuit-holds.ts).
-   */
-  exclude: readonly string[];
-  /** Endpoints with some work in flight here, and how many more each may take. */
-  laneFree: ReadonlyMap<string, number>;
-  /** Tenants with no room in this process. */
-  excludeTenants: readonly string[];
-  /** Tenants with work here: how many more deliveries each may take, and how many a new endpoint of theirs may. */
-  tenants: ReadonlyMap<string, TenantRoom>;
-  /** The same for a tenant with no work here. */
-  newTenant: TenantRoom;
-  /** In-flight limit of endpoints that set none. */
-  defaultMaxInFlight: number;
-  /** Live scheduler processes, over which endpoint limits are shared. */
-  workers: number;
-  /** Consecutive failures that open a circuit. */
-  circuitFailureThreshold: number;
   /**
    * Claim among these deliveries only (just published by this process)
    * instead of a window over all due rows: a primary-key read, for latency.
@@ -126,17 +73,6 @@ export interface ClaimRequest {
   lookahead: number;
 }
 
-/** A statement's parameters, numbered as they are added (`$1`, `$2`, ...). */
-class Params {
-  readonly values: unknown[] = [];
-
-  /** Adds `value` and returns its placeholder with the cast `type`. */
-  add(value: unknown, type: string): string {
-    this.values.push(value);
-    return `$${this.values.length}::${type}`;
-  }
-}
-
 /**
  * The candidate rows: due, live, and of endpoints and tenants that can take
  * work. `window` reads the earliest `lookahead` of them from the due index;
@@ -144,8 +80,7 @@ class Params {
  */
 function candidates(p: Params, req: ClaimRequest, lookahead: number): string {
   const filters = `d.status IN ${LIVE_STATES} AND d.next_attempt_at <= now()
-    AND d.endpoint_id <> ALL (${p.add(req.exclude, "text[]")})
-    AND d.tenant_id <> ALL (${p.add(req.excludeTenants, "text[]")})`;
+    AND ${notExcluded(p, req, "d.endpoint_id", "d.tenant_id")}`;
   const columns = "d.id, d.endpoint_id, d.tenant_id, d.seq, d.next_attempt_at";
   if (req.ids !== undefined) {
     return `SELECT ${columns} FROM deliveries d
@@ -168,16 +103,8 @@ function candidates(p: Params, req: ClaimRequest, lookahead: number): string {
 function claimStatement(req: ClaimRequest, limit: number, lookahead: number): { text: string; values: unknown[] } {
   const p = new Params();
   const threshold = p.add(req.circuitFailureThreshold, "int");
-  const workers = p.add(Math.max(1, req.workers), "int");
   const text = `
-WITH lanes AS (
-  SELECT * FROM unnest(${p.add([...req.laneFree.keys()], "text[]")}, ${p.add([...req.laneFree.values()], "int[]")}) AS l (endpoint_id, free)
-),
-tenants AS (
-  SELECT * FROM unnest(${p.add([...req.tenants.keys()], "text[]")}, ${p.add([...req.tenants.values()].map((t) => t.free), "int[]")},
-                       ${p.add([...req.tenants.values()].map((t) => t.newEndpointFree), "int[]")})
-    AS t (tenant_id, free, new_endpoint_free)
-),
+WITH ${roomTables(p, req)},
 candidates AS (
   ${candidates(p, req, lookahead)}
 ),
@@ -190,11 +117,7 @@ ranked AS (
     row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.seq) AS rank,
     CASE
       WHEN ep.ordered OR ep.consecutive_failures >= ${threshold} THEN 1
-      ELSE least(
-        coalesce(l.free, least(coalesce(t.new_endpoint_free, ${p.add(req.newTenant.newEndpointFree, "int")}),
-                               ceil(coalesce(ep.max_in_flight, ${p.add(req.defaultMaxInFlight, "int")})::float8 / ${workers})::int)),
-        CASE WHEN ep.rate_limit_per_second IS NULL THEN 2147483647
-             ELSE greatest(1, floor(ep.rate_limit_per_second / ${workers}))::int END)
+      ELSE ${endpointFree(p, req, "ep", "l", "t")}
     END AS free
   FROM candidates c
   JOIN endpoints ep ON ep.id = c.endpoint_id
@@ -212,7 +135,7 @@ ranked AS (
 eligible AS (
   SELECT r.id,
     row_number() OVER (PARTITION BY r.tenant_id ORDER BY r.next_attempt_at, r.seq) AS tenant_rank,
-    coalesce(t.free, ${p.add(req.newTenant.free, "int")}) AS tenant_free
+    ${tenantFree(p, req, "t")} AS tenant_free
   FROM ranked r
   LEFT JOIN tenants t ON t.tenant_id = r.tenant_id
   WHERE r.rank <= r.free
@@ -229,7 +152,7 @@ due AS (
 claimed AS (
   UPDATE deliveries d
   SET locked_by = ${p.add(req.workerId, "text")},
-      next_attempt_at = now() + make_interval(secs => (coalesce(ep.timeout_ms, ${p.add(req.defaultTimeoutMs, "int")}) + ${p.add(req.leaseMarginMs, "int")})::float8 / 1000)
+      next_attempt_at = ${leaseEnd(p, req, "ep")}
   FROM due, events e, endpoints ep
   WHERE d.id = due.id AND e.id = d.event_id AND ep.id = d.endpoint_id
   RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.next_attempt_at,

@@ -7,6 +7,7 @@
  * reader that has passed a position never sees a row appear behind it, and
  * resuming after a position misses nothing and repeats nothing.
  */
+import type { DeliveryState, UpdateKind } from "../../domain/delivery/state.js";
 import type { Sql } from "../sql.js";
 
 /** A place in the status log; rows after it are read. */
@@ -33,10 +34,9 @@ export interface UpdateRow {
   endpointId: string;
   tenantId: string;
   eventType: string;
-  /** DeliveryUpdateKind. */
-  kind: number;
-  /** The delivery's status after the change (DeliveryState). */
-  status: number;
+  kind: UpdateKind;
+  /** The delivery's status after the change. */
+  status: DeliveryState;
   attemptNumber: number;
   responseStatus: number;
   durationMs: number;
@@ -96,8 +96,8 @@ interface Row {
   endpoint_id: string;
   tenant_id: string;
   event_type: string;
-  kind: number;
-  status: number;
+  kind: UpdateKind;
+  status: DeliveryState;
   attempt_number: number;
   response_status: number;
   duration_ms: number;

@@ -8,18 +8,23 @@
  * - turning `ordered` off makes the deliveries it parked due.
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { DeliveryEvent } from "../../domain/delivery/state.js";
+import { LIVE_STATES, sqlTransition } from "./states.js";
+
+/** Live deliveries of a deleted endpoint fail (see the state machine). */
+const DELETED = sqlTransition(DeliveryEvent.EndpointDeleted);
 
 // Knex placeholders (?): it runs through the ORM's transaction.
 const FAIL_PENDING_OF_DELETED = `
 WITH failed AS (
   UPDATE deliveries
-  SET status = 4, next_attempt_at = NULL, locked_by = NULL, updated_at = now(), last_error = 'endpoint deleted'
-  WHERE endpoint_id = ? AND status IN (1, 2)
+  SET status = ${DELETED.to}, next_attempt_at = NULL, locked_by = NULL, updated_at = now(), last_error = 'endpoint deleted'
+  WHERE endpoint_id = ? AND status IN ${DELETED.from}
   RETURNING id, event_id, endpoint_id, tenant_id, event_type, attempt_count, last_error
 ),
 logged AS (
   INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, error)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, 6, 4, attempt_count, last_error FROM failed
+  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${DELETED.log}, ${DELETED.to}, attempt_count, last_error FROM failed
   RETURNING 1
 )
 SELECT count(*)::int AS n FROM logged`;
@@ -34,7 +39,7 @@ export async function failPendingOfDeleted(tx: EntityManager, endpointId: string
 
 const UNPARK = `
 UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
-WHERE endpoint_id = ? AND status IN (1, 2) AND next_attempt_at IS NULL`;
+WHERE endpoint_id = ? AND status IN ${LIVE_STATES} AND next_attempt_at IS NULL`;
 
 /** Makes endpoint `endpointId`'s parked deliveries (ordered delivery) due, within `tx`. */
 export async function unparkEndpoint(tx: EntityManager, endpointId: string): Promise<void> {

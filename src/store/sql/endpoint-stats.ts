@@ -3,7 +3,9 @@
  * through the endpoint's deliveries (index deliveries_endpoint_idx), so
  * their cost grows with the deliveries the endpoint has within retention.
  */
+import { DeliveryState } from "../../domain/delivery/state.js";
 import type { Sql } from "../sql.js";
+import { LIVE_STATES, sqlStatus } from "./states.js";
 
 /** What the statements return. */
 export interface EndpointFigures {
@@ -17,9 +19,9 @@ export interface EndpointFigures {
 }
 
 const COUNTS = `
-SELECT count(*) FILTER (WHERE status = 3 AND updated_at >= $2)::int AS succeeded,
-       count(*) FILTER (WHERE status = 4 AND updated_at >= $2)::int AS failed,
-       count(*) FILTER (WHERE status IN (1, 2))::int AS pending
+SELECT count(*) FILTER (WHERE status = ${sqlStatus(DeliveryState.Succeeded)} AND updated_at >= $2)::int AS succeeded,
+       count(*) FILTER (WHERE status = ${sqlStatus(DeliveryState.Failed)} AND updated_at >= $2)::int AS failed,
+       count(*) FILTER (WHERE status IN ${LIVE_STATES})::int AS pending
 FROM deliveries WHERE endpoint_id = $1`;
 
 const ATTEMPTS = `

@@ -10,7 +10,15 @@
  * AFTER INSERT trigger on `deliveries`
  * notifies the schedulers on commit.
  */
+import type { ClaimedDelivery, StoredSecret } from "../../domain/delivery/claimed-delivery.js";
+import type { StoredRetryPolicy } from "../../domain/delivery/retry-policy.js";
+import { DeliveryEvent } from "../../domain/delivery/state.js";
 import type { Sql } from "../sql.js";
+import { endpointFree, type LeaseRoom, leaseEnd, notExcluded, Params, roomTables, tenantFree } from "./lease-room.js";
+import { LIVE_STATES, sqlTransition } from "./states.js";
+
+/** A new delivery starts PENDING, logged CREATED (see the state machine). */
+const CREATED = sqlTransition(DeliveryEvent.Created);
 
 /** Inputs up to this many rows run as prepared statements (see Sql.query). */
 const SMALL = 8;
@@ -32,13 +40,85 @@ export interface InsertedEvent {
   eventId: string;
   deliveryCount: number;
   duplicate: boolean;
-  /** The deliveries created for it, so a local scheduler can take them at once. */
+  /**
+   * The deliveries created for it and not leased by the statement, so a
+   * local scheduler can take them at once.
+   */
   deliveryIds: string[];
 }
 
-const INSERT_EVENTS = `
+/**
+ * Lease new deliveries to the publishing process: its scheduler's room now,
+ * and how many it takes at most.
+ */
+export interface PublishLease extends LeaseRoom {
+  limit: number;
+}
+
+/** What {@link insertEvents} stored, and the deliveries it leased. */
+export interface InsertResult {
+  events: InsertedEvent[];
+  /** Deliveries leased to the publishing process, ready to send (see PublishLease). */
+  leased: ClaimedDelivery[];
+}
+
+/**
+ * The publish statement, from named pieces. With a lease, new deliveries
+ * that this process may send now are inserted already leased to it
+ * (`locked_by` and the lease's end as their due time), exactly as a claim
+ * would leave them: the first attempt then needs no claim, no second
+ * statement and no second write of the row. Which ones follows the claim's
+ * rules (lease-room.ts): the endpoint's and the tenant's room here, and not
+ * ordered endpoints, endpoints with a rate limit, or blocked or half-open
+ * circuits, which the claims handle. If the process dies, a leased delivery
+ * becomes due when its lease ends, as a claimed one does.
+ */
+function insertStatement(
+  events: readonly NewEvent[],
+  idempotencyWindowMs: number,
+  lease: PublishLease | undefined,
+): { text: string; values: unknown[] } {
+  const p = new Params();
+  const [ids, tenants, types, keys, bodies, channels, windowMs] = [
+    p.add(events.map((e) => e.id), "text[]"),
+    p.add(events.map((e) => e.tenantId), "text[]"),
+    p.add(events.map((e) => e.eventType), "text[]"),
+    p.add(events.map((e) => e.idempotencyKey), "text[]"),
+    p.add(events.map((e) => e.body), "text[]"),
+    p.add(events.map((e) => JSON.stringify(e.channels)), "jsonb[]"),
+    p.add(idempotencyWindowMs, "float8"),
+  ];
+  const leasing = lease
+    ? `${roomTables(p, lease)},
+-- New deliveries this process may send now, in publish order within each
+-- endpoint and tenant, within their room here (see lease-room.ts).
+lease_ranked AS (
+  SELECT f.id, f.tenant_id, f.ord,
+    row_number() OVER (PARTITION BY f.endpoint_id ORDER BY f.ord) AS rank,
+    ${endpointFree(p, lease, "f", "l", "t")} AS free
+  FROM fan f
+  LEFT JOIN lanes l ON l.endpoint_id = f.endpoint_id
+  LEFT JOIN tenants t ON t.tenant_id = f.tenant_id
+  WHERE NOT f.ordered AND f.rate_limit_per_second IS NULL AND f.due <= now()
+    AND f.consecutive_failures < ${p.add(lease.circuitFailureThreshold, "int")}
+    AND ${notExcluded(p, lease, "f.endpoint_id", "f.tenant_id")}
+),
+lease_eligible AS (
+  SELECT r.id, r.ord,
+    row_number() OVER (PARTITION BY r.tenant_id ORDER BY r.ord) AS tenant_rank,
+    ${tenantFree(p, lease, "t")} AS tenant_free
+  FROM lease_ranked r
+  LEFT JOIN tenants t ON t.tenant_id = r.tenant_id
+  WHERE r.rank <= r.free
+),
+leased AS (
+  SELECT id FROM lease_eligible WHERE tenant_rank <= tenant_free ORDER BY ord LIMIT ${p.add(lease.limit, "int")}
+),`
+    : "";
+  const worker = lease ? p.add(lease.workerId, "text") : "NULL";
+  const text = `
 WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+  SELECT * FROM unnest(${ids}, ${tenants}, ${types}, ${keys}, ${bodies}, ${channels})
     WITH ORDINALITY AS i (id, tenant_id, event_type, idempotency_key, body, channels, ord)
 ),
 -- Idempotency: each key (the first event naming it in this batch) is taken
@@ -48,7 +128,7 @@ WITH input AS (
 keyed AS (
   INSERT INTO idempotency_keys (tenant_id, key, event_id, expires_at)
   SELECT DISTINCT ON (tenant_id, idempotency_key) tenant_id, idempotency_key, id,
-         now() + make_interval(secs => $7::float8 / 1000)
+         now() + make_interval(secs => ${windowMs} / 1000)
   FROM input
   WHERE idempotency_key IS NOT NULL
   ORDER BY tenant_id, idempotency_key, ord
@@ -65,25 +145,26 @@ inserted AS (
   ORDER BY ord
   RETURNING id, tenant_id, event_type, channels
 ),
-fanned AS (
-  INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
-  -- While an endpoint is blocked (circuit open, or its probe in flight), its
-  -- new deliveries wait for the block's end like the others (see
-  -- circuit-holds.ts). An
-  -- ordered endpoint's deliveries queued behind another are parked (NULL:
-  -- never due, so claims do not scan them) until the one before them ends.
+-- The fan-out: one row per event and subscribed endpoint.
+fan AS (
   -- The delivery id: "dlv_", the event's ULID time (so deliveries sort by
   -- publish time), then 64 bits of md5(event, endpoint) in hex, whose digits
   -- are Crockford base32 digits too: a valid, unique ULID-form id made in a
   -- plain expression (a PL/pgSQL ULID function cost about 20 us per row).
-  SELECT 'dlv_' || substr(e.id, 5, 10) || upper(substr(md5(e.id || ep.id), 1, 16)), e.id, ep.id, e.tenant_id, e.event_type, 1,
-         CASE
-           WHEN ep.ordered AND (
-             row_number() OVER (PARTITION BY ep.id ORDER BY i.ord) > 1
-             OR EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = ep.id AND p.status IN (1, 2)))
-           THEN NULL
-           ELSE greatest(now(), ep.circuit_open_until, ep.circuit_probe_until)
-         END
+  SELECT 'dlv_' || substr(e.id, 5, 10) || upper(substr(md5(e.id || ep.id), 1, 16)) AS id,
+         e.id AS event_id, ep.id AS endpoint_id, e.tenant_id, e.event_type, i.ord,
+         -- An ordered endpoint's deliveries queued behind another are parked
+         -- (NULL: never due, so claims do not scan them) until the one
+         -- before them ends.
+         ep.ordered AND (
+           row_number() OVER (PARTITION BY ep.id ORDER BY i.ord) > 1
+           OR EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = ep.id AND p.status IN ${LIVE_STATES})) AS parked,
+         -- While an endpoint is blocked (circuit open, or its probe in
+         -- flight), its new deliveries wait for the block's end like the
+         -- others (see circuit-holds.ts).
+         greatest(now(), ep.circuit_open_until, ep.circuit_probe_until) AS due,
+         ep.ordered, ep.rate_limit_per_second, ep.max_in_flight, ep.consecutive_failures, ep.timeout_ms,
+         ep.url, ep.headers, ep.secrets, ep.signature_scheme, ep.retry_policy
   FROM inserted e
   JOIN input i ON i.id = e.id
   JOIN endpoints ep
@@ -93,19 +174,41 @@ fanned AS (
         OR EXISTS (SELECT 1 FROM unnest(ep.event_types) p
                    WHERE right(p, 2) = '.*' AND starts_with(e.event_type, left(p, -1))))
    AND (cardinality(ep.channels) = 0 OR cardinality(e.channels) = 0 OR ep.channels && e.channels)
+),
+${leasing}
+fanned AS (
+  INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at, locked_by)
+  SELECT f.id, f.event_id, f.endpoint_id, f.tenant_id, f.event_type, ${CREATED.to},
+         ${lease ? `CASE WHEN f.parked THEN NULL WHEN f.id IN (SELECT id FROM leased) THEN ${leaseEnd(p, lease, "f")} ELSE f.due END` : "CASE WHEN f.parked THEN NULL ELSE f.due END"},
+         ${lease ? `CASE WHEN f.id IN (SELECT id FROM leased) THEN ${worker} END` : "NULL"}
+  FROM fan f
   -- Deliveries take their seq (publish order, for ordered endpoints) in the
   -- order the events were given.
-  ORDER BY i.ord
-  RETURNING id, event_id, endpoint_id, tenant_id, event_type
+  ORDER BY f.ord
+  RETURNING id, event_id, endpoint_id, tenant_id, event_type, locked_by, next_attempt_at
 ),
--- The status log (see delivery-updates.ts): each new delivery, CREATED (1), PENDING (1).
+-- The status log (see delivery-updates.ts): each new delivery, CREATED, PENDING.
 logged AS (
   INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, 1, 1 FROM fanned
+  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${CREATED.log}, ${CREATED.to} FROM fanned
 )
-SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids
+-- One row per event, then one per leased delivery.
+SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids,
+       NULL::text AS delivery_id, NULL::text AS endpoint_id, NULL::text AS tenant_id, NULL::text AS event_type,
+       NULL::text AS lease_until, NULL::text AS url, NULL::jsonb AS headers, NULL::jsonb AS secrets,
+       NULL::text AS signature_scheme, NULL::jsonb AS retry_policy, NULL::int AS timeout_ms,
+       NULL::int AS max_in_flight
 FROM inserted i
-LEFT JOIN (SELECT event_id, count(*) AS n, array_agg(id) AS ids FROM fanned GROUP BY event_id) c ON c.event_id = i.id`;
+LEFT JOIN (SELECT event_id, count(*) AS n, array_agg(id) FILTER (WHERE locked_by IS NULL) AS ids FROM fanned GROUP BY event_id) c
+  ON c.event_id = i.id
+UNION ALL
+SELECT d.event_id, NULL, NULL, d.id, d.endpoint_id, d.tenant_id, d.event_type, d.next_attempt_at::text,
+       f.url, f.headers, f.secrets, f.signature_scheme, f.retry_policy, f.timeout_ms, f.max_in_flight
+FROM fanned d
+JOIN fan f ON f.id = d.id
+WHERE d.locked_by IS NOT NULL`;
+  return { text, values: p.values };
+}
 
 const FIND_DUPLICATES = `
 SELECT k.tenant_id, k.key AS idempotency_key, k.event_id AS id
@@ -113,28 +216,73 @@ FROM idempotency_keys k
 JOIN unnest($1::text[], $2::text[]) AS d (tenant_id, idempotency_key)
   ON k.tenant_id = d.tenant_id AND k.key = d.idempotency_key`;
 
+interface Row {
+  id: string;
+  delivery_count: number | null;
+  delivery_ids: string[] | null;
+  /** Set on the rows of leased deliveries (then `id` is their event's). */
+  delivery_id: string | null;
+  endpoint_id: string;
+  tenant_id: string;
+  event_type: string;
+  /** Text: the ORM's pool leaves timestamps unparsed. */
+  lease_until: string;
+  url: string;
+  headers: Record<string, string>;
+  secrets: StoredSecret[];
+  signature_scheme: "standard-webhooks" | "github";
+  retry_policy: StoredRetryPolicy | null;
+  timeout_ms: number | null;
+  max_in_flight: number | null;
+}
+
 /**
  * Stores `events` with their deliveries, all or nothing, and returns one
  * result per event in the same order. An event whose idempotency key was
  * used within the last `idempotencyWindowMs` (or earlier in the same batch)
  * stores nothing and returns the original event's id with `duplicate` set.
+ * With `lease`, the new deliveries the publishing process may send now come
+ * back leased to it (see insertStatement).
  */
-export async function insertEvents(sql: Sql, events: readonly NewEvent[], idempotencyWindowMs: number): Promise<InsertedEvent[]> {
-  const rows = await sql.query<{ id: string; delivery_count: number; delivery_ids: string[] | null }>(
-    INSERT_EVENTS,
-    [
-    events.map((e) => e.id),
-    events.map((e) => e.tenantId),
-    events.map((e) => e.eventType),
-    events.map((e) => e.idempotencyKey),
-    events.map((e) => e.body),
-    events.map((e) => JSON.stringify(e.channels)),
-    idempotencyWindowMs,
-    ],
-    events.length <= SMALL,
-  );
-  const counts = new Map(rows.map((r) => [r.id, r.delivery_count]));
-  const deliveryIds = new Map(rows.map((r) => [r.id, r.delivery_ids ?? []]));
+export async function insertEvents(
+  sql: Sql,
+  events: readonly NewEvent[],
+  idempotencyWindowMs: number,
+  lease?: PublishLease,
+): Promise<InsertResult> {
+  const { text, values } = insertStatement(events, idempotencyWindowMs, lease);
+  const rows = await sql.query<Row>(text, values, events.length <= SMALL);
+  const counts = new Map<string, number>();
+  const deliveryIds = new Map<string, string[]>();
+  const leased: ClaimedDelivery[] = [];
+  const bodies = new Map(events.map((e) => [e.id, e.body]));
+  for (const r of rows) {
+    if (r.delivery_id === null) {
+      counts.set(r.id, r.delivery_count ?? 0);
+      deliveryIds.set(r.id, r.delivery_ids ?? []);
+      continue;
+    }
+    leased.push({
+      id: r.delivery_id,
+      eventId: r.id,
+      endpointId: r.endpoint_id,
+      tenantId: r.tenant_id,
+      eventType: r.event_type,
+      attemptNumber: 1,
+      body: bodies.get(r.id)!,
+      url: r.url,
+      headers: r.headers,
+      secrets: r.secrets,
+      signatureScheme: r.signature_scheme,
+      retryPolicy: r.retry_policy,
+      timeoutMs: r.timeout_ms,
+      maxInFlight: r.max_in_flight,
+      rateLimitPerSecond: null,
+      ordered: false,
+      probe: false,
+      leaseUntil: new Date(r.lease_until),
+    });
+  }
   const duplicates = events.filter((e) => !counts.has(e.id));
   const originals = new Map<string, string>();
   if (duplicates.length > 0) {
@@ -147,7 +295,7 @@ export async function insertEvents(sql: Sql, events: readonly NewEvent[], idempo
     ]);
     for (const f of found) originals.set(`${f.tenant_id}\u0000${f.idempotency_key}`, f.id);
   }
-  return events.map((e) => {
+  const results = events.map((e) => {
     const count = counts.get(e.id);
     if (count !== undefined) {
       return { eventId: e.id, deliveryCount: count, duplicate: false, deliveryIds: deliveryIds.get(e.id) ?? [] };
@@ -158,4 +306,5 @@ export async function insertEvents(sql: Sql, events: readonly NewEvent[], idempo
     }
     return { eventId: original, deliveryCount: 0, duplicate: true, deliveryIds: [] };
   });
+  return { events: results, leased };
 }

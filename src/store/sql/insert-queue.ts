@@ -8,13 +8,29 @@
  * written again on their own, so one caller's bad events never fail another.
  *
  * What waits is bounded: past `maxPendingBytes` of event bodies not yet
- * stored, further publishes are refused at once with ResourceExhausted
- * rather than queued, so a flood of publishes faster than the database
- * can take them cannot grow memory without end.
+ * stored, further publishes are refused at once with
+ * {@link InsertQueueFullError} (which publishing answers as a limit,
+ * ResourceExhausted) rather than queued, so a flood of publishes faster than
+ * the database can take them cannot grow memory without end.
  */
-import { LimitExceededError } from "../../domain/errors.js";
 import type { Sql } from "../sql.js";
-import { type InsertedEvent, insertEvents, type NewEvent } from "./insert-events.js";
+import type { ClaimedDelivery } from "../../domain/delivery/claimed-delivery.js";
+import { type InsertedEvent, insertEvents, type NewEvent, type PublishLease } from "./insert-events.js";
+
+/**
+ * The local scheduler's side of leasing at publish (see insertEvents): its
+ * room when a statement starts, and the deliveries the statement leased to
+ * it once it ends (none if it failed). Every `begin` is followed by one `end`.
+ */
+export interface Leaser {
+  begin(): PublishLease | undefined;
+  end(lease: PublishLease, leased: ClaimedDelivery[]): void;
+}
+
+/** A publish refused because too many bytes of publishes wait to be stored already; retry with backoff. */
+export class InsertQueueFullError extends Error {
+  override name = "InsertQueueFullError";
+}
 
 interface Waiting {
   events: readonly NewEvent[];
@@ -37,6 +53,8 @@ export class InsertQueue {
     private readonly writers = 2,
     /** Most bytes of event bodies waiting or being written; see the class comment. */
     private readonly maxPendingBytes = 64 << 20,
+    /** The local scheduler, which new deliveries are leased to; none without one. */
+    private readonly leaser?: Leaser,
   ) {}
 
   private pendingBytes = 0;
@@ -53,7 +71,7 @@ export class InsertQueue {
     // One publish alone is always taken, whatever its size.
     if (this.pendingBytes > 0 && this.pendingBytes + bytes > this.maxPendingBytes) {
       return Promise.reject(
-        new LimitExceededError(
+        new InsertQueueFullError(
           `too many publishes are waiting to be stored (${this.pendingBytes} bytes, limit ${this.maxPendingBytes}); retry with backoff`,
         ),
       );
@@ -83,13 +101,22 @@ export class InsertQueue {
     this.writing--;
   }
 
+  /** One statement, with a lease to the local scheduler when it has room. */
+  private async insertLeasing(events: readonly NewEvent[]): Promise<InsertedEvent[]> {
+    const lease = this.leaser?.begin();
+    let leased: ClaimedDelivery[] = [];
+    try {
+      const result = await insertEvents(this.sql, events, this.idempotencyWindowMs, lease);
+      leased = result.leased;
+      return result.events;
+    } finally {
+      if (lease) this.leaser!.end(lease, leased);
+    }
+  }
+
   private async write(group: Waiting[]): Promise<void> {
     try {
-      const results = await insertEvents(
-        this.sql,
-        group.flatMap((w) => w.events),
-        this.idempotencyWindowMs,
-      );
+      const results = await this.insertLeasing(group.flatMap((w) => w.events));
       let offset = 0;
       for (const w of group) {
         w.resolve(results.slice(offset, offset + w.events.length));
@@ -104,7 +131,7 @@ export class InsertQueue {
       await Promise.all(
         group.map(async (w) => {
           try {
-            w.resolve(await insertEvents(this.sql, w.events, this.idempotencyWindowMs));
+            w.resolve(await this.insertLeasing(w.events));
           } catch (e) {
             w.reject(e);
           }

@@ -10,51 +10,9 @@
  * delivery over), that owner decides its state now and only the attempt row
  * is kept.
  */
+import type { AttemptOutcome, HealthChanges, HealthRules } from "../../domain/delivery/outcome.js";
 import type { Sql } from "../sql.js";
-
-/** The outcome of one attempt and the delivery state it leads to. */
-export interface AttemptOutcome {
-  attemptId: string;
-  deliveryId: string;
-  endpointId: string;
-  attemptNumber: number;
-  startedAt: Date;
-  durationMs: number;
-  responseStatus: number;
-  errorClass: string;
-  error: string;
-  responseBody: string;
-  responseHeaders: Record<string, string> | null;
-  /** The delivery's new status (DeliveryState). */
-  status: number;
-  /** When the next attempt is due; null once the delivery has ended. */
-  nextAttemptAt: Date | null;
-  /** The attempt succeeded (2xx). */
-  success: boolean;
-  /** The endpoint answered 410 Gone: disable it. */
-  gone: boolean;
-}
-
-/** How endpoint health is judged. */
-export interface HealthRules {
-  /** Consecutive failures that open the circuit. */
-  circuitFailureThreshold: number;
-  /** First cool-down; doubles with every further failure, up to the max. */
-  circuitCooldownMs: number;
-  circuitMaxCooldownMs: number;
-  /** Disable an endpoint failing without a success for this long. */
-  disableAfterMs: number;
-}
-
-/** What the batch did to endpoints, for the follow-ups the scheduler runs. */
-export interface HealthChanges {
-  /** Endpoints whose circuit opened now, with when it closes. */
-  opened: { endpointId: string; until: Date }[];
-  /** Endpoints whose circuit closed now (a probe succeeded), with how long it held their deliveries at most. */
-  closed: { endpointId: string; heldUntil: Date }[];
-  /** Endpoints disabled now, with the reason. */
-  disabled: { endpointId: string; reason: string }[];
-}
+import { ENDED_STATES, LIVE_STATES, sqlLogKindAfterAttempt } from "./states.js";
 
 const RECORD = `
 WITH r AS (
@@ -89,13 +47,13 @@ updated AS (
     d.last_response_status, d.last_error, d.next_attempt_at, r.started_at, r.duration_ms
 ),
 -- The status log (see delivery-updates.ts), for the deliveries this process
--- still held: SUCCEEDED (4), FAILED (5) or RETRY_SCHEDULED (3), at the
+-- still held: SUCCEEDED, FAILED or RETRY_SCHEDULED by the new status, at the
 -- moment the attempt ended.
 logged AS (
   INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status,
                                 attempt_number, response_status, duration_ms, error, next_attempt_at, occurred_at)
   SELECT id, event_id, endpoint_id, tenant_id, event_type,
-         CASE status WHEN 3 THEN 4 WHEN 4 THEN 5 ELSE 3 END, status,
+         ${sqlLogKindAfterAttempt("status")}, status,
          attempt_count, last_response_status, duration_ms, last_error, next_attempt_at,
          started_at + make_interval(secs => duration_ms::float8 / 1000)
   FROM updated
@@ -106,8 +64,10 @@ inserted AS (
   SELECT attempt_id, delivery_id, number, started_at, duration_ms, response_status,
          error_class, error, response_body, response_headers
   FROM r
-  -- A batch retried after a write whose commit was not confirmed: keep one row.
-  ON CONFLICT (id) DO NOTHING
+  -- A batch retried after a write whose commit was not confirmed: keep one
+  -- row. (Not ON CONFLICT DO NOTHING: its speculative insertion writes an
+  -- extra WAL record per row, 48 bytes, for a case that almost never comes.)
+  WHERE NOT EXISTS (SELECT 1 FROM attempts a WHERE a.id = r.attempt_id)
 ),
 h AS (
   SELECT * FROM unnest($14::text[], $15::bool[], $16::int[], $17::timestamptz[], $18::text[], $19::bool[])
@@ -165,11 +125,11 @@ promoted AS (
     FROM endpoints ep
     CROSS JOIN LATERAL (
       SELECT p.id FROM deliveries p
-      WHERE p.endpoint_id = ep.id AND p.status IN (1, 2) AND p.next_attempt_at IS NULL
+      WHERE p.endpoint_id = ep.id AND p.status IN ${LIVE_STATES} AND p.next_attempt_at IS NULL
       ORDER BY p.seq LIMIT 1
     ) head
     WHERE ep.ordered AND ep.id IN (
-      SELECT d.endpoint_id FROM deliveries d JOIN r ON r.delivery_id = d.id WHERE r.status IN (3, 4))
+      SELECT d.endpoint_id FROM deliveries d JOIN r ON r.delivery_id = d.id WHERE r.status IN ${ENDED_STATES})
   ) head
   WHERE n.id = head.id
 )
@@ -265,51 +225,4 @@ export async function recordOutcomes(
     closed: rows.filter((r) => r.closed_held_until).map((r) => ({ endpointId: r.id, heldUntil: new Date(r.closed_held_until!) })),
     disabled: rows.filter((r) => r.disable_reason).map((r) => ({ endpointId: r.id, reason: r.disable_reason! })),
   };
-}
-
-const FAIL_PENDING = `
-WITH failed AS (
-  UPDATE deliveries d
-  SET status = 4, next_attempt_at = NULL, locked_by = NULL, updated_at = now(),
-      last_error = 'endpoint disabled: ' || ep.disabled_reason
-  FROM endpoints ep
-  WHERE ep.id = ANY ($1::text[]) AND d.endpoint_id = ep.id AND d.status IN (1, 2)
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.last_error
-)
--- The status log: ENDPOINT_DISABLED (6), FAILED (4).
-INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, error)
-SELECT id, event_id, endpoint_id, tenant_id, event_type, 6, 4, attempt_count, last_error FROM failed`;
-
-/** Fails every live delivery of endpoints that were disabled, with the reason, and logs it. */
-export async function failPendingOfDisabled(sql: Sql, endpointIds: readonly string[]): Promise<void> {
-  if (endpointIds.length > 0) await sql.query(FAIL_PENDING, [endpointIds]);
-}
-
-const RELEASE = `
-UPDATE deliveries SET locked_by = NULL, next_attempt_at = now()
-WHERE locked_by = $1 AND status IN (1, 2)
-RETURNING id`;
-
-/**
- * Gives back every lease `workerId` still holds, due at once, so another
- * process can take them without waiting for the leases to expire. Used on
- * shutdown for attempts that did not finish in time.
- */
-export async function releaseLeases(sql: Sql, workerId: string): Promise<number> {
-  return (await sql.query(RELEASE, [workerId])).length;
-}
-
-const RELEASE_IDS = `
-UPDATE deliveries d
-SET locked_by = NULL, next_attempt_at = greatest(now(), ep.circuit_open_until), updated_at = now()
-FROM endpoints ep
-WHERE d.id = ANY ($2::text[]) AND d.locked_by = $1 AND d.status IN (1, 2) AND ep.id = d.endpoint_id`;
-
-/**
- * Gives back the leases of deliveries `workerId` claimed and did not start
- * (its ready buffer on shutdown, or an endpoint whose circuit opened): due
- * again at once, or when the endpoint's circuit closes.
- */
-export async function releaseUnstarted(sql: Sql, workerId: string, ids: readonly string[]): Promise<void> {
-  if (ids.length > 0) await sql.query(RELEASE_IDS, [workerId, ids]);
 }

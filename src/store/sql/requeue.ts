@@ -2,7 +2,12 @@
  * Queues one delivery again, due now, whatever its status, and wakes the
  * schedulers (NOTIFY on commit, as the insert trigger does for new ones).
  */
-import { inBatches, type Sql } from "../sql.js";
+import { DeliveryEvent } from "../../domain/delivery/state.js";
+import type { Sql } from "../sql.js";
+import { LIVE_STATES, sqlTransition } from "./states.js";
+
+/** Queued again: RETRYING, logged REQUEUED, whatever the status was (see the state machine). */
+const REQUEUED = sqlTransition(DeliveryEvent.Requeued);
 
 /** What the delivery looked like when asked to requeue it. */
 export interface RequeueResult {
@@ -18,7 +23,7 @@ export interface RequeueResult {
 
 const REQUEUE = `
 WITH target AS (
-  SELECT d.id, d.locked_by IS NOT NULL AND d.status IN (1, 2) AS in_flight,
+  SELECT d.id, d.locked_by IS NOT NULL AND d.status IN ${LIVE_STATES} AS in_flight,
          CASE WHEN ep.deleted_at IS NOT NULL THEN 'deleted' WHEN ep.disabled THEN 'disabled' END AS unavailable
   FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
   WHERE d.id = $1
@@ -26,15 +31,15 @@ WITH target AS (
 ),
 requeued AS (
   UPDATE deliveries d
-  SET status = 2, next_attempt_at = now(), locked_by = NULL, updated_at = now()
+  SET status = ${REQUEUED.to}, next_attempt_at = now(), locked_by = NULL, updated_at = now()
   FROM target t
   WHERE d.id = t.id AND NOT t.in_flight AND t.unavailable IS NULL
   RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count
 ),
--- The status log: REQUEUED (7), RETRYING (2).
+-- The status log: REQUEUED, now RETRYING.
 logged AS (
   INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, next_attempt_at)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, 7, 2, attempt_count, now() FROM requeued
+  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${REQUEUED.log}, ${REQUEUED.to}, attempt_count, now() FROM requeued
 ),
 woken AS (
   SELECT pg_notify('hookline_due', '') FROM requeued
@@ -51,37 +56,4 @@ export async function requeueDelivery(sql: Sql, id: string): Promise<RequeueResu
   );
   if (!row) return { found: false, inFlight: false, endpointUnavailable: null, requeued: false };
   return { found: true, inFlight: row.in_flight, endpointUnavailable: row.unavailable, requeued: row.requeued > 0 };
-}
-
-const RECOVER_BATCH = `
-WITH batch AS (
-  SELECT d.id FROM deliveries d
-  WHERE d.endpoint_id = $1 AND d.status = 4 AND d.created_at >= $2 AND d.created_at < $3
-  ORDER BY d.id
-  LIMIT $4
-  FOR UPDATE SKIP LOCKED
-),
-requeued AS (
-  UPDATE deliveries d
-  SET status = 2, next_attempt_at = now(), locked_by = NULL, updated_at = now()
-  FROM batch WHERE d.id = batch.id
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count
-),
--- The status log: REQUEUED (7), RETRYING (2).
-logged AS (
-  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, next_attempt_at)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, 7, 2, attempt_count, now() FROM requeued
-),
-woken AS (
-  SELECT pg_notify('hookline_due', '') WHERE EXISTS (SELECT 1 FROM requeued)
-)
-SELECT (SELECT count(*) FROM requeued)::int AS n, (SELECT count(*) FROM woken)::int AS woken`;
-
-/**
- * Queues again, due now, the FAILED deliveries of endpoint `endpointId`
- * created in [since, until), in batches of `batch` (each its own short
- * transaction). Returns how many.
- */
-export async function requeueFailed(sql: Sql, endpointId: string, since: Date, until: Date, batch = 1_000): Promise<number> {
-  return inBatches(batch, async () => (await sql.query<{ n: number }>(RECOVER_BATCH, [endpointId, since, until, batch]))[0]?.n ?? 0);
 }
