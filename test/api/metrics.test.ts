@@ -63,9 +63,14 @@ it("counts publishes, attempts by result, finished deliveries and latency, and r
      UPDATE endpoints SET disabled = true WHERE url LIKE '%/good'`,
   );
   await db.query(
-    `INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
-     SELECT 'dlv_01JQUEUE0000000000000000', 'evt_01JQUEUE00000000000000000', id, 'm', 't.e', 1, now() - interval '60 seconds'
-     FROM endpoints WHERE url LIKE '%/good'`,
+    `WITH d AS (
+       INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status)
+       SELECT 'dlv_01JQUEUE0000000000000000', 'evt_01JQUEUE00000000000000000', id, 'm', 't.e', 1
+       FROM endpoints WHERE url LIKE '%/good'
+       RETURNING id, event_id, endpoint_id, tenant_id, seq
+     )
+     INSERT INTO delivery_queue (delivery_id, event_id, endpoint_id, tenant_id, seq, due_at)
+     SELECT id, event_id, endpoint_id, tenant_id, seq, now() - interval '60 seconds' FROM d`,
   );
   // Database gauges are read at most once a second (METRICS_DB_MAX_AGE_MS).
   await expect.poll(async () => (await scrape()).get("hookline_queue_due"), { timeout: 5_000 }).toBe(1);

@@ -25,13 +25,13 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.query("TRUNCATE endpoints, events, deliveries CASCADE");
+  await db.query("TRUNCATE endpoints, events, deliveries, delivery_queue, attempts");
 });
 
 /** Each delivery's next attempt, in seconds from now (rounded), by id. */
 async function dueIn(ids: readonly string[]): Promise<Map<string, number | null>> {
   const rows = await db.query<{ id: string; s: number | null }>(
-    "SELECT id, round(extract(epoch FROM next_attempt_at - now()))::int AS s FROM deliveries WHERE id = ANY ($1)",
+    "SELECT d.id, round(extract(epoch FROM q.due_at - now()))::int AS s FROM deliveries d LEFT JOIN delivery_queue q ON q.delivery_id = d.id WHERE d.id = ANY ($1)",
     [ids],
   );
   return new Map(rows.map((r) => [r.id, r.s]));
@@ -91,7 +91,7 @@ describe("releaseHeld", () => {
     const ep = await insertEndpoint(db);
     const held = await insertDeliveries(db, ep, 2, { nextAttemptAt: "now() + interval '40 seconds'" });
     const [retry] = await insertDeliveries(db, ep, 1, { status: 2, nextAttemptAt: "now() + interval '1 hour'" });
-    const [until] = await db.query<{ t: Date }>("SELECT max(next_attempt_at) AS t FROM deliveries WHERE id = ANY ($1)", [held]);
+    const [until] = await db.query<{ t: Date }>("SELECT max(due_at) AS t FROM delivery_queue WHERE delivery_id = ANY ($1)", [held]);
     await releaseHeld(store.sql, [{ endpointId: ep, heldUntil: until!.t }]);
     const due = await dueIn([...held, retry!]);
     for (const id of held) expect(due.get(id)).toBeLessThanOrEqual(0);

@@ -22,7 +22,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.query("TRUNCATE endpoints, events, deliveries CASCADE");
+  await db.query("TRUNCATE endpoints, events, deliveries, delivery_queue, attempts");
 });
 
 function request(overrides: Partial<ClaimRequest> = {}): ClaimRequest {
@@ -60,7 +60,7 @@ describe("claimDue", () => {
   it("reads the due index, not the whole table, on a one-endpoint backlog with exclusions", async () => {
     const ep = await insertEndpoint(db, { tenantId: "bench", maxInFlight: 32 });
     await insertDeliveries(db, ep, 20_000);
-    await db.query("ANALYZE deliveries");
+    await db.query("ANALYZE delivery_queue");
     const plans: string[] = [];
     const explaining = {
       query: async (text: string, values?: unknown[]) => {
@@ -70,8 +70,8 @@ describe("claimDue", () => {
       },
     };
     await claimDue(explaining, request({ exclude: ["ep_other"], excludeTenants: ["someone"], lookahead: 256 }));
-    expect(plans[0]).toMatch(/Index Scan using deliveries_due_idx on deliveries d/);
-    expect(plans[0]).not.toMatch(/Seq Scan on deliveries d(_\d+)? /);
+    expect(plans[0]).toMatch(/Index Scan using delivery_queue_due_idx on delivery_queue q/);
+    expect(plans[0]).not.toMatch(/Seq Scan on delivery_queue q(_\d+)? /);
   });
 
   it("claims one probe of a half-open circuit, records its lease end on the endpoint, and nothing more of it until then", async () => {

@@ -16,13 +16,13 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** Creates a new database from the migrated template. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** Creates a new database from the migrated template, or an empty one (for migration tests). */
+export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const serverUrl = inject("pgServerUrl");
   const name = `hookline_test_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject("templateDatabase")}`);
+  await admin.query(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${inject("templateDatabase")}`);
   await admin.end();
   const url = databaseUrl(serverUrl, name);
   const pool = new pg.Pool({ connectionString: url, max: 2 });

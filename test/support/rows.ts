@@ -35,7 +35,7 @@ export async function insertEndpoint(db: TestDatabase, row: EndpointRow = {}): P
 export interface DeliveryRow {
   /** 1 PENDING, 2 RETRYING, 3 SUCCEEDED, 4 FAILED. */
   status?: number;
-  /** SQL expression; due now by default. */
+  /** SQL expression for its due time in the queue (live ones only); due now by default. */
   nextAttemptAt?: string;
   lockedBy?: string | null;
 }
@@ -48,11 +48,20 @@ export async function insertDeliveries(db: TestDatabase, endpointId: string, n: 
        INSERT INTO events (id, tenant_id, event_type, body)
        SELECT 'evt_' || md5(random()::text || g), ep.tenant_id, 'e', '{}' FROM ep, generate_series(1, $2) g
        RETURNING id, tenant_id
+     ),
+     d AS (
+       INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status)
+       SELECT 'dlv_' || md5(ev.id), ev.id, $1, ev.tenant_id, 'e', $3
+       FROM ev ORDER BY ev.id
+       RETURNING id, event_id, endpoint_id, tenant_id, seq, status
+     ),
+     -- Live ones wait in the queue.
+     q AS (
+       INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, due_at, locked_by)
+       SELECT id, endpoint_id, tenant_id, event_id, seq, ${row.nextAttemptAt ?? "now() - interval '1 second'"}, $4
+       FROM d WHERE status IN (1, 2)
      )
-     INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at, locked_by)
-     SELECT 'dlv_' || md5(ev.id), ev.id, $1, ev.tenant_id, 'e', $3, ${row.nextAttemptAt ?? "now() - interval '1 second'"}, $4
-     FROM ev ORDER BY ev.id
-     RETURNING id`,
+     SELECT id FROM d ORDER BY seq`,
     [endpointId, n, row.status ?? 1, row.lockedBy ?? null],
   );
   return rows.map((r) => r.id);
