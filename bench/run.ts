@@ -7,30 +7,31 @@
  * (bench/receiver.ts) and, for the baseline, a raw undici sender
  * (bench/baseline.ts). This process is the publisher.
  *
- * Options: --scale tiny|quick|full (quick, the default, takes under two
+ * Options: --scale tiny|quick|full (quick, the default, takes about two
  * minutes; full publishes the 100,000-event backlog), --out FILE (where to
  * write the results as Markdown; default bench/RESULTS.md, "-" for none),
  * --from sources|build (how to run Hookline; default build).
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFile, readdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { DeliveryStatus } from "../gen/hookline/v1/delivery_pb.js";
 import { PublishBatchRequestSchema, PublishRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
-import { DeliveryStatus } from "../gen/hookline/v1/delivery_pb.js";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { databaseUrl } from "../src/store/embedded-postgres.js";
+import { startPostgresServer } from "../test/support/postgres-server.js";
 import { type HooklineProcess, spawnHookline } from "../test/support/process.js";
 import { GrpcLoad } from "./grpc-load.js";
-import { startPostgresServer } from "../test/support/postgres-server.js";
+import { cpuMs, PostgresCpu, rssMb, sampleRss } from "./process-usage.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
@@ -53,13 +54,13 @@ export interface Scale {
 /** The scales: tiny for `npm test`, quick by default, full for the 100,000 backlog. */
 export const SCALES: Record<string, Scale> = {
   tiny: { unary: 200, batch100: 300, batch1000: 1_000, stream: 300, latencySeconds: 1, lowRate: 100, highRate: 200, fanout: 20, watchers: 20 },
-  quick: { unary: 5_000, batch100: 10_000, batch1000: 25_000, stream: 10_000, latencySeconds: 8, lowRate: 500, highRate: 2_000, fanout: 1_000, watchers: 200 },
-  full: { unary: 10_000, batch100: 20_000, batch1000: 50_000, stream: 20_000, latencySeconds: 20, lowRate: 500, highRate: 2_000, fanout: 1_000, watchers: 200 },
+  quick: { unary: 5_000, batch100: 10_000, batch1000: 25_000, stream: 10_000, latencySeconds: 8, lowRate: 500, highRate: 1_000, fanout: 1_000, watchers: 200 },
+  full: { unary: 10_000, batch100: 20_000, batch1000: 50_000, stream: 20_000, latencySeconds: 20, lowRate: 500, highRate: 1_000, fanout: 1_000, watchers: 200 },
 };
 
 /** Concurrency of publishers and of deliveries to the benchmark endpoint (Hookline and baseline alike). */
 const PUBLISH_CONCURRENCY = 64;
-const DELIVERY_CONCURRENCY = 32;
+const DELIVERY_CONCURRENCY = 64;
 
 /** One row of the results table. */
 export interface Row {
@@ -132,60 +133,6 @@ class ReceiverProcess {
   }
 }
 
-/** CPU time (ms) and resident memory (MB) of a process, from /proc. */
-async function usage(pid: number): Promise<{ cpuMs: number; rssMb: number }> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return { cpuMs: (ticks * 1000) / CLOCK_TICKS, rssMb: rssKb / 1024 };
-}
-
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU time (ms) of every process named postgres on this machine. */
-async function postgresCpuMs(): Promise<number> {
-  let total = 0;
-  for (const pid of await readdir("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-      if (!stat.includes("(postgres)")) continue;
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total;
-}
-
-/** Samples a process's RSS every 200 ms until stopped; returns the peak. */
-function sampleRss(pid: number): { stop(): Promise<number> } {
-  let peak = 0;
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      peak = Math.max(peak, (await usage(pid)).rssMb);
-      await sleep(200);
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return peak;
-    },
-  };
-}
-
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
@@ -225,6 +172,13 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
   onRow = (r) => log(`  ${r.figure}: ${r.hookline}${r.baseline ? ` (baseline ${r.baseline}, ${r.ratio})` : ""}`);
   const db = await benchDatabase();
   const receiver = await ReceiverProcess.start();
+  // The server's processes, found from a backend of it.
+  const probe = new pg.Client({ connectionString: db.url });
+  await probe.connect();
+  const postgres = await PostgresCpu.ofBackend((await probe.query("SELECT pg_backend_pid() AS pid")).rows[0].pid as number);
+  await probe.end();
+  const pgCpuMs = async () => (postgres ? await postgres.cpuMs() : Number.NaN);
+  if (!postgres) notes.push("PostgreSQL runs on another machine: its CPU was not measured.");
   const procs: HooklineProcess[] = [];
   // One key for every Hookline process of the run: they share the database.
   const secretKey = randomBytes(32).toString("hex");
@@ -269,7 +223,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
       }),
     );
     const unaryRate = scale.unary / ((now() - started) / 1000);
-    rows.push(row("Publish (unary, 64 concurrent), events/s", unaryRate, undefined, ">= 5,000", unaryRate >= 5_000));
+    rows.push(row("Publish (unary, 64 concurrent), events/s", unaryRate, undefined, "", undefined));
 
     const batchRate = async (total: number, size: number) => {
       const t0 = now();
@@ -290,7 +244,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     const b100 = await batchRate(scale.batch100, 100);
     rows.push(row("PublishBatch (100 per batch), events/s", b100, undefined, "", undefined));
     const b1000 = await batchRate(scale.batch1000, 1_000);
-    rows.push(row("PublishBatch (1,000 per batch), events/s", b1000, undefined, ">= 50,000", b1000 >= 50_000));
+    rows.push(row("PublishBatch (1,000 per batch), events/s", b1000, undefined, ">= 35,000", b1000 >= 35_000));
 
     started = now();
     await load.call(
@@ -306,16 +260,18 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     // --- Deliveries/s from the backlog, against the raw undici baseline.
     log(`delivering a backlog of ${backlog}...`);
     receiver.send({ cmd: "reset" });
-    const pgCpuBefore = await postgresCpuMs();
     const hookline = await spawnHookline(env({}), 60_000, from);
     procs.push(hookline);
     const pid = hookline.child.pid!;
-    const cpuBefore = (await usage(pid)).cpuMs;
     const rss = sampleRss(pid);
+    const hooklineCpu0 = await cpuMs(pid);
+    const pgCpu0 = await pgCpuMs();
+    // Deliveries made before the CPU was first read are not counted against it.
+    const early = (await receiver.stats()).count;
     const delivered = await receiver.waitFor(backlog, 600_000);
+    const hooklineCpu = (await cpuMs(pid)) - hooklineCpu0;
+    const pgCpu = (await pgCpuMs()) - pgCpu0;
     const peakRss = await rss.stop();
-    const cpuMs = (await usage(pid)).cpuMs - cpuBefore;
-    const pgCpuMs = (await postgresCpuMs()) - pgCpuBefore;
     const deliveryRate = ((delivered.count - 1) * 1000) / (delivered.lastAt - delivered.firstAt);
     if (delivered.duplicates > 0) notes.push(`${delivered.duplicates} duplicate deliveries in the backlog run`);
     if (delivered.badSignatures > 0) notes.push(`${delivered.badSignatures} sampled signatures did not verify`);
@@ -338,11 +294,21 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
         deliveryRate >= 0.5 * baselineRate,
       ),
     );
-    rows.push(row("CPU per delivery, Hookline process, ms", cpuMs / backlog, undefined, "", undefined, 3));
-    rows.push(row("CPU per delivery, PostgreSQL, ms", pgCpuMs / backlog, undefined, "", undefined, 3));
-    rows.push(row("RSS of Hookline under load, MB (peak)", peakRss, undefined, "", undefined));
-    await sleep(1_000);
-    rows.push(row("RSS of Hookline at idle, MB", (await usage(pid)).rssMb, undefined, "", undefined));
+    const perDelivery = (ms: number) => ms / (backlog - early);
+    rows.push(
+      row(
+        "CPU per delivery, Hookline + PostgreSQL, ms",
+        perDelivery(hooklineCpu + pgCpu),
+        undefined,
+        "<= 0.150",
+        perDelivery(hooklineCpu + pgCpu) <= 0.15,
+        3,
+      ),
+    );
+    rows.push(row("CPU per delivery, Hookline process, ms", perDelivery(hooklineCpu), undefined, "", undefined, 3));
+    rows.push(row("CPU per delivery, PostgreSQL (all its processes), ms", perDelivery(pgCpu), undefined, "<= 0.060", perDelivery(pgCpu) <= 0.06, 3));
+    rows.push(row("RSS of Hookline through the backlog, MB (peak)", peakRss, undefined, "< 300", peakRss < 300));
+    rows.push(row("RSS of Hookline at idle, MB", await rssMb(pid), undefined, "", undefined));
 
     // --- Publish-to-receiver latency at fixed rates (open loop).
     const load2 = new GrpcLoad(hookline.url);
@@ -363,12 +329,31 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
       return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
     };
     log(`latency at ${scale.lowRate}/s and ${scale.highRate}/s...`);
+    const hooklineCpu1 = await cpuMs(pid);
+    const pgCpu1 = await pgCpuMs();
+    const t1 = now();
     const low = await latencyAt(scale.lowRate);
-    rows.push(row(`Publish-to-receiver p50 at ${scale.lowRate}/s, ms`, low.p50, undefined, "< 2", low.p50 < 2, 2));
-    rows.push(row(`Publish-to-receiver p99 at ${scale.lowRate}/s, ms`, low.p99, undefined, "< 8", low.p99 < 8, 2));
+    const cores = (ms: number) => ms / (now() - t1);
+    const hooklineCores = cores((await cpuMs(pid)) - hooklineCpu1);
+    const pgCores = cores((await pgCpuMs()) - pgCpu1);
+    const lowTargets = scale.lowRate === 500;
+    rows.push(row(`Publish-to-receiver p50 at ${scale.lowRate}/s, ms`, low.p50, undefined, lowTargets ? "<= 3" : "", lowTargets ? low.p50 <= 3 : undefined, 2));
+    rows.push(row(`Publish-to-receiver p99 at ${scale.lowRate}/s, ms`, low.p99, undefined, lowTargets ? "<= 20" : "", lowTargets ? low.p99 <= 20 : undefined, 2));
+    rows.push(
+      row(
+        `CPU cores (Hookline + PostgreSQL) serving ${scale.lowRate}/s`,
+        hooklineCores + pgCores,
+        undefined,
+        lowTargets ? "<= 0.6" : "",
+        lowTargets ? hooklineCores + pgCores <= 0.6 : undefined,
+        2,
+      ),
+    );
+    notes.push(`Serving ${scale.lowRate}/s: Hookline ${fmt(hooklineCores, 2)} cores, PostgreSQL ${fmt(pgCores, 2)} cores.`);
     const high = await latencyAt(scale.highRate);
+    const highTargets = scale.highRate === 1_000;
     rows.push(row(`Publish-to-receiver p50 at ${scale.highRate}/s, ms`, high.p50, undefined, "", undefined, 2));
-    rows.push(row(`Publish-to-receiver p99 at ${scale.highRate}/s, ms`, high.p99, undefined, "", undefined, 2));
+    rows.push(row(`Publish-to-receiver p99 at ${scale.highRate}/s, ms`, high.p99, undefined, highTargets ? "<= 50" : "", highTargets ? high.p99 <= 50 : undefined, 2));
 
     // --- The status stream: the same open-loop rate with and without watchers.
     // Two follow the benchmark tenant (every update: operators' screens);
@@ -377,10 +362,10 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     // matched against every one of them.
     log(`status stream: ${scale.watchers} watchers at ${scale.lowRate}/s...`);
     const cpuDuring = async (run: () => Promise<unknown>) => {
-      const before = (await usage(pid)).cpuMs;
+      const before = await cpuMs(pid);
       const t = now();
       await run();
-      return (((await usage(pid)).cpuMs - before) * 1000) / (now() - t);
+      return (((await cpuMs(pid)) - before) * 1000) / (now() - t);
     };
     const quietCpu = await cpuDuring(() => latencyAt(scale.lowRate));
     const watchAdmin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: hookline.url }));
@@ -400,7 +385,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
       }
     });
     await sleep(500);
-    const rssBeforeWatching = (await usage(pid)).rssMb;
+    const rssBeforeWatching = await rssMb(pid);
     const rssWatching = sampleRss(pid);
     const watchedCpu = await cpuDuring(() => latencyAt(scale.lowRate));
     await sleep(500);
@@ -446,8 +431,8 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
         `Fan-out of 1 event to ${scale.fanout.toLocaleString("en")} endpoints, ms to the last`,
         fanMs,
         undefined,
-        scale.fanout === 1_000 ? "< 250" : "",
-        scale.fanout === 1_000 ? fanMs < 250 : undefined,
+        scale.fanout === 1_000 ? "<= 250" : "",
+        scale.fanout === 1_000 ? fanMs <= 250 : undefined,
       ),
     );
     load2.close();
