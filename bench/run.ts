@@ -2,15 +2,18 @@
  * `npm run bench`: Hookline end to end on this machine, each figure next to a
  * baseline measured in the same run, so ratios hold on a noisy machine.
  *
- * Processes: PostgreSQL (embedded, or a fresh database on DATABASE_URL's
- * server), Hookline (API and scheduler, built from dist/), a receiver
- * (bench/receiver.ts) and, for the baseline, a raw undici sender
- * (bench/baseline.ts). This process is the publisher.
+ * Processes: PostgreSQL (embedded with pg_stat_statements loaded, or a fresh
+ * database on DATABASE_URL's server), Hookline (API and scheduler, built
+ * from dist/), a receiver (bench/receiver.ts) and, for the baseline, a raw
+ * undici sender (bench/baseline.ts). This process is the publisher, and
+ * reads the database's counters on a connection of its own
+ * (bench/database-cost.ts).
  *
- * Options: --scale tiny|quick|full (quick, the default, takes about two
- * minutes; full publishes the 100,000-event backlog), --out FILE (where to
- * write the results as Markdown; default bench/RESULTS.md, "-" for none),
- * --from sources|build (how to run Hookline; default build).
+ * Options: --scale tiny|quick|full (quick, the default, takes about four
+ * minutes; full publishes the 100,000-event backlog; see bench/README.md),
+ * --out FILE (where to write the results as Markdown; default
+ * bench/RESULTS.md, "-" for none), --from sources|build (how to run
+ * Hookline; default build).
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -30,7 +33,18 @@ import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
 import { databaseUrl } from "../src/store/embedded-postgres.js";
 import { startPostgresServer } from "../test/support/postgres-server.js";
 import { type HooklineProcess, spawnHookline } from "../test/support/process.js";
+import {
+  type Counters,
+  Observer,
+  rowsBetween,
+  rowsPerEvent,
+  type StatementCalls,
+  statementsBetween,
+  topStatements,
+  totalCalls,
+} from "./database-cost.js";
 import { GrpcLoad } from "./grpc-load.js";
+import { liveDeliveries } from "./history.js";
 import { cpuMs, PostgresCpu, rssMb, sampleRss } from "./process-usage.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -43,7 +57,10 @@ export interface Scale {
   batch100: number;
   batch1000: number;
   stream: number;
+  /** Seconds of each fixed-rate run (500/s, 1,000/s, the watchers' runs). */
   latencySeconds: number;
+  /** Seconds of the run at QUIET_RATE. */
+  quietSeconds: number;
   lowRate: number;
   highRate: number;
   fanout: number;
@@ -51,16 +68,53 @@ export interface Scale {
   watchers: number;
 }
 
+const full: Scale = {
+  unary: 10_000,
+  batch100: 20_000,
+  batch1000: 50_000,
+  stream: 20_000,
+  latencySeconds: 20,
+  quietSeconds: 20,
+  lowRate: 500,
+  highRate: 1_000,
+  fanout: 1_000,
+  watchers: 200,
+};
+
 /** The scales: tiny for `npm test`, quick by default, full for the 100,000 backlog. */
 export const SCALES: Record<string, Scale> = {
-  tiny: { unary: 200, batch100: 300, batch1000: 1_000, stream: 300, latencySeconds: 1, lowRate: 100, highRate: 200, fanout: 20, watchers: 20 },
-  quick: { unary: 5_000, batch100: 10_000, batch1000: 25_000, stream: 10_000, latencySeconds: 8, lowRate: 500, highRate: 1_000, fanout: 1_000, watchers: 200 },
-  full: { unary: 10_000, batch100: 20_000, batch1000: 50_000, stream: 20_000, latencySeconds: 20, lowRate: 500, highRate: 1_000, fanout: 1_000, watchers: 200 },
+  tiny: {
+    unary: 200,
+    batch100: 300,
+    batch1000: 1_000,
+    stream: 300,
+    latencySeconds: 1,
+    quietSeconds: 2,
+    lowRate: 100,
+    highRate: 200,
+    fanout: 20,
+    watchers: 20,
+  },
+  quick: {
+    unary: 5_000,
+    batch100: 10_000,
+    batch1000: 25_000,
+    stream: 10_000,
+    latencySeconds: 8,
+    quietSeconds: 10,
+    lowRate: 500,
+    highRate: 1_000,
+    fanout: 1_000,
+    watchers: 200,
+  },
+  full,
 };
 
 /** Concurrency of publishers and of deliveries to the benchmark endpoint (Hookline and baseline alike). */
 const PUBLISH_CONCURRENCY = 64;
 const DELIVERY_CONCURRENCY = 64;
+/** Events per second of the nearly idle run: what a quiet system costs per event. */
+const QUIET_RATE = 10;
 
 /** One row of the results table. */
 export interface Row {
@@ -138,27 +192,56 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+/** Databases for a run, on one server: DATABASE_URL's, or an embedded one with pg_stat_statements loaded. */
+export interface BenchDatabase {
+  /** The run's database. */
+  url: string;
+  version: string;
+  /** Drops the database, and stops an embedded server. */
+  drop(): Promise<void>;
+}
 
 /** A fresh database for the run: on DATABASE_URL's server, or an embedded one. */
-export async function benchDatabase(): Promise<{ url: string; version: string; drop(): Promise<void> }> {
-  const name = `hookline_bench_${randomBytes(4).toString("hex")}`;
-  const { serverUrl, stop: stopServer } = await startPostgresServer();
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const version = (await admin.query("SHOW server_version")).rows[0].server_version as string;
-  await admin.end();
+export async function benchDatabase(): Promise<BenchDatabase> {
+  const { serverUrl, stop: stopServer } = await startPostgresServer({ shared_preload_libraries: "pg_stat_statements" });
+  const made: string[] = [];
+  const admin = async <T>(url: string, fn: (c: pg.Client) => Promise<T>) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  };
+  const createDatabase = async () => {
+    const name = `hookline_bench_${randomBytes(4).toString("hex")}`;
+    await admin(serverUrl, (c) => c.query(`CREATE DATABASE ${name}`));
+    made.push(name);
+    const url = databaseUrl(serverUrl, name);
+    // The view of the server's statement counters, in this database. Its
+    // absence (no superuser on DATABASE_URL) is told by the observer.
+    await admin(url, (c) => c.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")).catch(() => {});
+    return url;
+  };
+  const url = await createDatabase();
+  const version = await admin(serverUrl, async (c) => (await c.query("SHOW server_version")).rows[0].server_version as string);
   return {
-    url: databaseUrl(serverUrl, name),
+    url,
     version,
     async drop() {
-      const c = new pg.Client({ connectionString: serverUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+      await admin(serverUrl, async (c) => {
+        for (const name of made) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      });
       await stopServer();
     },
   };
+}
+
+/** Readings of the database's counters between phases. */
+interface Reading {
+  counters: Counters;
+  statements: Map<string, StatementCalls> | undefined;
 }
 
 const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
@@ -172,13 +255,16 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
   onRow = (r) => log(`  ${r.figure}: ${r.hookline}${r.baseline ? ` (baseline ${r.baseline}, ${r.ratio})` : ""}`);
   const db = await benchDatabase();
   const receiver = await ReceiverProcess.start();
-  // The server's processes, found from a backend of it.
-  const probe = new pg.Client({ connectionString: db.url });
-  await probe.connect();
-  const postgres = await PostgresCpu.ofBackend((await probe.query("SELECT pg_backend_pid() AS pid")).rows[0].pid as number);
-  await probe.end();
+  const observer = await Observer.connect(db.url);
+  const postgres = await PostgresCpu.ofBackend(observer.backendPid);
   const pgCpuMs = async () => (postgres ? await postgres.cpuMs() : Number.NaN);
   if (!postgres) notes.push("PostgreSQL runs on another machine: its CPU was not measured.");
+  if (!observer.statementsAvailable) {
+    notes.push(
+      "pg_stat_statements is not loaded on this server (shared_preload_libraries) or not installed in the database: " +
+        "statements per event were not measured; transactions per event are from pg_stat_database.",
+    );
+  }
   const procs: HooklineProcess[] = [];
   // One key for every Hookline process of the run: they share the database.
   const secretKey = randomBytes(32).toString("hex");
@@ -193,27 +279,157 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     HOOKLINE_MAX_IN_FLIGHT: "256",
     ...extra,
   });
+  const spawn = async (extra: Record<string, string> = {}) => {
+    const p = await spawnHookline(env(extra), 60_000, from);
+    procs.push(p);
+    return p;
+  };
+  /** Stops a Hookline process; once its connections have ended, their statistics are in (see database-cost.ts). */
+  const stop = async (p: HooklineProcess, o = observer) => {
+    await p.kill("SIGTERM");
+    await o.settle(now());
+  };
+  /** Waits until no delivery is under way; returns when that was seen. */
+  const waitIdle = async (o = observer, timeoutMs = 120_000) => {
+    const deadline = now() + timeoutMs;
+    while ((await liveDeliveries(o)) > 0) {
+      if (now() > deadline) throw new Error(`deliveries still under way after ${timeoutMs} ms`);
+      await sleep(20);
+    }
+    return now();
+  };
+  const statementsSince = async (before: Map<string, StatementCalls> | undefined, o = observer) => {
+    const after = await o.statements();
+    return before && after ? statementsBetween(before, after) : undefined;
+  };
+  const event = (i: number, tenantId = "bench") =>
+    create(PublishRequestSchema, {
+      tenantId,
+      eventType: "bench.event",
+      payload: { case: "payloadJson", value: payload(i) },
+    });
+  const publish = (l: GrpcLoad, i: number) => l.call("/hookline.v1.EventIngest/Publish", [toBinary(PublishRequestSchema, event(i))]);
+  /** Publishes `total` events in batches of `size`, 4 calls in flight; returns events/s. */
+  const publishBatches = async (l: GrpcLoad, total: number, size: number) => {
+    const t0 = now();
+    let sent = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (sent < total) {
+          const n = Math.min(size, total - sent);
+          sent += n;
+          const batch = create(PublishBatchRequestSchema, { events: Array.from({ length: n }, (_, i) => event(i)) });
+          await l.call("/hookline.v1.EventIngest/PublishBatch", [toBinary(PublishBatchRequestSchema, batch)]);
+        }
+      }),
+    );
+    return total / ((now() - t0) / 1000);
+  };
+  /** Publishes at `rate` for `seconds` (open loop); publish-to-arrival percentiles once all arrived. */
+  const latencyAt = async (l: GrpcLoad, rate: number, seconds: number) => {
+    receiver.send({ cmd: "reset" });
+    const total = Math.round(rate * seconds);
+    const t0 = now();
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < total; i++) {
+      const due = t0 + (i * 1000) / rate;
+      const wait = due - now();
+      if (wait > 1) await sleep(wait - 1);
+      calls.push(publish(l, i));
+    }
+    await Promise.all(calls);
+    const s = await receiver.waitFor(total, 60_000 + total * 10);
+    const sorted = [...s.latencies].sort((a, b) => a - b);
+    return { events: total, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  };
+  /**
+   * A fixed-rate run on `p` measured whole, until Hookline is idle again:
+   * latency, the CPU of Hookline and PostgreSQL, and the statements run.
+   */
+  const serve = async (p: HooklineProcess, l: GrpcLoad, rate: number, seconds: number, o = observer) => {
+    const statements0 = await o.statements();
+    const xid0 = await o.nextXid();
+    const hooklineCpu0 = await cpuMs(p.child.pid!);
+    const pgCpu0 = await pgCpuMs();
+    const t0 = now();
+    const latency = await latencyAt(l, rate, seconds);
+    const idleAt = await waitIdle(o);
+    const hooklineCores = ((await cpuMs(p.child.pid!)) - hooklineCpu0) / (idleAt - t0);
+    const pgCores = ((await pgCpuMs()) - pgCpu0) / (idleAt - t0);
+    const statements = await statementsSince(statements0, o);
+    return { ...latency, idleAt, hooklineCores, pgCores, statements, writes: (await o.nextXid()) - xid0 };
+  };
+  /** The cumulative counters once complete for the work that ended at `quietSince`, and the statements so far. */
+  const settledReading = async (quietSince: number, o = observer): Promise<Reading> => {
+    await o.settle(quietSince);
+    return { counters: await o.counters(), statements: await o.statements() };
+  };
+  /**
+   * Transactions of a phase whose statements were `phase`, from two readings
+   * around it: the cumulative counters cannot be read at its very start and
+   * end (see database-cost.ts), so Hookline's statements before and after it
+   * within the readings are taken out, each as one transaction (Hookline's
+   * idle work is single statements). Without pg_stat_statements, all of it.
+   */
+  const transactionsOf = (a: Reading, b: Reading, phase: StatementCalls[] | undefined) => {
+    const t = b.counters.transactions - a.counters.transactions;
+    if (!a.statements || !b.statements || !phase) return t;
+    return t - totalCalls(statementsBetween(a.statements, b.statements)).calls + totalCalls(phase).calls;
+  };
+  /** Statements and transactions per event as rows, top statements as notes. */
+  const statementFigures = (
+    label: string,
+    events: number,
+    statements: StatementCalls[] | undefined,
+    transactions: number,
+    writes: number,
+    a: Reading,
+    b: Reading,
+  ) => {
+    if (statements) {
+      const { calls, execMs } = totalCalls(statements);
+      rows.push(row(`Statements per event ${label}`, calls / events, undefined, "", undefined, 2));
+      notes.push(
+        `Statements ${label}: ${fmt(calls / events, 2)} per event, ${fmt((execMs / events) * 1000, 0)} us of execution per event ` +
+          `(${events.toLocaleString("en")} events); ${topStatements(statements, events).join("; ")}.`,
+      );
+    }
+    rows.push(row(`Transactions per event ${label}`, transactions / events, undefined, "", undefined, 2));
+    // Autovacuum's transactions count too: say when it ran.
+    const vacuums = rowsBetween(a.counters, b.counters).byTable.filter(([, r]) => r.autovacuums > 0);
+    notes.push(
+      `Transactions ${label}: ${fmt(transactions / events, 2)} per event, of which ${fmt(writes / events, 2)} wrote (took a transaction id)` +
+        `${vacuums.length > 0 ? `; autovacuum/analyze ran meanwhile on ${vacuums.map(([name, r]) => `${name} (${r.autovacuums}x)`).join(", ")}` : ""}.`,
+    );
+  };
+
   try {
-    // --- Ingest, with the scheduler off so that delivery does not compete.
-    const ingestOnly = await spawnHookline(env({ HOOKLINE_SCHEDULER: "false" }), 60_000, from);
-    procs.push(ingestOnly);
-    const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: ingestOnly.url }));
-    const load = new GrpcLoad(ingestOnly.url);
-    const { endpoint } = await admin.createEndpoint({
+    // --- Setup: migrate, make the benchmark's endpoint, then stop, so that
+    // the database's counters start complete and quiet.
+    const setup = await spawn({ HOOKLINE_SCHEDULER: "false" });
+    const setupAdmin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: setup.url }));
+    const { endpoint } = await setupAdmin.createEndpoint({
       tenantId: "bench",
       url: `${receiver.url}/bench`,
       maxInFlight: DELIVERY_CONCURRENCY,
     });
     receiver.send({ cmd: "secret", secret: endpoint!.secret });
-    const event = (i: number, tenantId = "bench") =>
-      create(PublishRequestSchema, {
-        tenantId,
-        eventType: "bench.event",
-        payload: { case: "payloadJson", value: payload(i) },
-      });
-    const publish = (l: GrpcLoad, i: number) =>
-      l.call("/hookline.v1.EventIngest/Publish", [toBinary(PublishRequestSchema, event(i))]);
+    await stop(setup);
+    const walStart = await observer.walLsn();
+    const xidStart = await observer.nextXid();
+    const start: Reading = { counters: await observer.counters(), statements: await observer.statements() };
 
+    // --- Ingest, with the scheduler off so that delivery does not compete.
+    // The events are the backlog delivered next.
+    const ingestOnly = await spawn({ HOOKLINE_SCHEDULER: "false" });
+    const load = new GrpcLoad(ingestOnly.url);
+    const enqueueWal: string[] = [];
+    let lsn = walStart;
+    const walOf = async (method: string, events: number) => {
+      const next = await observer.walLsn();
+      enqueueWal.push(`${method} ${fmt((next - lsn) / events, 0)}`);
+      lsn = next;
+    };
     log(`publishing (${scaleName})...`);
     let next = 0;
     let started = now();
@@ -223,29 +439,14 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
       }),
     );
     const unaryRate = scale.unary / ((now() - started) / 1000);
-    rows.push(row("Publish (unary, 64 concurrent), events/s", unaryRate, undefined, "", undefined));
-
-    const batchRate = async (total: number, size: number) => {
-      const t0 = now();
-      let sent = 0;
-      const inFlight = 4;
-      await Promise.all(
-        Array.from({ length: inFlight }, async () => {
-          while (sent < total) {
-            const n = Math.min(size, total - sent);
-            sent += n;
-            const batch = create(PublishBatchRequestSchema, { events: Array.from({ length: n }, (_, i) => event(i)) });
-            await load.call("/hookline.v1.EventIngest/PublishBatch", [toBinary(PublishBatchRequestSchema, batch)]);
-          }
-        }),
-      );
-      return total / ((now() - t0) / 1000);
-    };
-    const b100 = await batchRate(scale.batch100, 100);
+    rows.push(row(`Publish (unary, ${PUBLISH_CONCURRENCY} concurrent), events/s`, unaryRate, undefined, "", undefined));
+    await walOf("unary", scale.unary);
+    const b100 = await publishBatches(load, scale.batch100, 100);
     rows.push(row("PublishBatch (100 per batch), events/s", b100, undefined, "", undefined));
-    const b1000 = await batchRate(scale.batch1000, 1_000);
+    await walOf("batches of 100", scale.batch100);
+    const b1000 = await publishBatches(load, scale.batch1000, 1_000);
     rows.push(row("PublishBatch (1,000 per batch), events/s", b1000, undefined, ">= 35,000", b1000 >= 35_000));
-
+    await walOf("batches of 1,000", scale.batch1000);
     started = now();
     await load.call(
       "/hookline.v1.EventIngest/PublishStream",
@@ -253,30 +454,38 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     );
     const streamRate = scale.stream / ((now() - started) / 1000);
     rows.push(row("PublishStream, events/s", streamRate, undefined, "", undefined));
+    await walOf("stream", scale.stream);
     const backlog = scale.unary + scale.batch100 + scale.batch1000 + scale.stream;
     load.close();
-    await ingestOnly.kill("SIGTERM");
+    await stop(ingestOnly);
+    const walEnqueued = await observer.walLsn();
+    const statementsEnqueued = await observer.statements();
 
-    // --- Deliveries/s from the backlog, against the raw undici baseline.
+    // --- Deliveries/s from the backlog, against the raw undici baseline,
+    // with CPU and memory from the first CPU read until Hookline is idle.
     log(`delivering a backlog of ${backlog}...`);
     receiver.send({ cmd: "reset" });
-    const hookline = await spawnHookline(env({}), 60_000, from);
-    procs.push(hookline);
+    const hookline = await spawn();
     const pid = hookline.child.pid!;
     const rss = sampleRss(pid);
     const hooklineCpu0 = await cpuMs(pid);
     const pgCpu0 = await pgCpuMs();
     // Deliveries made before the CPU was first read are not counted against it.
     const early = (await receiver.stats()).count;
-    const delivered = await receiver.waitFor(backlog, 600_000);
+    const delivered = await receiver.waitFor(backlog, Math.max(600_000, backlog * 5));
+    const drainedAt = await waitIdle();
     const hooklineCpu = (await cpuMs(pid)) - hooklineCpu0;
     const pgCpu = (await pgCpuMs()) - pgCpu0;
     const peakRss = await rss.stop();
+    const walDelivered = await observer.walLsn();
+    const xidDelivered = await observer.nextXid();
+    const statementsDelivered = await observer.statements();
     const deliveryRate = ((delivered.count - 1) * 1000) / (delivered.lastAt - delivered.firstAt);
     if (delivered.duplicates > 0) notes.push(`${delivered.duplicates} duplicate deliveries in the backlog run`);
     if (delivered.badSignatures > 0) notes.push(`${delivered.badSignatures} sampled signatures did not verify`);
     notes.push(`${delivered.verified} sampled deliveries were verified with the standardwebhooks package.`);
 
+    // The baseline needs no database: it runs while the statistics settle.
     log("baseline: raw undici...");
     const baselineOut = execFileSync(
       process.execPath,
@@ -294,7 +503,8 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
         deliveryRate >= 0.5 * baselineRate,
       ),
     );
-    const perDelivery = (ms: number) => ms / (backlog - early);
+    const counted = backlog - early;
+    const perDelivery = (ms: number) => ms / counted;
     rows.push(
       row(
         "CPU per delivery, Hookline + PostgreSQL, ms",
@@ -310,50 +520,73 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     rows.push(row("RSS of Hookline through the backlog, MB (peak)", peakRss, undefined, "< 300", peakRss < 300));
     rows.push(row("RSS of Hookline at idle, MB", await rssMb(pid), undefined, "", undefined));
 
-    // --- Publish-to-receiver latency at fixed rates (open loop).
+    // --- Database cost of the backlog: enqueued, then each event delivered
+    // once (all history kept), from the quiet start to Hookline idle.
+    const delivered1 = await settledReading(drainedAt);
+    const walPerEvent = (walDelivered - walStart) / backlog;
+    rows.push(row("WAL bytes per delivered event (enqueue + delivery)", walPerEvent, undefined, "<= 2,000", walPerEvent <= 2_000));
+    const changed = rowsBetween(start.counters, delivered1.counters);
+    const per = (n: number) => n / backlog;
+    rows.push(row("Rows inserted per delivered event", per(changed.total.inserted), undefined, "", undefined, 2));
+    rows.push(row("Rows updated, not HOT, per delivered event", per(changed.total.updated), undefined, "", undefined, 2));
+    rows.push(row("Rows updated, HOT, per delivered event", per(changed.total.hotUpdated), undefined, "", undefined, 2));
+    rows.push(row("Rows deleted per delivered event", per(changed.total.deleted), undefined, "", undefined, 2));
+    const backlogStatements = start.statements && statementsDelivered ? statementsBetween(start.statements, statementsDelivered) : undefined;
+    const checkpoints =
+      delivered1.counters.checkpoints === undefined || start.counters.checkpoints === undefined
+        ? "checkpoints unknown"
+        : `${delivered1.counters.checkpoints - start.counters.checkpoints} checkpoint(s) during it`;
+    notes.push(
+      `Database cost of the ${backlog.toLocaleString("en")}-event backlog, enqueued with the scheduler off, then each event delivered once: ` +
+        `WAL per event ${fmt(walPerEvent, 0)} bytes, of which enqueue ${fmt((walEnqueued - walStart) / backlog, 0)} ` +
+        `(per event published by ${enqueueWal.join(", ")}) and delivery ${fmt((walDelivered - walEnqueued) / backlog, 0)}; ${checkpoints}; ` +
+        `${fmt(per(transactionsOf(start, delivered1, backlogStatements)), 2)} transactions per event, ` +
+        `of which ${fmt(per(xidDelivered - xidStart), 2)} wrote.`,
+    );
+    notes.push(
+      `Rows per delivered event by table: ${changed.byTable
+        .map(([name, r]) => `${name}: ${rowsPerEvent(r, backlog)}${r.autovacuums > 0 ? ` (autovacuum/analyze ran ${r.autovacuums}x)` : ""}`)
+        .join("; ")}.`,
+    );
+    if (start.statements && statementsEnqueued && statementsDelivered) {
+      const enqueue = statementsBetween(start.statements, statementsEnqueued);
+      const delivery = statementsBetween(statementsEnqueued, statementsDelivered);
+      notes.push(
+        `Statements of the backlog: enqueue ${fmt(totalCalls(enqueue).calls / backlog, 3)} per event, ` +
+          `delivery ${fmt(totalCalls(delivery).calls / backlog, 3)} per event (${fmt((totalCalls(delivery).execMs / backlog) * 1000, 0)} us of execution); ` +
+          `delivery's ${topStatements(delivery, backlog).join("; ")}.`,
+      );
+    }
+
+    // --- Publish-to-receiver latency at fixed rates (open loop), with the
+    // CPU and the statements of serving them.
     const load2 = new GrpcLoad(hookline.url);
-    const latencyAt = async (rate: number) => {
-      receiver.send({ cmd: "reset" });
-      const total = rate * scale.latencySeconds;
-      const t0 = now();
-      const calls: Promise<unknown>[] = [];
-      for (let i = 0; i < total; i++) {
-        const due = t0 + (i * 1000) / rate;
-        const wait = due - now();
-        if (wait > 1) await sleep(wait - 1);
-        calls.push(publish(load2, i));
-      }
-      await Promise.all(calls);
-      const s = await receiver.waitFor(total, 60_000);
-      const sorted = [...s.latencies].sort((a, b) => a - b);
-      return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
-    };
-    log(`latency at ${scale.lowRate}/s and ${scale.highRate}/s...`);
-    const hooklineCpu1 = await cpuMs(pid);
-    const pgCpu1 = await pgCpuMs();
-    const t1 = now();
-    const low = await latencyAt(scale.lowRate);
-    const cores = (ms: number) => ms / (now() - t1);
-    const hooklineCores = cores((await cpuMs(pid)) - hooklineCpu1);
-    const pgCores = cores((await pgCpuMs()) - pgCpu1);
+    log(`latency at ${scale.lowRate}/s...`);
+    const low = await serve(hookline, load2, scale.lowRate, scale.latencySeconds);
     const lowTargets = scale.lowRate === 500;
     rows.push(row(`Publish-to-receiver p50 at ${scale.lowRate}/s, ms`, low.p50, undefined, lowTargets ? "<= 3" : "", lowTargets ? low.p50 <= 3 : undefined, 2));
     rows.push(row(`Publish-to-receiver p99 at ${scale.lowRate}/s, ms`, low.p99, undefined, lowTargets ? "<= 20" : "", lowTargets ? low.p99 <= 20 : undefined, 2));
+    const lowCores = low.hooklineCores + low.pgCores;
     rows.push(
-      row(
-        `CPU cores (Hookline + PostgreSQL) serving ${scale.lowRate}/s`,
-        hooklineCores + pgCores,
-        undefined,
-        lowTargets ? "<= 0.6" : "",
-        lowTargets ? hooklineCores + pgCores <= 0.6 : undefined,
-        2,
-      ),
+      row(`CPU cores (Hookline + PostgreSQL) serving ${scale.lowRate}/s`, lowCores, undefined, lowTargets ? "<= 0.6" : "", lowTargets ? lowCores <= 0.6 : undefined, 2),
     );
-    notes.push(`Serving ${scale.lowRate}/s: Hookline ${fmt(hooklineCores, 2)} cores, PostgreSQL ${fmt(pgCores, 2)} cores.`);
-    const high = await latencyAt(scale.highRate);
+    notes.push(`Serving ${scale.lowRate}/s: Hookline ${fmt(low.hooklineCores, 2)} cores, PostgreSQL ${fmt(low.pgCores, 2)} cores, until all was delivered and recorded.`);
+    const afterLow = await settledReading(low.idleAt);
+    statementFigures(`at ${scale.lowRate}/s`, low.events, low.statements, transactionsOf(delivered1, afterLow, low.statements), low.writes, delivered1, afterLow);
+
+    // Nearly idle: what each event costs when Hookline mostly waits.
+    log(`statements at ${QUIET_RATE}/s...`);
+    const quiet = await serve(hookline, load2, QUIET_RATE, scale.quietSeconds);
+    const afterQuiet = await settledReading(quiet.idleAt);
+    statementFigures(`at ${QUIET_RATE}/s`, quiet.events, quiet.statements, transactionsOf(afterLow, afterQuiet, quiet.statements), quiet.writes, afterLow, afterQuiet);
+    notes.push(`Latency at ${QUIET_RATE}/s: p50 ${fmt(quiet.p50, 2)} ms, p99 ${fmt(quiet.p99, 2)} ms.`);
+
+    log(`latency at ${scale.highRate}/s...`);
+    const high = await latencyAt(load2, scale.highRate, scale.latencySeconds);
     const highTargets = scale.highRate === 1_000;
     rows.push(row(`Publish-to-receiver p50 at ${scale.highRate}/s, ms`, high.p50, undefined, "", undefined, 2));
     rows.push(row(`Publish-to-receiver p99 at ${scale.highRate}/s, ms`, high.p99, undefined, highTargets ? "<= 50" : "", highTargets ? high.p99 <= 50 : undefined, 2));
+    await waitIdle();
 
     // --- The status stream: the same open-loop rate with and without watchers.
     // Two follow the benchmark tenant (every update: operators' screens);
@@ -367,7 +600,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
       await run();
       return (((await cpuMs(pid)) - before) * 1000) / (now() - t);
     };
-    const quietCpu = await cpuDuring(() => latencyAt(scale.lowRate));
+    const quietCpu = await cpuDuring(() => latencyAt(load2, scale.lowRate, scale.latencySeconds));
     const watchAdmin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: hookline.url }));
     const stopWatching = new AbortController();
     const lags: number[] = [];
@@ -387,7 +620,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     await sleep(500);
     const rssBeforeWatching = await rssMb(pid);
     const rssWatching = sampleRss(pid);
-    const watchedCpu = await cpuDuring(() => latencyAt(scale.lowRate));
+    const watchedCpu = await cpuDuring(() => latencyAt(load2, scale.lowRate, scale.latencySeconds));
     await sleep(500);
     const peakWatching = await rssWatching.stop();
     stopWatching.abort();
@@ -436,10 +669,13 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
       ),
     );
     load2.close();
+    await stop(hookline);
+
     return { scale: scaleName, rows, machine: machine(db.version), notes };
   } finally {
     for (const p of procs) await p.kill("SIGTERM");
     receiver.stop();
+    await observer.close().catch(() => {});
     await db.drop();
   }
 }
