@@ -9,11 +9,15 @@
  * reads the database's counters on a connection of its own
  * (bench/database-cost.ts).
  *
- * Options: --scale tiny|quick|full (quick, the default, takes about four
- * minutes; full publishes the 100,000-event backlog; see bench/README.md),
- * --out FILE (where to write the results as Markdown; default
- * bench/RESULTS.md, "-" for none), --from sources|build (how to run
+ * Options: --scale tiny|quick|full|huge (quick, the default, takes about
+ * four minutes; full publishes the 100,000-event backlog; huge adds a
+ * 1,000,000-event backlog and 10,000,000 delivered events of history, see
+ * bench/README.md), --out FILE (where to write the results as Markdown;
+ * default bench/RESULTS.md, "-" for none), --from sources|build (how to run
  * Hookline; default build).
+ *
+ * For trying the huge scale at a reduced size: BENCH_HUGE_BACKLOG and
+ * BENCH_HUGE_HISTORY set its backlog and history sizes (events).
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -39,12 +43,13 @@ import {
   rowsBetween,
   rowsPerEvent,
   type StatementCalls,
+  statementLabels,
   statementsBetween,
   topStatements,
   totalCalls,
 } from "./database-cost.js";
 import { GrpcLoad } from "./grpc-load.js";
-import { liveDeliveries } from "./history.js";
+import { generateHistory, liveDeliveries } from "./history.js";
 import { cpuMs, PostgresCpu, rssMb, sampleRss } from "./process-usage.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -66,6 +71,10 @@ export interface Scale {
   fanout: number;
   /** Status stream watchers attached during the watcher run. */
   watchers: number;
+  /** A PublishBatch backlog drained after the rest, next to the first backlog's rate (huge only). */
+  bigBacklog?: number;
+  /** Delivered events of retained history for the latency and claim-cost comparison (huge only). */
+  history?: number;
 }
 
 const full: Scale = {
@@ -81,7 +90,7 @@ const full: Scale = {
   watchers: 200,
 };
 
-/** The scales: tiny for `npm test`, quick by default, full for the 100,000 backlog. */
+/** The scales: tiny for `npm test`, quick by default, full for the 100,000 backlog, huge for size. */
 export const SCALES: Record<string, Scale> = {
   tiny: {
     unary: 200,
@@ -108,6 +117,11 @@ export const SCALES: Record<string, Scale> = {
     watchers: 200,
   },
   full,
+  huge: {
+    ...full,
+    bigBacklog: Number(process.env.BENCH_HUGE_BACKLOG ?? 1_000_000),
+    history: Number(process.env.BENCH_HUGE_HISTORY ?? 10_000_000),
+  },
 };
 
 /** Concurrency of publishers and of deliveries to the benchmark endpoint (Hookline and baseline alike). */
@@ -197,7 +211,9 @@ export interface BenchDatabase {
   /** The run's database. */
   url: string;
   version: string;
-  /** Drops the database, and stops an embedded server. */
+  /** Makes another fresh database on the same server; returns its URL. */
+  create(): Promise<string>;
+  /** Drops every database made, and stops an embedded server. */
   drop(): Promise<void>;
 }
 
@@ -229,6 +245,7 @@ export async function benchDatabase(): Promise<BenchDatabase> {
   return {
     url,
     version,
+    create: createDatabase,
     async drop() {
       await admin(serverUrl, async (c) => {
         for (const name of made) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
@@ -246,6 +263,15 @@ interface Reading {
 
 const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
 
+/**
+ * A claim statement of the scheduler, by its text: it locks due rows with
+ * `FOR UPDATE ... SKIP LOCKED` and updates them (retention's deletes lock
+ * the same way, and are not claims).
+ */
+function isClaim(query: string): boolean {
+  return /FOR UPDATE/i.test(query) && /SKIP LOCKED/i.test(query) && !/DELETE FROM/i.test(query);
+}
+
 /** Runs the benchmark at `scaleName` and returns its figures. */
 export async function runBench(scaleName = "quick", from: "sources" | "build" = "build", log = console.log): Promise<BenchResult> {
   const scale = SCALES[scaleName];
@@ -256,6 +282,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
   const db = await benchDatabase();
   const receiver = await ReceiverProcess.start();
   const observer = await Observer.connect(db.url);
+  const observers = [observer];
   const postgres = await PostgresCpu.ofBackend(observer.backendPid);
   const pgCpuMs = async () => (postgres ? await postgres.cpuMs() : Number.NaN);
   if (!postgres) notes.push("PostgreSQL runs on another machine: its CPU was not measured.");
@@ -671,11 +698,102 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     load2.close();
     await stop(hookline);
 
+    // --- Huge: a backlog ten times larger, made with PublishBatch.
+    if (scale.bigBacklog) {
+      const big = scale.bigBacklog;
+      log(`publishing a backlog of ${big}...`);
+      const bigIngest = await spawn({ HOOKLINE_SCHEDULER: "false" });
+      const bigLoad = new GrpcLoad(bigIngest.url);
+      await publishBatches(bigLoad, big, 1_000);
+      bigLoad.close();
+      await stop(bigIngest);
+      log(`delivering a backlog of ${big}...`);
+      receiver.send({ cmd: "reset" });
+      const drainer = await spawn();
+      const bigRss = sampleRss(drainer.child.pid!);
+      const done = await receiver.waitFor(big, Math.max(600_000, big * 5));
+      const bigRate = ((done.count - 1) * 1000) / (done.lastAt - done.firstAt);
+      await waitIdle();
+      notes.push(`RSS of Hookline through the ${big.toLocaleString("en")}-event backlog: ${fmt(await bigRss.stop(), 0)} MB at the peak.`);
+      await stop(drainer);
+      rows.push(
+        row(
+          `Deliveries/s, ${big.toLocaleString("en")}-event backlog (baseline: the ${backlog.toLocaleString("en")} one)`,
+          bigRate,
+          deliveryRate,
+          ">= 0.85x",
+          bigRate >= 0.85 * deliveryRate,
+        ),
+      );
+    }
+
+    // --- Huge: publish latency and claim cost with a long retained history
+    // against none, in a database of their own.
+    if (scale.history) {
+      const total = scale.history;
+      const url = await db.create();
+      const o = await Observer.connect(url);
+      observers.push(o);
+      const measure = async () => {
+        const p = await spawn({ DATABASE_URL: url });
+        const l = new GrpcLoad(p.url);
+        // A new process, warmed up first (its first calls run cold code).
+        await latencyAt(l, scale.lowRate, 2);
+        await waitIdle(o);
+        const r = await serve(p, l, scale.lowRate, scale.latencySeconds, o);
+        l.close();
+        await stop(p, o);
+        const claims = (r.statements ?? []).filter((s) => isClaim(s.query));
+        const { calls, execMs } = totalCalls(claims);
+        return { ...r, claimMs: execMs / calls, claimsPerEvent: calls / r.events, claims };
+      };
+      const setupHistory = await spawn({ DATABASE_URL: url, HOOKLINE_SCHEDULER: "false" });
+      const { endpoint: historyEndpoint } = await createClient(WebhookAdmin, createGrpcTransport({ baseUrl: setupHistory.url })).createEndpoint({
+        tenantId: "bench",
+        url: `${receiver.url}/history`,
+        maxInFlight: DELIVERY_CONCURRENCY,
+      });
+      await stop(setupHistory, o);
+      log(`latency at ${scale.lowRate}/s with no history...`);
+      const empty = await measure();
+      log(`making ${total} delivered events of history...`);
+      const clients = Array.from({ length: cpus().length }, () => new pg.Client({ connectionString: url }));
+      for (const c of clients) await c.connect();
+      const t = now();
+      const day = 86_400_000;
+      let logged = 0;
+      await generateHistory(
+        clients,
+        { tenantId: "bench", endpointId: historyEndpoint!.id, eventType: "bench.event", total, fromMs: Date.now() - 7 * day, toMs: Date.now() - day / 24 },
+        (done) => {
+          if (done - logged < total / 10 && done < total) return;
+          logged = done;
+          log(`  ${done.toLocaleString("en")} of ${total.toLocaleString("en")}`);
+        },
+      );
+      const size = (await clients[0]!.query("SELECT pg_database_size(current_database())::float8 / 2^30 AS gib")).rows[0].gib as number;
+      for (const c of clients) await c.end();
+      notes.push(
+        `${total.toLocaleString("en")} delivered events of history were made in ${fmt((now() - t) / 1000, 0)} s (bench/history.ts); ` +
+          `the database then took ${fmt(size, 1)} GiB.`,
+      );
+      log(`latency at ${scale.lowRate}/s with ${total} of history...`);
+      const withHistory = await measure();
+      const label = `with ${total.toLocaleString("en")} delivered events of history (baseline: none)`;
+      rows.push(row(`Publish-to-receiver p50 at ${scale.lowRate}/s ${label}, ms`, withHistory.p50, empty.p50, "", undefined, 2));
+      rows.push(row(`Publish-to-receiver p99 at ${scale.lowRate}/s ${label}, ms`, withHistory.p99, empty.p99, "", undefined, 2));
+      rows.push(row(`Claim statement, mean ms, at ${scale.lowRate}/s ${label}`, withHistory.claimMs, empty.claimMs, "", undefined, 3));
+      const claimLabels = statementLabels(withHistory.claims);
+      notes.push(
+        `Claims at ${scale.lowRate}/s: ${fmt(empty.claimsPerEvent, 2)} per event with no history, ${fmt(withHistory.claimsPerEvent, 2)} with it; ` +
+          `by statement with history: ${withHistory.claims.map((s) => `${s.calls} calls, ${fmt(s.execMs / s.calls, 3)} ms each ${claimLabels.get(s)}`).join("; ")}.`,
+      );
+    }
     return { scale: scaleName, rows, machine: machine(db.version), notes };
   } finally {
     for (const p of procs) await p.kill("SIGTERM");
     receiver.stop();
-    await observer.close().catch(() => {});
+    for (const o of observers) await o.close().catch(() => {});
     await db.drop();
   }
 }
