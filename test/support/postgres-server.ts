@@ -17,13 +17,17 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-/** Starts (or, with DATABASE_URL, borrows) a PostgreSQL server. */
-export async function startPostgresServer(): Promise<PostgresServer> {
+/**
+ * Starts (or, with DATABASE_URL, borrows) a PostgreSQL server. `settings`
+ * are passed to an embedded server (`-c name=value`); a borrowed one keeps
+ * its own.
+ */
+export async function startPostgresServer(settings?: Readonly<Record<string, string>>): Promise<PostgresServer> {
   if (process.env.DATABASE_URL) return { serverUrl: process.env.DATABASE_URL, stop: async () => {} };
   const dir = await mkdtemp(join(tmpdir(), "hookline-pg-"));
   // Reachable by the "postgres" user that runs the server when run as root.
   await chmod(dir, 0o755);
-  const embedded = await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort() });
+  const embedded = await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort(), settings });
   return {
     serverUrl: embedded.serverUrl,
     async stop() {
