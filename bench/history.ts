@@ -16,8 +16,7 @@
  */
 import type pg from "pg";
 import { ID_PREFIX } from "../src/domain/ids.js";
-import { DeliveryState } from "../src/store/entities/index.js";
-import { LIVE_STATES } from "../src/store/sql/states.js";
+import { DeliveryState } from "../src/domain/delivery/state.js";
 
 /** What the history belongs to and when it happened. */
 export interface HistoryShape {
@@ -72,9 +71,9 @@ export async function insertHistoryEvents(db: Db, h: HistoryShape, lo: number, h
 /** Deliveries [lo, hi): succeeded at the first attempt, 3 ms after publishing. */
 export async function insertHistoryDeliveries(db: Db, h: HistoryShape, lo: number, hi: number): Promise<void> {
   await db.query(
-    `INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, attempt_count, next_attempt_at,
-                             locked_by, last_response_status, last_error, created_at, updated_at)
-     SELECT delivery_id, event_id, $5, $6, $7, ${DeliveryState.Succeeded}, 1, NULL, NULL, 200, '', at, at + interval '3 ms'
+    `INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, attempt_count,
+                             last_response_status, last_error, created_at, updated_at)
+     SELECT delivery_id, event_id, $5, $6, $7, ${DeliveryState.Succeeded}, 1, 200, '', at, at + interval '3 ms'
      FROM (${SERIES}) s`,
     [...params(h, lo, hi), h.tenantId, h.eventType],
   );
@@ -165,6 +164,6 @@ export async function generateHistory(
 
 /** Deliveries still under way (waiting or being attempted); 0 once Hookline has nothing left to do. */
 export async function liveDeliveries(db: { query<R>(text: string, values?: unknown[]): Promise<R[]> }): Promise<number> {
-  const [row] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM deliveries WHERE status IN ${LIVE_STATES}`);
+  const [row] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM delivery_queue`);
   return row!.n;
 }
