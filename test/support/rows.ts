@@ -113,6 +113,17 @@ export async function insertDeliveries(db: TestDatabase, endpointId: string, n: 
   return deliveryIds;
 }
 
+/** Inserts an event of `tenantId` published at `publishedAt`, with no delivery; returns its id. */
+export async function insertEventRow(db: TestDatabase, tenantId = "t", publishedAt = new Date()): Promise<string> {
+  const [eventId] = idsAt("event", publishedAt, 1);
+  await db.query("INSERT INTO events (id, tenant_id, event_type, body, created_at) VALUES ($1, $2, 'e', '{}', $3)", [
+    eventId,
+    tenantId,
+    publishedAt,
+  ]);
+  return eventId!;
+}
+
 /** Inserts attempt `number` of `deliveryId` (a 500 answer); returns its id. */
 export async function insertAttempt(db: TestDatabase, deliveryId: string, number = 1): Promise<string> {
   const attemptId = id("atm");
@@ -316,4 +327,9 @@ export async function rowCounts(db: TestDatabase): Promise<RowCounts> {
 /** The registered scheduler processes' ids, sorted. */
 export async function workerIds(db: TestDatabase): Promise<string[]> {
   return (await db.query<{ id: string }>("SELECT id FROM workers ORDER BY id")).map((r) => r.id);
+}
+
+/** The idempotency keys held, as "tenant/key", sorted. */
+export async function idempotencyKeys(db: TestDatabase): Promise<string[]> {
+  return (await db.query<{ k: string }>("SELECT tenant_id || '/' || key AS k FROM idempotency_keys ORDER BY 1")).map((r) => r.k);
 }
