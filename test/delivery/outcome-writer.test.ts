@@ -217,6 +217,8 @@ describe("abandon", () => {
     const [blocked] = await waitersOf(lock.pid);
     await db.query("SELECT pg_terminate_backend($1)", [blocked]);
     await captured.waitFor((l) => l.msg === "writing attempt outcomes failed; retrying");
+    // The retry is blocked in its turn, and two more outcomes wait behind it.
+    await waitersOf(lock.pid);
     const queued = ids.slice(1).map((id) => w.write(attemptOutcome(id, ep)));
     expect(w.abandon()).toBe(3);
     expect(await Promise.all([first, ...queued])).toEqual(["abandoned", "abandoned", "abandoned"]);
