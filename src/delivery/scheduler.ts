@@ -79,8 +79,11 @@ export interface SchedulerOptions extends RetryRules, HealthRules {
   addressGuard: AddressGuard;
   /** Opens the endpoint secrets claims return sealed. */
   secrets: SecretBox;
-  /** Told of every attempt (see metrics/metrics.ts). */
-  metrics?: { attempt(responseStatus: number, errorClass: string, durationMs: number, ended: "succeeded" | "failed" | null): void };
+  /** Told of every attempt, and of outcomes the database refused for good (see metrics/metrics.ts). */
+  metrics?: {
+    attempt(responseStatus: number, errorClass: string, durationMs: number, ended: "succeeded" | "failed" | null): void;
+    outcomeUnwritable(): void;
+  };
 }
 
 type State = "idle" | "running" | "draining" | "stopped";
@@ -154,9 +157,14 @@ export class Scheduler {
   constructor(private readonly options: SchedulerOptions) {
     this.http = new HttpClient({ bodyLimit: options.responseBodyLimit, guard: options.addressGuard });
     // The probe after a cool-down must not wait for the poll.
-    this.writer = new OutcomeWriter(options.sql, this.workerId, options, options.log, (changes) =>
-      this.onHealthChanges(changes),
-    );
+    this.writer = new OutcomeWriter({
+      sql: options.sql,
+      workerId: this.workerId,
+      rules: options,
+      log: options.log,
+      onHealthChanges: (changes) => this.onHealthChanges(changes),
+      onUnwritable: () => options.metrics?.outcomeUnwritable(),
+    });
     this.listener = new NotifyListener(
       options.databaseUrl,
       DUE_CHANNEL,

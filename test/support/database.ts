@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { inject } from "vitest";
 import { databaseUrl } from "../../src/store/embedded-postgres.js";
+import { madeBeforeAll } from "./made-before-all.js";
 
 /** A database of one test file. */
 export interface TestDatabase {
@@ -42,4 +43,9 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
       await c.end();
     },
   };
+}
+
+/** A database made from the template before the tests of the file (or describe block) this is called in, and dropped after them. */
+export function useTestDatabase(): TestDatabase {
+  return madeBeforeAll(createTestDatabase, (db) => db.drop());
 }
