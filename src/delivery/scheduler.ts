@@ -281,10 +281,14 @@ export class Scheduler {
     clearTimeout(this.wakeTimer);
     clearTimeout(this.finishTimer);
     const deadline = setTimeout(() => this.stopDeadline.abort(), timeoutMs);
+    // What waits on the database waits until the deadline at most: a
+    // database that does not answer at all (a hung connection, rather than
+    // a refused one) would hold the stop for ever.
+    const untilDeadline = (p: Promise<unknown> | undefined) => Promise.race([p, aborted(this.stopDeadline.signal)]);
     await this.listener.stop();
     // A claim running now lands its rows in the ready buffer first.
-    await this.claiming;
-    await this.release(this.dropReady(() => true));
+    await untilDeadline(this.claiming);
+    await untilDeadline(this.release(this.dropReady(() => true)));
     if (this.inFlight > 0 || this.unwritten > 0) {
       const drained = new Promise<void>((resolve) => {
         this.drained = resolve;
@@ -306,9 +310,8 @@ export class Scheduler {
         await drained;
       }
     }
-    clearTimeout(deadline);
-    await this.writer.flush();
-    await this.releasing;
+    await untilDeadline(this.writer.flush());
+    await untilDeadline(this.releasing);
     if (this.aborting) {
       const released = await releaseLeases(this.options.sql, this.workerId).catch((err: unknown) => {
         this.options.log.error({ err }, "could not release leases; they expire by themselves");
@@ -317,6 +320,7 @@ export class Scheduler {
       this.options.log.info({ released }, "released unfinished deliveries");
     }
     await unregister(this.options.sql, this.workerId).catch(() => {});
+    clearTimeout(deadline);
     await this.http.close();
     this.state = "stopped";
   }
