@@ -26,19 +26,25 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
     s.on("close", () => sockets.delete(s));
     s.on("error", () => {});
   };
-  const server = net.createServer((client) => {
+  // Half-open allowed: a frozen proxy does not answer a close either.
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     track(client);
     if (frozen) return;
-    const upstream = net.connect(port, host);
+    const upstream = net.connect({ port, host, allowHalfOpen: true });
     track(upstream);
-    const forward = (from: net.Socket, to: net.Socket) =>
+    const forward = (from: net.Socket, to: net.Socket) => {
       from.on("data", (chunk) => {
         if (!frozen) to.write(chunk);
       });
+      from.on("end", () => {
+        if (!frozen) to.end();
+      });
+      from.on("close", () => {
+        if (!frozen) to.destroy();
+      });
+    };
     forward(client, upstream);
     forward(upstream, client);
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
