@@ -50,6 +50,7 @@ export async function retryTransient<T>(write: () => Promise<T>, options: RetryO
 
 /** Resolves after `ms`, or as soon as `signal` aborts. */
 function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);

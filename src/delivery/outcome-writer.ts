@@ -125,17 +125,17 @@ export class OutcomeWriter {
    * Gives up every outcome not stored yet (for a stop that cannot wait any
    * longer, the database being down): their `write` calls resolve now and
    * no more writes or retries are made; a batch being written may still
-   * land. Returns how many were given up. Their deliveries keep their
+   * land. Returns the outcomes given up. Their deliveries keep their
    * leases and are attempted again once those expire.
    */
-  abandon(): number {
+  abandon(): AttemptOutcome[] {
     const given = [...this.inBatch, ...this.queue];
     this.queue = [];
     this.inBatch.clear();
     this.abandoning.abort();
     for (const p of given) p.done("abandoned");
     this.hurry?.();
-    return given.length;
+    return given.map((p) => p.outcome);
   }
 
   /** Resolves once everything queued so far is stored or given up (at once after abandon()). */

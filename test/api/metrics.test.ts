@@ -44,6 +44,7 @@ it("counts publishes, attempts by result, finished deliveries and latency, and r
   expect(m.get('hookline_attempts_total{result="5xx"}')).toBe(4);
   expect(m.get('hookline_deliveries_finished_total{status="succeeded"}')).toBe(4);
   expect(m.get("hookline_attempt_duration_seconds_count")).toBe(8);
+  expect(m.get("hookline_outcomes_unwritable_total")).toBe(0);
   expect(m.get("hookline_queue_due")).toBe(0);
   expect(m.get("hookline_queue_oldest_due_seconds")).toBe(0);
   expect(m.get("hookline_circuits_open")).toBe(0);

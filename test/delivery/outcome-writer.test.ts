@@ -220,7 +220,7 @@ describe("abandon", () => {
     // The retry is blocked in its turn, and two more outcomes wait behind it.
     await waitersOf(lock.pid);
     const queued = ids.slice(1).map((id) => w.write(attemptOutcome(id, ep)));
-    expect(w.abandon()).toBe(3);
+    expect(w.abandon().map((o) => o.deliveryId)).toEqual(ids);
     expect(await Promise.all([first, ...queued])).toEqual(["abandoned", "abandoned", "abandoned"]);
     expect(await w.write(attemptOutcome(ids[0]!, ep))).toBe("abandoned");
     // Flushing waits for nothing now, not even a statement still blocked.
