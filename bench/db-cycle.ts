@@ -38,8 +38,8 @@ export interface CycleTiming {
 
 const BODY = JSON.stringify({ type: "invoice.paid", data: { id: "in_0123456789", amount: 4200, currency: "eur", note: "x".repeat(180) } });
 
-/** A scheduler's room with nothing in flight and no limits in the way. */
-const ROOM = {
+/** A scheduler's room with nothing in flight and no limits in the way (also used by bench/explain.ts). */
+export const ROOM = {
   workerId: "db-cost",
   leaseMarginMs: 30_000,
   defaultTimeoutMs: 15_000,

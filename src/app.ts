@@ -63,6 +63,23 @@ export interface Hookline {
   stop(): Promise<void>;
 }
 
+/**
+ * How long a stop waits past HOOKLINE_SHUTDOWN_TIMEOUT for its last steps
+ * (giving leases back, closing the pool), which take milliseconds while
+ * the database answers. Stopping the embedded PostgreSQL comes after it,
+ * unbounded: its own stop escalates (see embedded-postgres.ts).
+ */
+const STOP_GRACE_MS = 2_000;
+
+/** A moment `ms` from now: `passed` resolves with false then, unless cancelled first. */
+function afterMs(ms: number): { passed: Promise<false>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const passed = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return { passed, cancel: () => clearTimeout(timer) };
+}
+
 /** Starts a Hookline process with `config`. */
 export async function startHookline(config: Config, log: Logger): Promise<Hookline> {
   let embedded: EmbeddedDatabase | undefined;
@@ -289,20 +306,36 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     },
     stop() {
       stopping ??= (async () => {
+        // Each part of the stop is waited for until the shutdown timeout
+        // plus STOP_GRACE_MS at most: a database that does not answer at
+        // all (a network dropping packets, a hung server; not one that
+        // refuses, which fails at once) holds queries and connections for
+        // ever, and so would the pool's close and the scheduler's last
+        // statements.
+        const deadline = afterMs(config.shutdownTimeoutMs + STOP_GRACE_MS);
+        const waitingFor = new Set<string>();
+        const bounded = async (part: string, stopped: Promise<unknown> | undefined) => {
+          waitingFor.add(part);
+          if (await Promise.race([Promise.resolve(stopped).then(() => true), deadline.passed])) waitingFor.delete(part);
+        };
         probe.stop();
         health.setAll(ServingStatus.NOT_SERVING);
         // Open status streams end now, so the server can drain.
-        await updates.close();
-        await revocations.close();
+        await bounded("status stream", updates.close());
+        await bounded("key revocations", revocations.close());
         // Both within one shutdown timeout, not one after the other.
         await Promise.all([
-          server?.close(config.shutdownTimeoutMs),
-          scheduler?.stop(config.shutdownTimeoutMs),
-          retention?.stop(),
+          bounded("API server", server?.close(config.shutdownTimeoutMs)),
+          bounded("scheduler", scheduler?.stop(config.shutdownTimeoutMs)),
+          bounded("retention", retention?.stop()),
         ]);
         await testHttp.close();
         await schemas.close();
-        await store.close();
+        await bounded("database pool", store.close());
+        deadline.cancel();
+        if (waitingFor.size > 0) {
+          log.error({ waitingFor: [...waitingFor] }, "stopped without waiting longer for these: the database does not answer");
+        }
         await embedded?.stop();
         log.info("Hookline stopped");
       })();

@@ -7,10 +7,22 @@
  * already free and the lease covers the write), and PostgreSQL's cost per
  * outcome falls with the batch: measured on 20,000 deliveries, 133 us per
  * outcome in batches of 16, 66 us in batches of 256.
- * A failed write is retried (the database may be restarting) until it lands,
- * or until the scheduler's stop gives up on it ({@link OutcomeWriter.abandon}):
- * an outcome never written leaves its delivery leased, and the delivery is
+ *
+ * Errors are sorted (see store/database-errors.ts):
+ * - a transient one (the database restarting, a connection lost, a lock
+ *   timeout) is retried with backoff (see background-retry.ts) until the
+ *   batch lands, or until the scheduler's stop gives up on it
+ *   ({@link OutcomeWriter.abandon});
+ * - a permanent one means some outcome of the batch can never be written
+ *   (a value PostgreSQL refuses): the batch is halved, and each half
+ *   written (and halved again if it fails too), so the outcomes around the
+ *   bad one are written and nothing waits behind it. An outcome that fails
+ *   alone is given up: logged at error with its delivery, and counted
+ *   (`onUnwritable`). A batch of n outcomes with one bad one costs about
+ *   2 log2(n) more statements.
+ * An outcome not written leaves its delivery leased; the delivery is
  * attempted again once the lease expires.
+ *
  * After each batch, endpoints whose circuit opened have their waiting
  * deliveries held until the cool-down ends, those whose circuit closed have
  * theirs released, and endpoints that were disabled (410 Gone, or failing
@@ -22,18 +34,47 @@ import type { Sql } from "../store/sql.js";
 import { holdForCircuit, releaseHeld } from "../store/sql/circuit-holds.js";
 import { failPendingOfDisabled } from "../store/sql/fail-disabled.js";
 import { recordOutcomes } from "../store/sql/record-outcomes.js";
+import { retryTransient } from "./background-retry.js";
 
 /** A batch this large is written without waiting. */
 const FULL_BATCH = 128;
 /** How long a smaller batch waits for more outcomes. */
 const LINGER_MS = 5;
 
-interface Pending {
-  outcome: AttemptOutcome;
-  done: () => void;
+/** What became of one outcome given to {@link OutcomeWriter.write}. */
+export type WriteResult =
+  /** Stored, with its follow-ups done. */
+  | "stored"
+  /** Refused by the database for good (a permanent error): logged and counted, not stored. */
+  | "unwritable"
+  /** Given up by {@link OutcomeWriter.abandon} before it was stored (it may still have landed). */
+  | "abandoned";
+
+/** Options of {@link OutcomeWriter}. */
+export interface OutcomeWriterOptions {
+  sql: Sql;
+  /** The process whose leases the outcomes are written under. */
+  workerId: string;
+  rules: HealthRules;
+  log: Logger;
+  /**
+   * Told of circuits that opened and endpoints that were disabled before
+   * their deliveries are held or failed (the scheduler gives back those it
+   * buffered).
+   */
+  onHealthChanges?: (changes: HealthChanges) => Promise<void>;
+  /** Told of each outcome the database refused for good (a metric counts them). */
+  onUnwritable?: (outcome: AttemptOutcome, err: unknown) => void;
+  /** Outcomes in one statement at most. */
+  maxBatch?: number;
 }
 
-/** Writes attempt outcomes in batches; `write` resolves once its outcome is stored. */
+interface Pending {
+  outcome: AttemptOutcome;
+  done: (result: WriteResult) => void;
+}
+
+/** Writes attempt outcomes in batches; `write` resolves once its outcome is stored or given up. */
 export class OutcomeWriter {
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
@@ -41,31 +82,39 @@ export class OutcomeWriter {
   private hurry: (() => void) | undefined;
   /** Flushes waiting: no lingering. */
   private flushing = 0;
-  /** Set by abandon(): nothing more is written or retried. */
-  private abandoned = false;
-  /** Ends the wait before a retry early (see abandon). */
-  private wakeRetry: (() => void) | undefined;
+  /** Aborted by abandon(): nothing more is written or retried. */
+  private readonly abandoning = new AbortController();
+  /** Taken from the queue and not settled yet, given up too by abandon(). */
+  private readonly inBatch = new Set<Pending>();
+  private readonly sql: Sql;
+  private readonly workerId: string;
+  private readonly rules: HealthRules;
+  private readonly log: Logger;
+  private readonly onHealthChanges: (changes: HealthChanges) => Promise<void>;
+  private readonly onUnwritable: (outcome: AttemptOutcome, err: unknown) => void;
+  private readonly maxBatch: number;
 
-  constructor(
-    private readonly sql: Sql,
-    private readonly workerId: string,
-    private readonly rules: HealthRules,
-    private readonly log: Logger,
-    /**
-     * Told of circuits that opened and endpoints that were disabled before
-     * their deliveries are held or failed (the scheduler gives back those it
-     * buffered).
-     */
-    private readonly onHealthChanges: (changes: HealthChanges) => Promise<void> = async () => {},
-    private readonly maxBatch = 500,
-  ) {}
+  constructor(options: OutcomeWriterOptions) {
+    this.sql = options.sql;
+    this.workerId = options.workerId;
+    this.rules = options.rules;
+    this.log = options.log;
+    this.onHealthChanges = options.onHealthChanges ?? (async () => {});
+    this.onUnwritable = options.onUnwritable ?? (() => {});
+    this.maxBatch = options.maxBatch ?? 500;
+  }
+
+  private get abandoned(): boolean {
+    return this.abandoning.signal.aborted;
+  }
 
   /**
    * Queues one outcome; resolves once it is stored and its follow-ups
-   * (circuit holds and releases) are done, or given up by {@link abandon}.
+   * (circuit holds and releases) are done, or it is found unwritable, or
+   * given up by {@link abandon}.
    */
-  write(outcome: AttemptOutcome): Promise<void> {
-    if (this.abandoned) return Promise.resolve();
+  write(outcome: AttemptOutcome): Promise<WriteResult> {
+    if (this.abandoned) return Promise.resolve("abandoned");
     return new Promise((done) => {
       this.queue.push({ outcome, done });
       this.writing ??= this.drain();
@@ -76,21 +125,20 @@ export class OutcomeWriter {
    * Gives up every outcome not stored yet (for a stop that cannot wait any
    * longer, the database being down): their `write` calls resolve now and
    * no more writes or retries are made; a batch being written may still
-   * land. Returns how many were given up. Their deliveries keep their
+   * land. Returns the outcomes given up. Their deliveries keep their
    * leases and are attempted again once those expire.
    */
-  abandon(): number {
-    this.abandoned = true;
+  abandon(): AttemptOutcome[] {
     const given = [...this.inBatch, ...this.queue];
     this.queue = [];
-    this.inBatch = [];
-    for (const p of given) p.done();
+    this.inBatch.clear();
+    this.abandoning.abort();
+    for (const p of given) p.done("abandoned");
     this.hurry?.();
-    this.wakeRetry?.();
-    return given.length;
+    return given.map((p) => p.outcome);
   }
 
-  /** Resolves once everything queued so far is stored (at once after abandon()). */
+  /** Resolves once everything queued so far is stored or given up (at once after abandon()). */
   async flush(): Promise<void> {
     this.flushing++;
     try {
@@ -118,49 +166,61 @@ export class OutcomeWriter {
     this.hurry = undefined;
   }
 
-  /** The batch being written, given up too by abandon(). */
-  private inBatch: Pending[] = [];
-
   private async drain(): Promise<void> {
-    let failures = 0;
     while (this.queue.length > 0 && !this.abandoned) {
       await this.linger();
       if (this.abandoned) break;
       const batch = this.queue.splice(0, this.maxBatch);
-      this.inBatch = batch;
-      let changes: HealthChanges;
-      try {
-        changes = await recordOutcomes(
-          this.sql,
-          this.workerId,
-          batch.map((p) => p.outcome),
-          this.rules,
-        );
-      } catch (err) {
-        this.inBatch = [];
-        if (this.abandoned) break;
-        failures++;
-        this.log.error({ err, outcomes: batch.length }, "writing attempt outcomes failed; retrying");
-        this.queue.unshift(...batch);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(5_000, 100 * 2 ** failures));
-          this.wakeRetry = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.wakeRetry = undefined;
-        continue;
-      }
-      failures = 0;
-      // Resolved after the follow-ups: the scheduler claims again when an
-      // outcome is in, and a closed circuit's deliveries are due only once
-      // released. (Still in inBatch meanwhile, for abandon().)
-      if (!this.abandoned) await this.applyHealthChanges(changes);
-      this.inBatch = [];
-      for (const p of batch) p.done();
+      for (const p of batch) this.inBatch.add(p);
+      await this.writeBatch(batch);
     }
     this.writing = undefined;
+  }
+
+  /**
+   * Writes `batch`, retrying transient errors; on a permanent one, writes
+   * each half of it on its own, down to the outcomes that fail alone,
+   * which are given up (see the module comment).
+   */
+  private async writeBatch(batch: Pending[]): Promise<void> {
+    let changes: HealthChanges;
+    try {
+      changes = await retryTransient(
+        () => recordOutcomes(this.sql, this.workerId, batch.map((p) => p.outcome), this.rules),
+        {
+          signal: this.abandoning.signal,
+          onRetry: (err, failures, delayMs) =>
+            this.log.warn({ err, outcomes: batch.length, failures, retryInMs: delayMs }, "writing attempt outcomes failed; retrying"),
+        },
+      );
+    } catch (err) {
+      if (this.abandoned) return;
+      if (batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        this.log.warn({ err, outcomes: batch.length }, "attempt outcomes refused; writing each half on its own to find the one that cannot be written");
+        await this.writeBatch(batch.slice(0, half));
+        await this.writeBatch(batch.slice(half));
+        return;
+      }
+      const [p] = batch;
+      this.log.error(
+        { err, delivery: p!.outcome.deliveryId, endpoint: p!.outcome.endpointId, attempt: p!.outcome.attemptId },
+        "attempt outcome cannot be written; its delivery is attempted again once its lease expires",
+      );
+      this.onUnwritable(p!.outcome, err);
+      this.settle(batch, "unwritable");
+      return;
+    }
+    // Settled after the follow-ups: the scheduler claims again when an
+    // outcome is in, and a closed circuit's deliveries are due only once
+    // released. (Still in inBatch meanwhile, for abandon().)
+    if (!this.abandoned) await this.applyHealthChanges(changes);
+    this.settle(batch, "stored");
+  }
+
+  /** Resolves the writes of `batch` not settled yet (by abandon()) with `result`. */
+  private settle(batch: readonly Pending[], result: WriteResult): void {
+    for (const p of batch) if (this.inBatch.delete(p)) p.done(result);
   }
 
   /** Holds the deliveries of endpoints whose circuit opened, releases those of closed ones, fails those of disabled ones. */

@@ -52,6 +52,8 @@ import type { RetryRules } from "./backoff.js";
 import { decideOutcome, prepareHeaders } from "./dispatch.js";
 import { HttpClient } from "./http-client.js";
 import type { SecretBox } from "../signing/secret-box.js";
+import { classifyDatabaseError } from "../store/database-errors.js";
+import { retryDelayMs, retryTransient } from "./background-retry.js";
 import { Lanes } from "./lanes.js";
 import { OutcomeWriter } from "./outcome-writer.js";
 
@@ -79,8 +81,11 @@ export interface SchedulerOptions extends RetryRules, HealthRules {
   addressGuard: AddressGuard;
   /** Opens the endpoint secrets claims return sealed. */
   secrets: SecretBox;
-  /** Told of every attempt (see metrics/metrics.ts). */
-  metrics?: { attempt(responseStatus: number, errorClass: string, durationMs: number, ended: "succeeded" | "failed" | null): void };
+  /** Told of every attempt, and of outcomes the database refused for good (see metrics/metrics.ts). */
+  metrics?: {
+    attempt(responseStatus: number, errorClass: string, durationMs: number, ended: "succeeded" | "failed" | null): void;
+    outcomeUnwritable(): void;
+  };
 }
 
 type State = "idle" | "running" | "draining" | "stopped";
@@ -139,6 +144,10 @@ export class Scheduler {
   private readonly blocked = new Map<string, number>();
   private pumpAgain = false;
   private aborting = false;
+  /** Claims that failed in a row (see claimLoop). */
+  private claimFailures = 0;
+  /** Aborted once a stop's timeout has passed: what still waits on the database then is given up. */
+  private readonly stopDeadline = new AbortController();
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
@@ -154,9 +163,14 @@ export class Scheduler {
   constructor(private readonly options: SchedulerOptions) {
     this.http = new HttpClient({ bodyLimit: options.responseBodyLimit, guard: options.addressGuard });
     // The probe after a cool-down must not wait for the poll.
-    this.writer = new OutcomeWriter(options.sql, this.workerId, options, options.log, (changes) =>
-      this.onHealthChanges(changes),
-    );
+    this.writer = new OutcomeWriter({
+      sql: options.sql,
+      workerId: this.workerId,
+      rules: options,
+      log: options.log,
+      onHealthChanges: (changes) => this.onHealthChanges(changes),
+      onUnwritable: () => options.metrics?.outcomeUnwritable(),
+    });
     this.listener = new NotifyListener(
       options.databaseUrl,
       DUE_CHANNEL,
@@ -307,7 +321,8 @@ export class Scheduler {
    * Stops claiming, lets in-flight attempts finish and their outcomes be
    * written for up to `timeoutMs`, then aborts the rest, gives up unwritten
    * outcomes, and gives the leases back (due at once) so another process
-   * takes them over without waiting.
+   * takes them over without waiting. The timeout runs from the start of the
+   * stop: giving back the ready buffer's leases counts against it too.
    */
   async stop(timeoutMs: number): Promise<void> {
     if (this.state === "stopped" || this.state === "draining") return;
@@ -316,33 +331,38 @@ export class Scheduler {
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.wakeTimer);
     clearTimeout(this.finishTimer);
+    const deadline = setTimeout(() => this.stopDeadline.abort(), timeoutMs);
+    // What waits on the database waits until the deadline at most: a
+    // database that does not answer at all (a hung connection, rather than
+    // a refused one) would hold the stop for ever.
+    const untilDeadline = (p: Promise<unknown> | undefined) => Promise.race([p, aborted(this.stopDeadline.signal)]);
     await this.listener.stop();
     // A claim running now lands its rows in the ready buffer first.
-    await this.claiming;
-    await this.release(this.dropReady(() => true));
+    await untilDeadline(this.claiming);
+    await untilDeadline(this.release(this.dropReady(() => true)));
     if (this.inFlight > 0 || this.unwritten > 0) {
       const drained = new Promise<void>((resolve) => {
         this.drained = resolve;
       });
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), timeoutMs);
-      });
-      const result = await Promise.race([drained, timedOut]);
-      clearTimeout(timer);
-      if (result === "timeout") {
+      await Promise.race([drained, aborted(this.stopDeadline.signal)]);
+      if (this.inFlight > 0 || this.unwritten > 0) {
         this.aborting = true;
         await this.http.destroy();
         // Outcomes the database did not take in time (it is down, say) are
         // given up: the stop stays within the timeout, and their deliveries
         // are attempted again when their leases expire.
         const abandoned = this.writer.abandon();
-        if (abandoned > 0) this.options.log.warn({ outcomes: abandoned }, "attempt outcomes not written by the shutdown timeout; their deliveries are retried once their leases expire");
+        if (abandoned.length > 0) {
+          this.options.log.warn(
+            { outcomes: abandoned.length, deliveries: abandoned.map((o) => o.deliveryId) },
+            "attempt outcomes not written by the shutdown timeout; their deliveries are retried once their leases expire",
+          );
+        }
         await drained;
       }
     }
-    await this.writer.flush();
-    await this.releasing;
+    await untilDeadline(this.writer.flush());
+    await untilDeadline(this.releasing);
     if (this.aborting) {
       const released = await releaseLeases(this.options.sql, this.workerId).catch((err: unknown) => {
         this.options.log.error({ err }, "could not release leases; they expire by themselves");
@@ -351,6 +371,7 @@ export class Scheduler {
       this.options.log.info({ released }, "released unfinished deliveries");
     }
     await unregister(this.options.sql, this.workerId).catch(() => {});
+    clearTimeout(deadline);
     await this.http.close();
     this.state = "stopped";
   }
@@ -394,7 +415,9 @@ export class Scheduler {
         }
       }
     } catch (err) {
-      this.options.log.warn({ err }, "scheduler heartbeat failed");
+      // Tried again at the next heartbeat.
+      if (classifyDatabaseError(err) === "transient") this.options.log.warn({ err }, "scheduler heartbeat failed; trying again at the next one");
+      else this.options.log.error({ err }, "scheduler heartbeat failed; trying again at the next one");
     }
   }
 
@@ -440,9 +463,19 @@ export class Scheduler {
           ids,
         });
       } catch (err) {
-        o.log.error({ err }, "claiming due deliveries failed; retrying at the next poll");
+        // A transient failure (a connection lost, the database restarting)
+        // is retried with backoff; a permanent one at the next poll.
+        this.claimFailures++;
+        if (classifyDatabaseError(err) === "transient") {
+          const delayMs = retryDelayMs(this.claimFailures);
+          o.log.warn({ err, failures: this.claimFailures, retryInMs: delayMs }, "claiming due deliveries failed; retrying");
+          this.wakeUpAt(Date.now() + delayMs);
+        } else {
+          o.log.error({ err }, "claiming due deliveries failed; retrying at the next poll");
+        }
         return;
       }
+      this.claimFailures = 0;
       for (const delivery of claimed) this.enqueue(delivery);
       this.pump();
       this.holdBehindProbes(claimed);
@@ -560,12 +593,27 @@ export class Scheduler {
     return dropped;
   }
 
-  /** Gives back the leases of unstarted deliveries (see releaseUnstarted). */
+  /**
+   * Gives back the leases of unstarted deliveries (see releaseUnstarted),
+   * retrying transient errors until the stop's deadline, and only while
+   * their leases have more than half the lease margin left: once a lease
+   * has run out this process may claim the delivery again, and a late
+   * release would give that new lease away. What is not given back expires
+   * by itself.
+   */
   private release(deliveries: readonly ClaimedDelivery[]): Promise<void> {
     if (deliveries.length === 0) return this.releasing;
     const ids = deliveries.map((d) => d.id);
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const d of deliveries) earliest = Math.min(earliest, d.leaseUntil.getTime());
+    const leasesLeft = AbortSignal.timeout(Math.max(0, earliest - Date.now() - this.options.leaseMarginMs / 2));
+    const signal = AbortSignal.any([this.stopDeadline.signal, leasesLeft]);
     this.releasing = this.releasing.then(() =>
-      releaseUnstarted(this.options.sql, this.workerId, ids).catch((err: unknown) => {
+      retryTransient(() => releaseUnstarted(this.options.sql, this.workerId, ids), {
+        signal,
+        onRetry: (err, failures, delayMs) =>
+          this.options.log.warn({ err, deliveries: ids.length, failures, retryInMs: delayMs }, "giving back unstarted deliveries failed; retrying"),
+      }).catch((err: unknown) => {
         this.options.log.warn({ err, deliveries: ids.length }, "could not give back unstarted deliveries; their leases expire by themselves");
       }),
     );
@@ -717,4 +765,10 @@ function logAttempt(log: Logger, delivery: ClaimedDelivery, outcome: AttemptOutc
   } else {
     log.warn({ ...line, error: outcome.error, errorClass: outcome.errorClass || undefined }, "attempt failed; delivery failed");
   }
+}
+
+/** Resolves once `signal` has aborted (at once if it has). */
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
 }

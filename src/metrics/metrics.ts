@@ -117,6 +117,11 @@ export class Metrics {
     help: "Connections to the API port closed as soon as accepted because HOOKLINE_MAX_CONNECTIONS were open.",
     registers: [this.registry],
   });
+  private readonly unwritable = new Counter({
+    name: "hookline_outcomes_unwritable_total",
+    help: "Attempt outcomes the database refused for good (a permanent error, such as a value it cannot store): not stored; their deliveries are attempted again once their leases expire.",
+    registers: [this.registry],
+  });
   private readonly latency = new Histogram({
     name: "hookline_attempt_duration_seconds",
     help: "Duration of delivery attempts (request sent to response read).",
@@ -252,6 +257,11 @@ export class Metrics {
     this.attempts.inc({ result });
     this.latency.observe(durationMs / 1000);
     if (ended) this.finished.inc({ status: ended });
+  }
+
+  /** Counts one attempt outcome the database refused for good (see delivery/outcome-writer.ts). */
+  outcomeUnwritable(): void {
+    this.unwritable.inc();
   }
 
   /**

@@ -22,6 +22,9 @@ export const UPDATES_CHANNEL = "hookline_updates";
 /** The channel the api_keys triggers notify, with the key's id. */
 export const API_KEYS_CHANNEL = "hookline_api_keys";
 
+/** How long stop() waits for the connection to close (see stop). A live server answers in milliseconds. */
+const END_WAIT_MS = 1_000;
+
 /**
  * Keeps a LISTEN connection open and calls `onNotify` with each
  * notification's payload, and without one after each (re)connection: what
@@ -46,13 +49,26 @@ export class NotifyListener {
     await this.connect();
   }
 
-  /** Closes the connection and stops reconnecting. */
+  /**
+   * Closes the connection and stops reconnecting. Waits up to
+   * END_WAIT_MS for the server to see the connection closed: one that no
+   * longer answers (a network that drops packets, a hung server) never
+   * does, and a stop must not wait for it.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     const client = this.client;
     this.client = undefined;
-    await client?.end().catch(() => {});
+    if (!client) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      client.end().catch(() => {}),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, END_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   private async connect(): Promise<void> {

@@ -127,8 +127,13 @@ describe("UpdateEndpoint", () => {
       `INSERT INTO events (id, tenant_id, event_type, body) VALUES ('evt_01JPAUSE0000000000000000000', 'pause', 't.e', '{}')`,
     );
     await db.query(
-      `INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
-       VALUES ('dlv_01JPAUSE00000000000000000', 'evt_01JPAUSE0000000000000000000', $1, 'pause', 't.e', 1, now())`,
+      `WITH d AS (
+         INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status)
+         VALUES ('dlv_01JPAUSE00000000000000000', 'evt_01JPAUSE0000000000000000000', $1, 'pause', 't.e', 1)
+         RETURNING id, event_id, endpoint_id, tenant_id, seq
+       )
+       INSERT INTO delivery_queue (delivery_id, event_id, endpoint_id, tenant_id, seq, due_at)
+       SELECT id, event_id, endpoint_id, tenant_id, seq, now() FROM d`,
       [id],
     );
     await new Promise((res) => setTimeout(res, 500));

@@ -44,6 +44,7 @@ it("counts publishes, attempts by result, finished deliveries and latency, and r
   expect(m.get('hookline_attempts_total{result="5xx"}')).toBe(4);
   expect(m.get('hookline_deliveries_finished_total{status="succeeded"}')).toBe(4);
   expect(m.get("hookline_attempt_duration_seconds_count")).toBe(8);
+  expect(m.get("hookline_outcomes_unwritable_total")).toBe(0);
   expect(m.get("hookline_queue_due")).toBe(0);
   expect(m.get("hookline_queue_oldest_due_seconds")).toBe(0);
   expect(m.get("hookline_circuits_open")).toBe(0);
@@ -63,9 +64,14 @@ it("counts publishes, attempts by result, finished deliveries and latency, and r
      UPDATE endpoints SET disabled = true WHERE url LIKE '%/good'`,
   );
   await db.query(
-    `INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
-     SELECT 'dlv_01JQUEUE0000000000000000', 'evt_01JQUEUE00000000000000000', id, 'm', 't.e', 1, now() - interval '60 seconds'
-     FROM endpoints WHERE url LIKE '%/good'`,
+    `WITH d AS (
+       INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status)
+       SELECT 'dlv_01JQUEUE0000000000000000', 'evt_01JQUEUE00000000000000000', id, 'm', 't.e', 1
+       FROM endpoints WHERE url LIKE '%/good'
+       RETURNING id, event_id, endpoint_id, tenant_id, seq
+     )
+     INSERT INTO delivery_queue (delivery_id, event_id, endpoint_id, tenant_id, seq, due_at)
+     SELECT id, event_id, endpoint_id, tenant_id, seq, now() - interval '60 seconds' FROM d`,
   );
   // Database gauges are read at most once a second (METRICS_DB_MAX_AGE_MS).
   await expect.poll(async () => (await scrape()).get("hookline_queue_due"), { timeout: 5_000 }).toBe(1);

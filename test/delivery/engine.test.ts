@@ -344,9 +344,9 @@ describe("an ordered endpoint with a backlog behind a failing head", () => {
     await publish("ordered-backlog", 1_000);
     await stuck.waitFor(1);
     const [parked] = await db.query<{ parked: number; due: number }>(
-      `SELECT count(*) FILTER (WHERE next_attempt_at IS NULL)::int AS parked,
-              count(*) FILTER (WHERE next_attempt_at <= now())::int AS due
-       FROM deliveries WHERE endpoint_id = $1`,
+      `SELECT count(*) FILTER (WHERE due_at IS NULL)::int AS parked,
+              count(*) FILTER (WHERE due_at <= now())::int AS due
+       FROM delivery_queue WHERE endpoint_id = $1`,
       [ep.id],
     );
     expect(parked).toEqual({ parked: 999, due: 0 });

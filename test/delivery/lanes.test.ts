@@ -138,3 +138,144 @@ describe("Lanes", () => {
     });
   });
 });
+
+describe("Lanes: counting and limits", () => {
+  it("starts nothing of a lane that reserved nothing, and refuses to count below zero", () => {
+    const lanes = lanesOf(10);
+    expect(lanes.canStart("none")).toBe(false);
+    expect(() => lanes.start("none")).toThrow(/reserve first/);
+    lanes.reserve("ep", plain);
+    lanes.start("ep");
+    expect(() => lanes.start("ep")).toThrow(/no reserved delivery/);
+  });
+
+  it("gives a reserved delivery back unstarted: its room is free again, and an idle lane and tenant are let go", () => {
+    const lanes = lanesOf(10);
+    lanes.reserve("ep", plain, 0);
+    expect(lanes.buffered("ep")).toBe(1);
+    expect(lanes.activeTenants).toBe(1);
+    lanes.unreserve("ep", 0);
+    expect(lanes.buffered("ep")).toBe(0);
+    expect(lanes.activeTenants).toBe(0);
+    // Forgotten once idle for a while: no longer in the claim's lists.
+    expect(lanes.capacity(60_000).free.has("ep")).toBe(false);
+  });
+
+  it("lets an ordered endpoint or a half-open circuit's probe have one request at a time, whatever its limit", () => {
+    const lanes = lanesOf(10);
+    for (let i = 0; i < 3; i++) lanes.reserve("ordered", { ...plain, maxInFlight: 50, single: true });
+    lanes.start("ordered");
+    expect(lanes.canStart("ordered")).toBe(false);
+    lanes.finish("ordered", 1, true);
+    expect(lanes.canStart("ordered")).toBe(true);
+  });
+
+  it("shares an endpoint's in-flight limit between the live processes", () => {
+    const lanes = lanesOf(10);
+    lanes.setWorkers(3);
+    expect(lanes.workerCount).toBe(3);
+    for (let i = 0; i < 10; i++) lanes.reserve("ep", { ...plain, maxInFlight: 10 });
+    let started = 0;
+    while (lanes.canStart("ep")) {
+      lanes.start("ep");
+      started++;
+    }
+    // ceil(10 / 3)
+    expect(started).toBe(4);
+    // Endpoints that set none share the default the same way.
+    lanes.reserve("default", { ...plain, maxInFlight: null });
+    expect(lanes.capacity().free.get("default")).toBe(Math.ceil(10 / 3) - 1);
+  });
+
+  it("counts at least one live process", () => {
+    const lanes = lanesOf(10);
+    lanes.setWorkers(0);
+    expect(lanes.workerCount).toBe(1);
+  });
+});
+
+describe("Lanes: rate limits", () => {
+  const limited = { ...plain, maxInFlight: 100, rateLimitPerSecond: 2 };
+
+  it("starts a rate-limited endpoint's requests only with a token, refilled over time, a second's worth at most", () => {
+    const lanes = lanesOf(10);
+    for (let i = 0; i < 10; i++) lanes.reserve("rl", limited, 0);
+    lanes.start("rl", 0);
+    lanes.start("rl", 0);
+    expect(lanes.canStart("rl", 0)).toBe(false);
+    expect(lanes.nextTokenInMs("rl", 0)).toBe(500);
+    expect(lanes.canStart("rl", 499)).toBe(false);
+    expect(lanes.canStart("rl", 500)).toBe(true);
+    // Idle for a minute: still only a second's worth.
+    let started = 0;
+    while (lanes.canStart("rl", 60_500)) {
+      lanes.start("rl", 60_500);
+      started++;
+    }
+    expect(started).toBe(2);
+  });
+
+  it("tells the claim to leave a lane without tokens out, and when its next token comes", () => {
+    const lanes = lanesOf(10);
+    lanes.reserve("rl", limited, 0);
+    lanes.reserve("rl", limited, 0);
+    lanes.start("rl", 0);
+    lanes.start("rl", 0);
+    const capacity = lanes.capacity(100);
+    expect(capacity.exclude).toContain("rl");
+    expect(capacity.nextTokenInMs).toBe(400);
+    // A token's worth of room once it comes, minus what is buffered.
+    lanes.reserve("rl", limited, 100);
+    expect(lanes.capacity(600).exclude).toContain("rl");
+    expect(lanes.capacity(1_100).free.get("rl")).toBe(1);
+  });
+
+  it("shares an endpoint's rate between the live processes", () => {
+    const lanes = lanesOf(10);
+    lanes.setWorkers(2);
+    lanes.reserve("rl", limited, 0);
+    lanes.reserve("rl", limited, 0);
+    lanes.start("rl", 0);
+    // 1 request per second here.
+    expect(lanes.nextTokenInMs("rl", 0)).toBe(1_000);
+  });
+
+  it("says nothing of the next token for a lane that is not rate limited or has one", () => {
+    const lanes = lanesOf(10);
+    lanes.reserve("plain", plain, 0);
+    lanes.reserve("rl", limited, 0);
+    expect(lanes.nextTokenInMs("plain", 0)).toBeUndefined();
+    expect(lanes.nextTokenInMs("rl", 0)).toBeUndefined();
+    expect(lanes.capacity(0).nextTokenInMs).toBeUndefined();
+  });
+});
+
+describe("Lanes: what the claim is told", () => {
+  it("gives each lane with room its room, each tenant with work its room and a new endpoint's share, and a new tenant its own", () => {
+    const lanes = new Lanes({ defaultMaxInFlight: 10, capacity: 120 });
+    lanes.reserve("a1", { ...plain, tenantId: "a" });
+    lanes.reserve("a2", { ...plain, tenantId: "a" });
+    lanes.start("a1");
+    const capacity = lanes.capacity();
+    // One tenant: its share is 120 / 2 = 60, and it may lease twice that.
+    // a1 has 1 in flight (limit 4): 3 more; a2 has 1 buffered: 3 more.
+    expect(capacity.free).toEqual(new Map([["a1", 3], ["a2", 3]]));
+    // Its 2 endpoints with work: a new one of it may take 60 / 4 = 15.
+    expect(capacity.tenants).toEqual(new Map([["a", { free: 2 * 60 - 2, newEndpointFree: 15 }]]));
+    expect(capacity.excludeTenants).toEqual([]);
+    // A new tenant: 120 / 3 = 40, twice that to lease; its first endpoint 40 / 2.
+    expect(capacity.newTenant).toEqual({ free: 80, newEndpointFree: 20 });
+  });
+
+  it("names the busiest endpoints by requests in flight and sums the others", () => {
+    const lanes = lanesOf(10);
+    for (const [id, n] of [["a", 3], ["b", 1], ["c", 2], ["d", 1]] as const) {
+      for (let i = 0; i < n; i++) {
+        lanes.reserve(id, plain);
+        lanes.start(id);
+      }
+    }
+    lanes.reserve("buffered-only", plain);
+    expect(lanes.busiest(2)).toEqual({ endpoints: [["a", 3], ["c", 2]], others: 2 });
+  });
+});

@@ -83,7 +83,7 @@ describe("a Hookline process", () => {
       const code = await proc.kill("SIGTERM");
       expect(code).toBe(0);
       const rows = await db.query<{ status: number; attempt_count: number; locked_by: string | null }>(
-        "SELECT status, attempt_count, locked_by FROM deliveries WHERE event_id = $1",
+        "SELECT d.status, d.attempt_count, q.locked_by FROM deliveries d LEFT JOIN delivery_queue q ON q.delivery_id = d.id WHERE d.event_id = $1",
         [published.eventId],
       );
       expect(rows).toEqual([{ status: 3, attempt_count: 1, locked_by: null }]);
@@ -108,7 +108,7 @@ describe("a Hookline process whose delivery outlasts the shutdown timeout", () =
       await hanging.started;
       expect(await proc.kill("SIGTERM")).toBe(0);
       const rows = await db.query<{ status: number; attempt_count: number; locked_by: string | null; due: boolean }>(
-        "SELECT status, attempt_count, locked_by, next_attempt_at <= now() AS due FROM deliveries WHERE event_id = $1",
+        "SELECT d.status, d.attempt_count, q.locked_by, q.due_at <= now() AS due FROM deliveries d LEFT JOIN delivery_queue q ON q.delivery_id = d.id WHERE d.event_id = $1",
         [published.eventId],
       );
       expect(rows).toEqual([{ status: 1, attempt_count: 0, locked_by: null, due: true }]);

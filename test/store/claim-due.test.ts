@@ -2,28 +2,12 @@
  * The claim statement against PostgreSQL: which due rows it takes, and
  * which it must leave out of its window so that they cannot hide others'.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type ClaimRequest, claimDue } from "../../src/store/sql/claim-due.js";
-import { openStore, type Store } from "../../src/store/store.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { insertDeliveries, insertEndpoint } from "../support/rows.js";
+import { insertDeliveries, insertEndpoint, readEndpointHealth } from "../support/rows.js";
+import { useTestStore } from "../support/store.js";
 
-let db: TestDatabase;
-let store: Store;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  store = await openStore(db.url, 2);
-});
-
-afterAll(async () => {
-  await store?.close();
-  await db?.drop();
-});
-
-beforeEach(async () => {
-  await db.query("TRUNCATE endpoints, events, deliveries CASCADE");
-});
+const { db, sql } = useTestStore();
 
 function request(overrides: Partial<ClaimRequest> = {}): ClaimRequest {
   return {
@@ -52,37 +36,36 @@ describe("claimDue", () => {
     const healthy = await insertEndpoint(db, { tenantId: "other" });
     const [waiting] = await insertDeliveries(db, healthy, 1);
     // Not excluded, they fill the window: nothing is claimed.
-    expect(await claimDue(store.sql, request({ lookahead: 32 }))).toEqual([]);
-    const claimed = await claimDue(store.sql, request({ lookahead: 32, exclude: [open] }));
+    expect(await claimDue(sql, request({ lookahead: 32 }))).toEqual([]);
+    const claimed = await claimDue(sql, request({ lookahead: 32, exclude: [open] }));
     expect(claimed.map((d) => d.id)).toEqual([waiting]);
   });
 
   it("reads the due index, not the whole table, on a one-endpoint backlog with exclusions", async () => {
     const ep = await insertEndpoint(db, { tenantId: "bench", maxInFlight: 32 });
     await insertDeliveries(db, ep, 20_000);
-    await db.query("ANALYZE deliveries");
+    await db.query("ANALYZE delivery_queue");
     const plans: string[] = [];
     const explaining = {
       query: async (text: string, values?: unknown[]) => {
-        const rows = await store.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, values);
+        const rows = await sql.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, values);
         plans.push(rows.map((r) => r["QUERY PLAN"]).join("\n"));
         return [] as never;
       },
     };
     await claimDue(explaining, request({ exclude: ["ep_other"], excludeTenants: ["someone"], lookahead: 256 }));
-    expect(plans[0]).toMatch(/Index Scan using deliveries_due_idx on deliveries d/);
-    expect(plans[0]).not.toMatch(/Seq Scan on deliveries d(_\d+)? /);
+    expect(plans[0]).toMatch(/Index Scan using delivery_queue_due_idx on delivery_queue q/);
+    expect(plans[0]).not.toMatch(/Seq Scan on delivery_queue q(_\d+)? /);
   });
 
   it("claims one probe of a half-open circuit, records its lease end on the endpoint, and nothing more of it until then", async () => {
     const halfOpen = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() - interval '1 second'" });
     await insertDeliveries(db, halfOpen, 5);
-    const [probe, ...others] = await claimDue(store.sql, request());
+    const [probe, ...others] = await claimDue(sql, request());
     expect(others).toEqual([]);
     expect(probe).toMatchObject({ endpointId: halfOpen, probe: true });
-    const [ep] = await db.query<{ until: Date }>("SELECT circuit_probe_until AS until FROM endpoints WHERE id = $1", [halfOpen]);
-    expect(ep!.until.getTime()).toBe(probe!.leaseUntil.getTime());
-    expect(await claimDue(store.sql, request({ workerId: "w2" }))).toEqual([]);
+    expect((await readEndpointHealth(db, halfOpen)).circuitProbeUntil!.getTime()).toBe(probe!.leaseUntil.getTime());
+    expect(await claimDue(sql, request({ workerId: "w2" }))).toEqual([]);
   });
 
   it("takes no more of a tenant than its room, over all its endpoints, and none of a tenant without room", async () => {
@@ -93,7 +76,7 @@ describe("claimDue", () => {
     const full = await insertEndpoint(db, { tenantId: "full" });
     await insertDeliveries(db, full, 5);
     const claimed = await claimDue(
-      store.sql,
+      sql,
       request({ tenants: new Map([["busy", { free: 3, newEndpointFree: 10 }]]), excludeTenants: ["full"] }),
     );
     expect(claimed).toHaveLength(3);
@@ -103,9 +86,9 @@ describe("claimDue", () => {
   it("gives an endpoint with no work here at most the new-endpoint share, whatever its own limit", async () => {
     const big = await insertEndpoint(db, { tenantId: "new", maxInFlight: 1000 });
     await insertDeliveries(db, big, 20);
-    expect(await claimDue(store.sql, request({ newTenant: { free: 100, newEndpointFree: 4 } }))).toHaveLength(4);
+    expect(await claimDue(sql, request({ newTenant: { free: 100, newEndpointFree: 4 } }))).toHaveLength(4);
     // An endpoint working here takes its lane's free room instead.
-    expect(await claimDue(store.sql, request({ workerId: "w2", laneFree: new Map([[big, 7]]) }))).toHaveLength(7);
+    expect(await claimDue(sql, request({ workerId: "w2", laneFree: new Map([[big, 7]]) }))).toHaveLength(7);
   });
 
   it("by id, takes only the given deliveries, under the same rules", async () => {
@@ -113,7 +96,7 @@ describe("claimDue", () => {
     const ids = await insertDeliveries(db, ep, 4);
     const open = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() + interval '1 hour'" });
     const [blocked] = await insertDeliveries(db, open, 1);
-    const claimed = await claimDue(store.sql, request({ ids: [ids[1]!, ids[2]!, blocked!], limit: 3 }));
+    const claimed = await claimDue(sql, request({ ids: [ids[1]!, ids[2]!, blocked!], limit: 3 }));
     expect(claimed.map((d) => d.id).sort()).toEqual([ids[1], ids[2]].sort());
   });
 });

@@ -19,13 +19,13 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Inserts one delivery over a connection named `applicationName`. */
+/** Queues one delivery over a connection named `applicationName`. */
 async function insertAs(applicationName: string, id: string): Promise<void> {
   const client = new pg.Client({ connectionString: db.url, application_name: applicationName });
   await client.connect();
   await client.query(
-    `INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at)
-     VALUES ($1, 'evt_w', 'ep_w', 't', 'a.b', 1, now())`,
+    `INSERT INTO delivery_queue (delivery_id, event_id, endpoint_id, tenant_id, seq, due_at)
+     VALUES ($1, 'evt_w', 'ep_w', 't', 1, now())`,
     [id],
   );
   await client.end();

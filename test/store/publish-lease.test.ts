@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await db.query("TRUNCATE endpoints, events, deliveries, delivery_updates, idempotency_keys CASCADE");
+  await db.query("TRUNCATE endpoints, events, deliveries, delivery_queue, delivery_updates, idempotency_keys");
 });
 
 function lease(overrides: Partial<PublishLease> = {}): PublishLease {
@@ -57,7 +57,7 @@ function events(n: number, tenantId = "t"): NewEvent[] {
 /** The lease columns of every delivery, by id. */
 async function leases(): Promise<Map<string, { lockedBy: string | null; dueInMs: number | null }>> {
   const rows = await db.query<{ id: string; locked_by: string | null; due_in_ms: number | null }>(
-    "SELECT id, locked_by, (extract(epoch FROM next_attempt_at - now()) * 1000)::float8 AS due_in_ms FROM deliveries",
+    "SELECT delivery_id AS id, locked_by, (extract(epoch FROM due_at - now()) * 1000)::float8 AS due_in_ms FROM delivery_queue",
   );
   return new Map(rows.map((r) => [r.id, { lockedBy: r.locked_by, dueInMs: r.due_in_ms }]));
 }
@@ -135,7 +135,7 @@ describe("insertEvents with a lease", () => {
     const result = await insertEvents(store.sql, [...events(1), ...events(1, "u")], WINDOW_MS, lease({ exclude: [excluded], excludeTenants: ["u"] }));
     expect(result.leased.map((d) => d.endpointId)).toEqual([healthy]);
     const created = await db.query<{ endpoint_id: string; locked_by: string | null; due: boolean | null }>(
-      "SELECT endpoint_id, locked_by, next_attempt_at <= now() AS due FROM deliveries",
+      "SELECT endpoint_id, locked_by, due_at <= now() AS due FROM delivery_queue",
     );
     const byEndpoint = new Map(created.map((r) => [r.endpoint_id, r]));
     for (const id of [excluded, ordered, limited, halfOpen, otherTenant]) {
@@ -149,7 +149,7 @@ describe("insertEvents with a lease", () => {
     const ordered = await insertEndpoint(db, { ordered: true });
     const result = await insertEvents(store.sql, events(3), WINDOW_MS, lease());
     expect(result.leased).toEqual([]);
-    const rows = await db.query<{ parked: boolean }>("SELECT next_attempt_at IS NULL AS parked FROM deliveries WHERE endpoint_id = $1 ORDER BY seq", [ordered]);
+    const rows = await db.query<{ parked: boolean }>("SELECT due_at IS NULL AS parked FROM delivery_queue WHERE endpoint_id = $1 ORDER BY seq", [ordered]);
     expect(rows.map((r) => r.parked)).toEqual([false, true, true]);
   });
 

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { inject } from "vitest";
 import { databaseUrl } from "../../src/store/embedded-postgres.js";
+import { madeBeforeAll } from "./made-before-all.js";
 
 /** A database of one test file. */
 export interface TestDatabase {
@@ -16,13 +17,13 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** Creates a new database from the migrated template. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** Creates a new database from the migrated template, or an empty one (for migration tests). */
+export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const serverUrl = inject("pgServerUrl");
   const name = `hookline_test_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject("templateDatabase")}`);
+  await admin.query(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${inject("templateDatabase")}`);
   await admin.end();
   const url = databaseUrl(serverUrl, name);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
@@ -42,4 +43,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await c.end();
     },
   };
+}
+
+/** A database made from the template before the tests of the file (or describe block) this is called in, and dropped after them. */
+export function useTestDatabase(): TestDatabase {
+  return madeBeforeAll(createTestDatabase, (db) => db.drop());
 }

@@ -6,6 +6,8 @@
 import { type Logger, pino } from "pino";
 import { type Hookline, startHookline } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import type { TestDatabase } from "./database.js";
+import { madeBeforeAll } from "./made-before-all.js";
 
 /** The key test processes encrypt endpoint secrets with (32 bytes, hex). */
 export const TEST_SECRET_KEY = "5e".repeat(32);
@@ -33,10 +35,24 @@ export function testEnv(databaseUrl: string, overrides: EnvOverrides = {}): Reco
   };
 }
 
+/** A Hookline started in the test process, with its API on. */
+export type TestHookline = Hookline & { url: string };
+
 /** Starts Hookline in-process; stop it with `app.stop()`. `log` replaces the quiet default logger. */
-export async function startTestHookline(databaseUrl: string, overrides: EnvOverrides = {}, log?: Logger): Promise<Hookline & { url: string }> {
+export async function startTestHookline(databaseUrl: string, overrides: EnvOverrides = {}, log?: Logger): Promise<TestHookline> {
   const config = loadConfig(testEnv(databaseUrl, overrides));
   const app = await startHookline(config, log ?? pino({ level: config.logLevel }));
   if (!app.url) throw new Error("the API is disabled");
-  return app as Hookline & { url: string };
+  return app as TestHookline;
+}
+
+/**
+ * A Hookline on `db` (see startTestHookline), started before the tests of
+ * the file (or describe block) this is called in and stopped after them.
+ */
+export function useTestHookline(db: TestDatabase, overrides: EnvOverrides = {}, log?: Logger): TestHookline {
+  return madeBeforeAll(
+    () => startTestHookline(db.url, overrides, log),
+    (app) => app.stop(),
+  );
 }

@@ -6,8 +6,9 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
+import { type EmbeddedDatabase, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
 import { freePort } from "./free-port.js";
+import { madeBeforeAll } from "./made-before-all.js";
 
 /** A server to make databases on. */
 export interface PostgresServer {
@@ -17,13 +18,17 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-/** Starts (or, with DATABASE_URL, borrows) a PostgreSQL server. */
-export async function startPostgresServer(): Promise<PostgresServer> {
+/**
+ * Starts (or, with DATABASE_URL, borrows) a PostgreSQL server. `settings`
+ * are passed to an embedded server (`-c name=value`); a borrowed one keeps
+ * its own.
+ */
+export async function startPostgresServer(settings?: Readonly<Record<string, string>>): Promise<PostgresServer> {
   if (process.env.DATABASE_URL) return { serverUrl: process.env.DATABASE_URL, stop: async () => {} };
   const dir = await mkdtemp(join(tmpdir(), "hookline-pg-"));
   // Reachable by the "postgres" user that runs the server when run as root.
   await chmod(dir, 0o755);
-  const embedded = await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort() });
+  const embedded = await startEmbeddedPostgres({ dir: join(dir, "pg"), port: await freePort(), settings });
   return {
     serverUrl: embedded.serverUrl,
     async stop() {
@@ -31,4 +36,50 @@ export async function startPostgresServer(): Promise<PostgresServer> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A PostgreSQL of a test's own, which the test stops and starts again (same data, same port). */
+export interface StoppablePostgres {
+  /** URL of its database `hookline`. */
+  readonly url: string;
+  /** Stops the server; the data stays. */
+  stop(): Promise<void>;
+  /** Starts it again on the same data and port. */
+  start(): Promise<void>;
+  /** Stops it and removes its files. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Starts an embedded PostgreSQL of the caller's own (whatever DATABASE_URL
+ * says: the shared server must not be stopped), in a temporary directory,
+ * with a database `hookline`.
+ */
+export async function startStoppablePostgres(): Promise<StoppablePostgres> {
+  const dir = await mkdtemp(join(tmpdir(), "hookline-pg-own-"));
+  await chmod(dir, 0o755);
+  const port = await freePort();
+  const options = { dir: join(dir, "pg"), port };
+  let server: EmbeddedDatabase | undefined = await startEmbeddedPostgres(options);
+  const url = await server.ensureDatabase("hookline");
+  return {
+    url,
+    async stop() {
+      await server?.stop();
+      server = undefined;
+    },
+    async start() {
+      server ??= await startEmbeddedPostgres(options);
+    },
+    async remove() {
+      await server?.stop();
+      server = undefined;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A {@link startStoppablePostgres} server for the tests of the file (or describe block) this is called in, removed after them. */
+export function useStoppablePostgres(): StoppablePostgres {
+  return madeBeforeAll(startStoppablePostgres, (server) => server.remove());
 }

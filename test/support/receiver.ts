@@ -4,6 +4,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { madeBeforeAll } from "./made-before-all.js";
 
 /** One request the receiver got. */
 export interface ReceivedRequest {
@@ -116,4 +117,13 @@ export async function startReceiver(): Promise<Receiver> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * A receiver started before the tests of the file (or describe block) this
+ * is called in and closed after them; it answers 200 "ok" until told
+ * otherwise.
+ */
+export function useReceiver(): Receiver {
+  return madeBeforeAll(startReceiver, (r) => r.close());
 }

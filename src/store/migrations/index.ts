@@ -11,6 +11,7 @@ import { Migration20261124030000_idempotency_window } from "./Migration202611240
 import { Migration20261207000000_circuit_probe } from "./Migration20261207000000_circuit_probe.js";
 import { Migration20261207050000_api_key_revocations } from "./Migration20261207050000_api_key_revocations.js";
 import { Migration20261207100000_hot_path_foreign_keys } from "./Migration20261207100000_hot_path_foreign_keys.js";
+import { Migration20261207110000_delivery_queue } from "./Migration20261207110000_delivery_queue.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -23,4 +24,5 @@ export const migrationsList = [
   { name: "Migration20261207000000_circuit_probe", class: Migration20261207000000_circuit_probe },
   { name: "Migration20261207050000_api_key_revocations", class: Migration20261207050000_api_key_revocations },
   { name: "Migration20261207100000_hot_path_foreign_keys", class: Migration20261207100000_hot_path_foreign_keys },
+  { name: "Migration20261207110000_delivery_queue", class: Migration20261207110000_delivery_queue },
 ];

@@ -21,18 +21,16 @@
  * rows simply come due when the block would have ended.
  */
 import type { Sql } from "../sql.js";
-import { LIVE_STATES } from "./states.js";
 
 /** The moment a blocked endpoint `ep` takes requests again (null: not blocked). */
 const BLOCKED_UNTIL = `nullif(greatest(ep.circuit_open_until, ep.circuit_probe_until, now()), now())`;
 
 const HOLD = `
-UPDATE deliveries d
-SET next_attempt_at = ${BLOCKED_UNTIL}, updated_at = now()
+UPDATE delivery_queue q
+SET due_at = ${BLOCKED_UNTIL}
 FROM endpoints ep
-WHERE ep.id = ANY ($1::text[]) AND d.endpoint_id = ep.id
-  AND d.status IN ${LIVE_STATES} AND d.locked_by IS NULL
-  AND d.next_attempt_at < ${BLOCKED_UNTIL}`;
+WHERE ep.id = ANY ($1::text[]) AND q.endpoint_id = ep.id AND q.locked_by IS NULL
+  AND q.due_at < ${BLOCKED_UNTIL}`;
 
 /**
  * Holds the waiting deliveries of endpoints `endpointIds` until each one is
@@ -51,12 +49,11 @@ WITH blocked AS (
     AND (ep.circuit_open_until > now() OR ep.circuit_probe_until > now())
 ),
 held AS (
-  UPDATE deliveries d
-  SET next_attempt_at = b.until, updated_at = now()
+  UPDATE delivery_queue q
+  SET due_at = b.until
   FROM blocked b
-  WHERE d.endpoint_id = b.id AND d.status IN ${LIVE_STATES} AND d.locked_by IS NULL
-    AND d.next_attempt_at <= now()
-  RETURNING d.id
+  WHERE q.endpoint_id = b.id AND q.locked_by IS NULL AND q.due_at <= now()
+  RETURNING q.delivery_id
 )
 SELECT b.id, b.until, (SELECT count(*) FROM held)::int AS held FROM blocked b
 UNION ALL
@@ -88,12 +85,12 @@ export async function sweepBlocked(sql: Sql): Promise<BlockedEndpoints> {
 }
 
 const RELEASE = `
-UPDATE deliveries d
-SET next_attempt_at = now(), updated_at = now()
+UPDATE delivery_queue q
+SET due_at = now()
 FROM unnest($1::text[], $2::timestamptz[]) AS c (endpoint_id, held_until)
-WHERE d.endpoint_id = c.endpoint_id AND d.status IN ${LIVE_STATES} AND d.locked_by IS NULL
+WHERE q.endpoint_id = c.endpoint_id AND q.locked_by IS NULL
   -- held_until came through a JS Date, which drops the microseconds.
-  AND d.next_attempt_at > now() AND d.next_attempt_at < c.held_until + interval '1 millisecond'`;
+  AND q.due_at > now() AND q.due_at < c.held_until + interval '1 millisecond'`;
 
 /**
  * An endpoint's circuit closed (its probe succeeded): the deliveries it held

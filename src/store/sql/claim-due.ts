@@ -51,7 +51,6 @@ import type { ClaimedDelivery, StoredSecret } from "../../domain/delivery/claime
 import type { StoredRetryPolicy } from "../../domain/delivery/retry-policy.js";
 import type { Sql } from "../sql.js";
 import { endpointFree, type LeaseRoom, leaseEnd, notExcluded, Params, roomTables, tenantFree } from "./lease-room.js";
-import { LIVE_STATES } from "./states.js";
 
 export type { TenantRoom } from "./lease-room.js";
 
@@ -79,16 +78,16 @@ export interface ClaimRequest extends LeaseRoom {
  * `byId` only the given deliveries.
  */
 function candidates(p: Params, req: ClaimRequest, lookahead: number): string {
-  const filters = `d.status IN ${LIVE_STATES} AND d.next_attempt_at <= now()
-    AND ${notExcluded(p, req, "d.endpoint_id", "d.tenant_id")}`;
-  const columns = "d.id, d.endpoint_id, d.tenant_id, d.seq, d.next_attempt_at";
+  const filters = `q.due_at <= now()
+    AND ${notExcluded(p, req, "q.endpoint_id", "q.tenant_id")}`;
+  const columns = "q.delivery_id AS id, q.endpoint_id, q.tenant_id, q.seq, q.due_at";
   if (req.ids !== undefined) {
-    return `SELECT ${columns} FROM deliveries d
-  WHERE d.id = ANY (${p.add(req.ids, "text[]")}) AND ${filters}`;
+    return `SELECT ${columns} FROM delivery_queue q
+  WHERE q.delivery_id = ANY (${p.add(req.ids, "text[]")}) AND ${filters}`;
   }
-  return `SELECT ${columns} FROM deliveries d
+  return `SELECT ${columns} FROM delivery_queue q
   WHERE ${filters}
-  ORDER BY d.next_attempt_at
+  ORDER BY q.due_at
   LIMIT ${lookahead}`;
 }
 
@@ -113,8 +112,8 @@ candidates AS (
 -- endpoint with no work here, its share of its limit within its fair share
 -- of its tenant's), within its rate limit.
 ranked AS (
-  SELECT c.id, c.tenant_id, c.next_attempt_at, c.seq,
-    row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at, c.seq) AS rank,
+  SELECT c.id, c.tenant_id, c.due_at, c.seq,
+    row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.due_at, c.seq) AS rank,
     CASE
       WHEN ep.ordered OR ep.consecutive_failures >= ${threshold} THEN 1
       ELSE ${endpointFree(p, req, "ep", "l", "t")}
@@ -128,34 +127,33 @@ ranked AS (
     AND (ep.circuit_open_until IS NULL OR ep.circuit_open_until <= now())
     AND (ep.circuit_probe_until IS NULL OR ep.circuit_probe_until <= now())
     AND (NOT ep.ordered OR NOT EXISTS (
-      SELECT 1 FROM deliveries p
-      WHERE p.endpoint_id = c.endpoint_id AND p.status IN ${LIVE_STATES} AND p.seq < c.seq))
+      SELECT 1 FROM delivery_queue p WHERE p.endpoint_id = c.endpoint_id AND p.seq < c.seq))
 ),
 -- Of those, each tenant's in due order, within the tenant's room here.
 eligible AS (
   SELECT r.id,
-    row_number() OVER (PARTITION BY r.tenant_id ORDER BY r.next_attempt_at, r.seq) AS tenant_rank,
+    row_number() OVER (PARTITION BY r.tenant_id ORDER BY r.due_at, r.seq) AS tenant_rank,
     ${tenantFree(p, req, "t")} AS tenant_free
   FROM ranked r
   LEFT JOIN tenants t ON t.tenant_id = r.tenant_id
   WHERE r.rank <= r.free
 ),
 due AS (
-  SELECT d.id
-  FROM deliveries d
-  WHERE d.id IN (SELECT id FROM eligible WHERE tenant_rank <= tenant_free)
-    AND d.status IN ${LIVE_STATES} AND d.next_attempt_at <= now()
-  ORDER BY d.next_attempt_at
+  SELECT q.delivery_id
+  FROM delivery_queue q
+  WHERE q.delivery_id IN (SELECT id FROM eligible WHERE tenant_rank <= tenant_free)
+    AND q.due_at <= now()
+  ORDER BY q.due_at
   LIMIT ${limit}
-  FOR UPDATE OF d SKIP LOCKED
+  FOR UPDATE OF q SKIP LOCKED
 ),
 claimed AS (
-  UPDATE deliveries d
+  UPDATE delivery_queue q
   SET locked_by = ${p.add(req.workerId, "text")},
-      next_attempt_at = ${leaseEnd(p, req, "ep")}
+      due_at = ${leaseEnd(p, req, "ep")}
   FROM due, events e, endpoints ep
-  WHERE d.id = due.id AND e.id = d.event_id AND ep.id = d.endpoint_id
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.next_attempt_at,
+  WHERE q.delivery_id = due.delivery_id AND e.id = q.event_id AND ep.id = q.endpoint_id
+  RETURNING q.delivery_id AS id, q.event_id, q.endpoint_id, q.tenant_id, e.event_type, q.attempt_count, q.due_at AS next_attempt_at,
     e.body, ep.url, ep.headers, ep.secrets, ep.signature_scheme, ep.retry_policy, ep.timeout_ms,
     ep.max_in_flight, ep.rate_limit_per_second, ep.ordered, ep.consecutive_failures >= ${threshold} AS probe
 ),

@@ -9,18 +9,23 @@
  */
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { DeliveryEvent } from "../../domain/delivery/state.js";
-import { LIVE_STATES, sqlTransition } from "./states.js";
+import { sqlTransition } from "./states.js";
 
 /** Live deliveries of a deleted endpoint fail (see the state machine). */
 const DELETED = sqlTransition(DeliveryEvent.EndpointDeleted);
 
 // Knex placeholders (?): it runs through the ORM's transaction.
 const FAIL_PENDING_OF_DELETED = `
-WITH failed AS (
-  UPDATE deliveries
-  SET status = ${DELETED.to}, next_attempt_at = NULL, locked_by = NULL, updated_at = now(), last_error = 'endpoint deleted'
-  WHERE endpoint_id = ? AND status IN ${DELETED.from}
-  RETURNING id, event_id, endpoint_id, tenant_id, event_type, attempt_count, last_error
+WITH dequeued AS (
+  DELETE FROM delivery_queue WHERE endpoint_id = ?
+  RETURNING delivery_id
+),
+failed AS (
+  UPDATE deliveries d
+  SET status = ${DELETED.to}, updated_at = now(), last_error = 'endpoint deleted'
+  FROM dequeued q
+  WHERE d.id = q.delivery_id AND d.status IN ${DELETED.from}
+  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.last_error
 ),
 logged AS (
   INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, error)
@@ -38,8 +43,8 @@ export async function failPendingOfDeleted(tx: EntityManager, endpointId: string
 }
 
 const UNPARK = `
-UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
-WHERE endpoint_id = ? AND status IN ${LIVE_STATES} AND next_attempt_at IS NULL`;
+UPDATE delivery_queue SET due_at = now()
+WHERE endpoint_id = ? AND due_at IS NULL`;
 
 /** Makes endpoint `endpointId`'s parked deliveries (ordered delivery) due, within `tx`. */
 export async function unparkEndpoint(tx: EntityManager, endpointId: string): Promise<void> {

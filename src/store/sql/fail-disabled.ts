@@ -13,12 +13,16 @@ import { sqlTransition } from "./states.js";
 const DISABLED = sqlTransition(DeliveryEvent.EndpointDisabled);
 
 const FAIL_PENDING = `
-WITH failed AS (
+WITH dequeued AS (
+  DELETE FROM delivery_queue q
+  WHERE q.endpoint_id = ANY ($1::text[])
+  RETURNING q.delivery_id
+),
+failed AS (
   UPDATE deliveries d
-  SET status = ${DISABLED.to}, next_attempt_at = NULL, locked_by = NULL, updated_at = now(),
-      last_error = 'endpoint disabled: ' || ep.disabled_reason
-  FROM endpoints ep
-  WHERE ep.id = ANY ($1::text[]) AND d.endpoint_id = ep.id AND d.status IN ${DISABLED.from}
+  SET status = ${DISABLED.to}, updated_at = now(), last_error = 'endpoint disabled: ' || ep.disabled_reason
+  FROM dequeued q, endpoints ep
+  WHERE d.id = q.delivery_id AND ep.id = d.endpoint_id AND d.status IN ${DISABLED.from}
   RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.last_error
 )
 -- The status log: ENDPOINT_DISABLED, now FAILED.

@@ -6,16 +6,17 @@
  * of 1,000 events with all their deliveries is all or nothing, and a single
  * Publish costs one query. The fan-out is set based (INSERT ... SELECT joined
  * against the tenant's endpoints), never a loop per row; delivery ids come
- * are derived in SQL from the event and endpoint (see the statement). The
- * AFTER INSERT trigger on `deliveries`
- * notifies the schedulers on commit.
+ * are derived in SQL from the event and endpoint (see the statement). Each
+ * delivery gets its history row (`deliveries`) and its row in the live queue
+ * (`delivery_queue`, see the migration delivery_queue), whose AFTER INSERT
+ * trigger notifies the schedulers on commit.
  */
 import type { ClaimedDelivery, StoredSecret } from "../../domain/delivery/claimed-delivery.js";
 import type { StoredRetryPolicy } from "../../domain/delivery/retry-policy.js";
 import { DeliveryEvent } from "../../domain/delivery/state.js";
 import type { Sql } from "../sql.js";
 import { endpointFree, type LeaseRoom, leaseEnd, notExcluded, Params, roomTables, tenantFree } from "./lease-room.js";
-import { LIVE_STATES, sqlTransition } from "./states.js";
+import { sqlTransition } from "./states.js";
 
 /** A new delivery starts PENDING, logged CREATED (see the state machine). */
 const CREATED = sqlTransition(DeliveryEvent.Created);
@@ -158,7 +159,7 @@ fan AS (
          -- before them ends.
          ep.ordered AND (
            row_number() OVER (PARTITION BY ep.id ORDER BY i.ord) > 1
-           OR EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = ep.id AND p.status IN ${LIVE_STATES})) AS parked,
+           OR EXISTS (SELECT 1 FROM delivery_queue p WHERE p.endpoint_id = ep.id)) AS parked,
          -- While an endpoint is blocked (circuit open, or its probe in
          -- flight), its new deliveries wait for the block's end like the
          -- others (see circuit-holds.ts).
@@ -176,16 +177,25 @@ fan AS (
    AND (cardinality(ep.channels) = 0 OR cardinality(e.channels) = 0 OR ep.channels && e.channels)
 ),
 ${leasing}
+-- The history row of each delivery.
 fanned AS (
-  INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status, next_attempt_at, locked_by)
-  SELECT f.id, f.event_id, f.endpoint_id, f.tenant_id, f.event_type, ${CREATED.to},
-         ${lease ? `CASE WHEN f.parked THEN NULL WHEN f.id IN (SELECT id FROM leased) THEN ${leaseEnd(p, lease, "f")} ELSE f.due END` : "CASE WHEN f.parked THEN NULL ELSE f.due END"},
-         ${lease ? `CASE WHEN f.id IN (SELECT id FROM leased) THEN ${worker} END` : "NULL"}
+  INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type, status)
+  SELECT f.id, f.event_id, f.endpoint_id, f.tenant_id, f.event_type, ${CREATED.to}
   FROM fan f
   -- Deliveries take their seq (publish order, for ordered endpoints) in the
   -- order the events were given.
   ORDER BY f.ord
-  RETURNING id, event_id, endpoint_id, tenant_id, event_type, locked_by, next_attempt_at
+  RETURNING id, event_id, endpoint_id, tenant_id, event_type, seq
+),
+-- Its row in the live queue: due now, held, parked, or leased to this process.
+queued AS (
+  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, due_at, locked_by)
+  SELECT d.id, d.endpoint_id, d.tenant_id, d.event_id, d.seq,
+         ${lease ? `CASE WHEN f.parked THEN NULL WHEN f.id IN (SELECT id FROM leased) THEN ${leaseEnd(p, lease, "f")} ELSE f.due END` : "CASE WHEN f.parked THEN NULL ELSE f.due END"},
+         ${lease ? `CASE WHEN f.id IN (SELECT id FROM leased) THEN ${worker} END` : "NULL"}
+  FROM fanned d
+  JOIN fan f ON f.id = d.id
+  RETURNING delivery_id, event_id, locked_by, due_at
 ),
 -- The status log (see delivery-updates.ts): each new delivery, CREATED, PENDING.
 logged AS (
@@ -199,14 +209,14 @@ SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids,
        NULL::text AS signature_scheme, NULL::jsonb AS retry_policy, NULL::int AS timeout_ms,
        NULL::int AS max_in_flight
 FROM inserted i
-LEFT JOIN (SELECT event_id, count(*) AS n, array_agg(id) FILTER (WHERE locked_by IS NULL) AS ids FROM fanned GROUP BY event_id) c
+LEFT JOIN (SELECT event_id, count(*) AS n, array_agg(delivery_id) FILTER (WHERE locked_by IS NULL) AS ids FROM queued GROUP BY event_id) c
   ON c.event_id = i.id
 UNION ALL
-SELECT d.event_id, NULL, NULL, d.id, d.endpoint_id, d.tenant_id, d.event_type, d.next_attempt_at::text,
+SELECT q.event_id, NULL, NULL, q.delivery_id, f.endpoint_id, f.tenant_id, f.event_type, q.due_at::text,
        f.url, f.headers, f.secrets, f.signature_scheme, f.retry_policy, f.timeout_ms, f.max_in_flight
-FROM fanned d
-JOIN fan f ON f.id = d.id
-WHERE d.locked_by IS NOT NULL`;
+FROM queued q
+JOIN fan f ON f.id = q.delivery_id
+WHERE q.locked_by IS NOT NULL`;
   return { text, values: p.values };
 }
 

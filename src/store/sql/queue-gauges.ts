@@ -4,7 +4,6 @@
  * deliveries, how long the oldest has waited, open circuits.
  */
 import type { Sql } from "../sql.js";
-import { LIVE_STATES } from "./states.js";
 
 /** The database-derived gauges, over every process. */
 export interface QueueGauges {
@@ -19,9 +18,9 @@ export interface QueueGauges {
 const QUEUE_GAUGES = `
 SELECT q.due, q.oldest, c.circuits
 FROM (SELECT count(*)::int AS due,
-             coalesce(extract(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS oldest
-      FROM deliveries
-      WHERE status IN ${LIVE_STATES} AND next_attempt_at <= now() AND locked_by IS NULL) q,
+             coalesce(extract(epoch FROM now() - min(due_at)), 0)::float8 AS oldest
+      FROM delivery_queue
+      WHERE due_at <= now() AND locked_by IS NULL) q,
      (SELECT count(*)::int AS circuits
       FROM endpoints
       WHERE circuit_open_until > now() AND deleted_at IS NULL) c`;

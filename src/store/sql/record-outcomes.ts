@@ -1,18 +1,19 @@
 /**
  * Writes attempt outcomes back in batches, with the endpoints' health.
  *
- * One statement updates every delivery of the batch, inserts every attempt
- * row, and updates each endpoint's health: consecutive failures, when its
- * current run of failures began, its circuit breaker, and whether it must be
- * disabled (410 Gone, or failing for too long). A delivery row is only
- * updated while this process still holds its lease (`locked_by`); if the
- * lease was lost (the endpoint was deleted, or another process took the
- * delivery over), that owner decides its state now and only the attempt row
- * is kept.
+ * One statement writes every outcome of the batch: each delivery's queue
+ * row (a retry is due again at its time, an ended delivery leaves the
+ * queue), its history row, its status log row and its attempt row; and each
+ * endpoint's health: consecutive failures, when its current run of failures
+ * began, its circuit breaker, and whether it must be disabled (410 Gone, or
+ * failing for too long). A delivery changes only while this process still
+ * holds its lease (`locked_by` on its queue row); if the lease was lost (the
+ * endpoint was deleted, or another process took the delivery over), that
+ * owner decides its state now and only the attempt row is kept.
  */
 import type { AttemptOutcome, HealthChanges, HealthRules } from "../../domain/delivery/outcome.js";
 import type { Sql } from "../sql.js";
-import { ENDED_STATES, LIVE_STATES, sqlLogKindAfterAttempt } from "./states.js";
+import { sqlLogKindAfterAttempt } from "./states.js";
 
 const RECORD = `
 WITH r AS (
@@ -22,29 +23,49 @@ WITH r AS (
     AS r (attempt_id, delivery_id, number, started_at, duration_ms, response_status,
           error_class, error, response_body, status, next_attempt_at, response_headers)
 ),
-updated AS (
-  UPDATE deliveries d
-  SET status = r.status, attempt_count = r.number,
+-- The queue rows this process still holds (its lease): a retry stays queued,
+-- due at its time; an ended delivery leaves the queue. If the lease was lost
+-- (the endpoint was deleted, or another process took the delivery over),
+-- that owner decides its state now, and only the attempt row is kept.
+retried AS (
+  UPDATE delivery_queue q
+  SET attempt_count = r.number, locked_by = NULL,
       -- A retry is never due while its endpoint is blocked (an attempt that
       -- started before the circuit opened, written after): it waits for the
       -- block's end like the rest (see circuit-holds.ts).
-      -- (greatest() skips NULLs: an ended delivery keeps none.)
-      -- (A scalar subquery, not a join: the plan must stay on deliveries' primary key, see below.)
-      next_attempt_at = CASE WHEN r.next_attempt_at IS NOT NULL
-                             THEN greatest(r.next_attempt_at, (SELECT greatest(ep.circuit_open_until, ep.circuit_probe_until)
-                                                               FROM endpoints ep WHERE ep.id = d.endpoint_id)) END,
-      locked_by = NULL, last_response_status = r.response_status, last_error = r.error,
-      updated_at = now()
+      -- (A scalar subquery, not a join: the plan must stay on the primary key, see below.)
+      due_at = greatest(r.next_attempt_at, (SELECT greatest(ep.circuit_open_until, ep.circuit_probe_until)
+                                            FROM endpoints ep WHERE ep.id = q.endpoint_id))
   FROM r
-  -- The plan must look deliveries up by id. Column statistics say locked_by
-  -- is almost always NULL, so "locked_by = $1" alone was estimated at one
-  -- row, and the planner chose a sequential scan of deliveries with a nested
-  -- loop over r (42 ms for 256 outcomes on 10,000 rows). "id = ANY" and a
-  -- lease check it cannot estimate (a CASE) keep it on the primary key.
+  -- The plan must look rows up by id. Column statistics say locked_by is
+  -- almost always NULL, so "locked_by = $1" alone was estimated at one row,
+  -- and the planner chose a sequential scan with a nested loop over r (42 ms
+  -- for 256 outcomes on 10,000 rows). "= ANY" and a lease check it cannot
+  -- estimate (a CASE) keep it on the primary key.
+  WHERE q.delivery_id = r.delivery_id AND q.delivery_id = ANY ($3::text[]) AND r.next_attempt_at IS NOT NULL
+    AND CASE WHEN q.locked_by = $1 THEN true ELSE false END
+  RETURNING q.delivery_id, q.endpoint_id, q.due_at
+),
+ended AS (
+  DELETE FROM delivery_queue q
+  USING r
+  WHERE q.delivery_id = r.delivery_id AND q.delivery_id = ANY ($3::text[]) AND r.next_attempt_at IS NULL
+    AND CASE WHEN q.locked_by = $1 THEN true ELSE false END
+  RETURNING q.delivery_id, q.endpoint_id, NULL::timestamptz AS due_at
+),
+held AS (
+  SELECT * FROM retried UNION ALL SELECT * FROM ended
+),
+-- The history row: status and last result. None of its indexed columns
+-- changes, so this is a HOT update (see the migration delivery_queue).
+updated AS (
+  UPDATE deliveries d
+  SET status = r.status, attempt_count = r.number,
+      last_response_status = r.response_status, last_error = r.error, updated_at = now()
+  FROM r JOIN held ON held.delivery_id = r.delivery_id
   WHERE d.id = r.delivery_id AND d.id = ANY ($3::text[])
-    AND CASE WHEN d.locked_by = $1 THEN true ELSE false END
   RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.status, d.attempt_count,
-    d.last_response_status, d.last_error, d.next_attempt_at, r.started_at, r.duration_ms
+    d.last_response_status, d.last_error, held.due_at AS next_attempt_at, r.started_at, r.duration_ms
 ),
 -- The status log (see delivery-updates.ts), for the deliveries this process
 -- still held: SUCCEEDED, FAILED or RETRY_SCHEDULED by the new status, at the
@@ -119,19 +140,18 @@ next AS (
 -- (Ordered endpoints of the batch first, then one index probe each: an
 -- unordered endpoint's backlog is never read here.)
 promoted AS (
-  UPDATE deliveries n SET next_attempt_at = now()
+  UPDATE delivery_queue n SET due_at = now()
   FROM (
-    SELECT head.id
+    SELECT head.delivery_id
     FROM endpoints ep
     CROSS JOIN LATERAL (
-      SELECT p.id FROM deliveries p
-      WHERE p.endpoint_id = ep.id AND p.status IN ${LIVE_STATES} AND p.next_attempt_at IS NULL
+      SELECT p.delivery_id FROM delivery_queue p
+      WHERE p.endpoint_id = ep.id AND p.due_at IS NULL
       ORDER BY p.seq LIMIT 1
     ) head
-    WHERE ep.ordered AND ep.id IN (
-      SELECT d.endpoint_id FROM deliveries d JOIN r ON r.delivery_id = d.id WHERE r.status IN ${ENDED_STATES})
+    WHERE ep.ordered AND ep.id IN (SELECT endpoint_id FROM ended)
   ) head
-  WHERE n.id = head.id
+  WHERE n.delivery_id = head.delivery_id
 )
 UPDATE endpoints ep
 SET consecutive_failures = next.failures_now,

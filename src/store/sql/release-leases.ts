@@ -3,12 +3,11 @@
  * deliveries at once instead of waiting for the leases to run out.
  */
 import type { Sql } from "../sql.js";
-import { LIVE_STATES } from "./states.js";
 
 const RELEASE = `
-UPDATE deliveries SET locked_by = NULL, next_attempt_at = now()
-WHERE locked_by = $1 AND status IN ${LIVE_STATES}
-RETURNING id`;
+UPDATE delivery_queue SET locked_by = NULL, due_at = now()
+WHERE locked_by = $1
+RETURNING delivery_id`;
 
 /**
  * Gives back every lease `workerId` still holds, due at once, so another
@@ -20,10 +19,10 @@ export async function releaseLeases(sql: Sql, workerId: string): Promise<number>
 }
 
 const RELEASE_IDS = `
-UPDATE deliveries d
-SET locked_by = NULL, next_attempt_at = greatest(now(), ep.circuit_open_until), updated_at = now()
+UPDATE delivery_queue q
+SET locked_by = NULL, due_at = greatest(now(), ep.circuit_open_until)
 FROM endpoints ep
-WHERE d.id = ANY ($2::text[]) AND d.locked_by = $1 AND d.status IN ${LIVE_STATES} AND ep.id = d.endpoint_id`;
+WHERE q.delivery_id = ANY ($2::text[]) AND q.locked_by = $1 AND ep.id = q.endpoint_id`;
 
 /**
  * Gives back the leases of deliveries `workerId` claimed and did not start

@@ -4,7 +4,7 @@
  */
 import { DeliveryEvent } from "../../domain/delivery/state.js";
 import type { Sql } from "../sql.js";
-import { LIVE_STATES, sqlTransition } from "./states.js";
+import { sqlTransition } from "./states.js";
 
 /** Queued again: RETRYING, logged REQUEUED, whatever the status was (see the state machine). */
 const REQUEUED = sqlTransition(DeliveryEvent.Requeued);
@@ -23,18 +23,26 @@ export interface RequeueResult {
 
 const REQUEUE = `
 WITH target AS (
-  SELECT d.id, d.locked_by IS NOT NULL AND d.status IN ${LIVE_STATES} AS in_flight,
+  SELECT d.id, q.locked_by IS NOT NULL AS in_flight, q.delivery_id IS NOT NULL AS queued,
          CASE WHEN ep.deleted_at IS NOT NULL THEN 'deleted' WHEN ep.disabled THEN 'disabled' END AS unavailable
-  FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
+  FROM deliveries d
+  JOIN endpoints ep ON ep.id = d.endpoint_id
+  LEFT JOIN delivery_queue q ON q.delivery_id = d.id
   WHERE d.id = $1
   FOR UPDATE OF d
 ),
 requeued AS (
   UPDATE deliveries d
-  SET status = ${REQUEUED.to}, next_attempt_at = now(), locked_by = NULL, updated_at = now()
+  SET status = ${REQUEUED.to}, updated_at = now()
   FROM target t
   WHERE d.id = t.id AND NOT t.in_flight AND t.unavailable IS NULL
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count
+  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.seq
+),
+-- Due at once: back in the queue, or moved up in it if it waited there.
+queued AS (
+  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, attempt_count, due_at)
+  SELECT id, endpoint_id, tenant_id, event_id, seq, attempt_count, now() FROM requeued
+  ON CONFLICT (delivery_id) DO UPDATE SET due_at = now(), locked_by = NULL
 ),
 -- The status log: REQUEUED, now RETRYING.
 logged AS (

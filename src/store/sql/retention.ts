@@ -17,7 +17,7 @@
 // which the store may import (see test/layers.test.ts).
 import { firstIdAt } from "../../domain/ids.js";
 import { inBatches, type Sql } from "../sql.js";
-import { ENDED_STATES, LIVE_STATES } from "./states.js";
+import { ENDED_STATES } from "./states.js";
 
 const PRUNE_DELIVERIES = `
 WITH doomed AS (
@@ -51,7 +51,7 @@ DELETE FROM delivery_updates
 WHERE ctid IN (
   SELECT u.ctid FROM delivery_updates u
   WHERE u.occurred_at < $1
-    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id AND d.status IN ${LIVE_STATES})
+    AND NOT EXISTS (SELECT 1 FROM delivery_queue q WHERE q.delivery_id = u.delivery_id)
   LIMIT $2
 )`;
 

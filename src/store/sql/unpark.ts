@@ -6,15 +6,12 @@
  * longer have anything live before them and makes them due.
  */
 import type { Sql } from "../sql.js";
-import { LIVE_STATES } from "./states.js";
 
 const UNPARK = `
-UPDATE deliveries d SET next_attempt_at = now()
-WHERE d.status IN ${LIVE_STATES} AND d.next_attempt_at IS NULL
-  AND NOT EXISTS (
-    SELECT 1 FROM deliveries p
-    WHERE p.endpoint_id = d.endpoint_id AND p.status IN ${LIVE_STATES} AND p.seq < d.seq)
-RETURNING d.id`;
+UPDATE delivery_queue q SET due_at = now()
+WHERE q.due_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM delivery_queue p WHERE p.endpoint_id = q.endpoint_id AND p.seq < q.seq)
+RETURNING q.delivery_id`;
 
 /** Makes due every parked delivery with nothing live before it; returns how many. */
 export async function unparkOrphans(sql: Sql): Promise<number> {

@@ -1,0 +1,64 @@
+/**
+ * `npx tsx bench/explain.ts`: EXPLAIN (ANALYZE, BUFFERS) of the hot
+ * statements as the store builds them, on a fresh database with a backlog:
+ * the publish (1 and 1,000 events, leased to a scheduler), the claim over
+ * the due window and the outcome write. Each statement is run for real
+ * (ANALYZE executes it), through the store's own functions.
+ *
+ * Options: --backlog N (due deliveries queued first, default 100,000).
+ */
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { newId } from "../src/domain/ids.js";
+import { databaseUrl } from "../src/store/embedded-postgres.js";
+import type { Sql } from "../src/store/sql.js";
+import { claimDue } from "../src/store/sql/claim-due.js";
+import { insertEvents } from "../src/store/sql/insert-events.js";
+import { openStore } from "../src/store/store.js";
+import { startPostgresServer } from "../test/support/postgres-server.js";
+import { ROOM } from "./db-cycle.js";
+
+const { values } = parseArgs({ options: { backlog: { type: "string", default: "100000" } } });
+const backlog = Number(values.backlog);
+
+const event = () => {
+  const body = JSON.stringify({ type: "invoice.paid", data: { note: "x".repeat(250) } });
+  return { id: newId("event"), tenantId: "t", eventType: "invoice.paid", channels: [], idempotencyKey: null, body, data: body };
+};
+
+/** Runs `fn` with its statements explained instead of answered; prints each plan. */
+async function explain(title: string, store: { sql: Sql }, fn: (sql: Sql) => Promise<unknown>): Promise<void> {
+  const sql: Sql = {
+    query: async (text, values) => {
+      const rows = await store.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, values);
+      console.log(`\n=== ${title}\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
+      return [] as never;
+    },
+  };
+  await fn(sql).catch(() => {});
+}
+
+const server = await startPostgresServer();
+try {
+  const admin = new pg.Client({ connectionString: server.serverUrl });
+  await admin.connect();
+  await admin.query("DROP DATABASE IF EXISTS hookline_explain");
+  await admin.query("CREATE DATABASE hookline_explain");
+  await admin.end();
+  const store = await openStore(databaseUrl(server.serverUrl, "hookline_explain"), 4, "hookline-explain");
+  await store.sql.query(
+    `INSERT INTO endpoints (id, tenant_id, url, secrets) VALUES ($1, 't', 'http://127.0.0.1:9/hook', '[{"secret":"whsec_x","expiresAt":null}]')`,
+    [newId("endpoint")],
+  );
+  for (let done = 0; done < backlog; done += 1_000) {
+    await insertEvents(store.sql, Array.from({ length: Math.min(1_000, backlog - done) }, event), 86_400_000);
+  }
+  await store.sql.query("VACUUM ANALYZE");
+  const lease = { ...ROOM, limit: 1_000 };
+  await explain("publish, 1 event, leased", store, (sql) => insertEvents(sql, [event()], 86_400_000, lease));
+  await explain("publish, 1,000 events, leased", store, (sql) => insertEvents(sql, Array.from({ length: 1_000 }, event), 86_400_000, lease));
+  await explain("claim, window of 512, 256 rows", store, (sql) => claimDue(sql, { ...ROOM, limit: 256, lookahead: 512 }));
+  await store.close();
+} finally {
+  await server.stop();
+}
