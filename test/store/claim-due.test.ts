@@ -58,6 +58,27 @@ describe("claimDue", () => {
     expect(plans[0]).not.toMatch(/Seq Scan on delivery_queue q(_\d+)? /);
   });
 
+  it("finds an ordered endpoint's head through the endpoint index, never by scanning the queue", async () => {
+    const ep = await insertEndpoint(db, { tenantId: "bench", ordered: true });
+    await insertDeliveries(db, ep, 20_000);
+    await db.query("ANALYZE delivery_queue");
+    const plans: string[] = [];
+    const explaining = {
+      query: async (text: string, values?: unknown[]) => {
+        const rows = await sql.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, values);
+        plans.push(rows.map((r) => r["QUERY PLAN"]).join("\n"));
+        return [] as never;
+      },
+    };
+    await claimDue(explaining, request({ lookahead: 256 }));
+    expect(plans[0]).toMatch(/delivery_queue_endpoint_idx on delivery_queue p/);
+    expect(plans[0]).not.toMatch(/Seq Scan on delivery_queue/);
+    const [claimed, ...rest] = await claimDue(sql, request({ lookahead: 256 }));
+    expect(rest).toEqual([]);
+    const [head] = await db.query<{ id: string }>("SELECT delivery_id AS id FROM delivery_queue WHERE endpoint_id = $1 ORDER BY seq LIMIT 1", [ep]);
+    expect(claimed!.id).toBe(head!.id);
+  });
+
   it("claims one probe of a half-open circuit, records its lease end on the endpoint, and nothing more of it until then", async () => {
     const halfOpen = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() - interval '1 second'" });
     await insertDeliveries(db, halfOpen, 5);

@@ -126,8 +126,11 @@ ranked AS (
     -- Blocked endpoints the scheduler did not know of yet.
     AND (ep.circuit_open_until IS NULL OR ep.circuit_open_until <= now())
     AND (ep.circuit_probe_until IS NULL OR ep.circuit_probe_until <= now())
-    AND (NOT ep.ordered OR NOT EXISTS (
-      SELECT 1 FROM delivery_queue p WHERE p.endpoint_id = c.endpoint_id AND p.seq < c.seq))
+    -- An ordered endpoint's head only: the lowest seq of its queue. (A
+    -- min(), which the planner reads off delivery_queue_endpoint_idx
+    -- whatever the statistics; "NOT EXISTS (... p.seq < c.seq)" was planned
+    -- as a scan of the whole queue on a one-endpoint backlog.)
+    AND (NOT ep.ordered OR c.seq = (SELECT min(p.seq) FROM delivery_queue p WHERE p.endpoint_id = c.endpoint_id))
 ),
 -- Of those, each tenant's in due order, within the tenant's room here.
 eligible AS (

@@ -159,7 +159,8 @@ fan AS (
          -- before them ends.
          ep.ordered AND (
            row_number() OVER (PARTITION BY ep.id ORDER BY i.ord) > 1
-           OR EXISTS (SELECT 1 FROM delivery_queue p WHERE p.endpoint_id = ep.id)) AS parked,
+           -- (min(), read off the endpoint index: see claim-due.ts.)
+           OR (SELECT min(p.seq) FROM delivery_queue p WHERE p.endpoint_id = ep.id) IS NOT NULL) AS parked,
          -- While an endpoint is blocked (circuit open, or its probe in
          -- flight), its new deliveries wait for the block's end like the
          -- others (see circuit-holds.ts).

@@ -10,7 +10,7 @@ import type { Sql } from "../sql.js";
 const UNPARK = `
 UPDATE delivery_queue q SET due_at = now()
 WHERE q.due_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM delivery_queue p WHERE p.endpoint_id = q.endpoint_id AND p.seq < q.seq)
+  AND q.seq = (SELECT min(p.seq) FROM delivery_queue p WHERE p.endpoint_id = q.endpoint_id)
 RETURNING q.delivery_id`;
 
 /** Makes due every parked delivery with nothing live before it; returns how many. */
