@@ -271,15 +271,17 @@ describe("fairness", () => {
     await endpoint(fast, "fair", { eventTypes: ["fast.*"] });
     await publish("fair", 200, "slow.e");
     await slow.waitFor(5);
-    const latencies: number[] = [];
+    // Each fast delivery arrives while the slow endpoint's five requests
+    // still hang (they end only at their 5 s timeout, and would then be
+    // retried): proved by order, not by a latency bound, which a loaded
+    // machine can miss without anything being held up.
     for (let i = 0; i < 5; i++) {
-      const before = Date.now();
       await publish("fair", 1, "fast.e");
       await fast.waitFor(i + 1, 2_000);
-      latencies.push(fast.requests[i]!.at - before);
     }
     expect(slow.concurrency.max).toBe(5);
-    expect(Math.max(...latencies)).toBeLessThan(100);
+    expect(slow.requests).toHaveLength(5);
+    expect(slow.concurrency.now).toBe(5);
   });
 });
 
