@@ -4,42 +4,22 @@
  * files next to this one).
  */
 import type { DescMessage } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
 import { SignatureScheme } from "../../gen/hookline/v1/endpoint_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
-import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useClient } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { failure } from "../support/rpc.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
-let ingest: ReturnType<typeof client<typeof EventIngest>>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_SCHEDULER: "false" });
-  admin = client(WebhookAdmin, "grpc", app.url);
-  ingest = client(EventIngest, "grpc", app.url);
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
-});
-
-async function failure(promise: Promise<unknown>): Promise<ConnectError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, "the call should fail").toBeInstanceOf(ConnectError);
-  return err as ConnectError;
-}
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_SCHEDULER: "false" });
+const admin = useClient(WebhookAdmin, "grpc", app);
+const ingest = useClient(EventIngest, "grpc", app);
 
 async function endpointCount(): Promise<number> {
   return Number((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM endpoints"))[0]!.n);

@@ -5,30 +5,21 @@
  * loopback without tokens.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ApiKeyScope } from "../../gen/hookline/v1/api_key_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { loadConfig } from "../../src/config.js";
-import { client, PROTOCOLS, type Protocol } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline, testEnv } from "../support/hookline.js";
+import { client, type Protocol, PROTOCOLS } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
+import { testEnv, useTestHookline } from "../support/hookline.js";
 
 const ADMIN = "admin-token-0123456789abcdef";
 const INGEST = "ingest-token-0123456789abcdef";
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_ADMIN_TOKEN: ADMIN, HOOKLINE_INGEST_TOKEN: INGEST });
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
-});
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_ADMIN_TOKEN: ADMIN, HOOKLINE_INGEST_TOKEN: INGEST });
 
 const admin = (token?: string, p: Protocol = "connect-http2") => client(WebhookAdmin, p, app.url, token);
 const ingest = (token?: string, p: Protocol = "connect-http2") => client(EventIngest, p, app.url, token);

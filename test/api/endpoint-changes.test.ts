@@ -7,33 +7,21 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { durationFromMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { Webhook } from "standardwebhooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { SignatureScheme } from "../../gen/hookline/v1/endpoint_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type ReceivedRequest, type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { type ReceivedRequest, useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
 const admin = () => client(WebhookAdmin, "connect-http2", app.url);
 const ingest = () => client(EventIngest, "connect-http2", app.url);
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url);
-  r = await startReceiver();
-  r.reply(() => ({ status: 200 }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver(() => ({ status: 200 }));
+const db = useTestDatabase();
+const app = useTestHookline(db);
 
 async function codeAndMessage(call: Promise<unknown>): Promise<[Code, string]> {
   try {

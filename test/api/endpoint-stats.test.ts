@@ -1,30 +1,18 @@
 /** GetEndpointStats: counts, success rate, latencies and health over a window, from real deliveries. */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { CircuitState } from "../../gen/hookline/v1/endpoint_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_RETRY_SCHEDULE: "none", HOOKLINE_CIRCUIT_FAILURES: "3", HOOKLINE_CIRCUIT_COOLDOWN: "1h" });
-  r = await startReceiver();
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver();
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_RETRY_SCHEDULE: "none", HOOKLINE_CIRCUIT_FAILURES: "3", HOOKLINE_CIRCUIT_COOLDOWN: "1h" });
 
 it("reports what happened in the window and the endpoint's health", async () => {
   const admin = client(WebhookAdmin, "connect-http2", app.url);

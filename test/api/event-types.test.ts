@@ -4,28 +4,16 @@
  * stored), unknown types pass unless HOOKLINE_STRICT_EVENT_TYPES is on.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let strict: Awaited<ReturnType<typeof startTestHookline>>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_SCHEDULER: "false" });
-  strict = await startTestHookline(db.url, { HOOKLINE_SCHEDULER: "false", HOOKLINE_STRICT_EVENT_TYPES: "true" });
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await strict?.stop();
-  await db?.drop();
-});
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_SCHEDULER: "false" });
+const strict = useTestHookline(db, { HOOKLINE_SCHEDULER: "false", HOOKLINE_STRICT_EVENT_TYPES: "true" });
 
 const INVOICE = {
   type: "object",

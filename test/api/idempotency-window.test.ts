@@ -3,25 +3,15 @@
  * (also within one batch) is a duplicate of the first event, after it the
  * key makes a new event.
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_IDEMPOTENCY_WINDOW: "1s", HOOKLINE_SCHEDULER: "false" });
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
-});
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_IDEMPOTENCY_WINDOW: "1s", HOOKLINE_SCHEDULER: "false" });
 
 const event = (idempotencyKey: string, i = 0) => ({
   tenantId: "win",

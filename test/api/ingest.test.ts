@@ -5,32 +5,20 @@
  */
 import { gzipSync } from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { PublishRequest } from "../../gen/hookline/v1/event_ingest_pb.js";
-import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { client, useClient } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
 import { envelope, RawClient, type RawRequest, type RawResponse, rpcStatus } from "../support/raw-http.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let ingest: ReturnType<typeof client<typeof EventIngest>>;
-let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
-
 // No scheduler: these tests look at what publishing stores, not at delivery.
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_SCHEDULER: "false", HOOKLINE_MAX_PAYLOAD_BYTES: "1024" });
-  ingest = client(EventIngest, "connect-http1", app.url);
-  admin = client(WebhookAdmin, "connect-http1", app.url);
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
-});
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_SCHEDULER: "false", HOOKLINE_MAX_PAYLOAD_BYTES: "1024" });
+const ingest = useClient(EventIngest, "connect-http1", app);
+const admin = useClient(WebhookAdmin, "connect-http1", app);
 
 type Init = Partial<Omit<PublishRequest, "$typeName" | "$unknown">>;
 const event = (over: Init = {}): Init => ({

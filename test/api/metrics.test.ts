@@ -1,29 +1,16 @@
 /** GET /metrics: Prometheus text with what happened, read after real deliveries. */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
 import { scrapeMetrics } from "../support/metrics.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_RETRY_SCHEDULE: "none" });
-  r = await startReceiver();
-  r.reply((_, req) => ({ status: req.path === "/bad" ? 500 : 200 }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver((_, req) => ({ status: req.path === "/bad" ? 500 : 200 }));
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_RETRY_SCHEDULE: "none" });
 
 const scrape = () => scrapeMetrics(app.url);
 

@@ -2,25 +2,15 @@
  * Cursor pagination stays correct while rows are inserted between pages:
  * every row that existed at the start is seen exactly once, in order.
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_SCHEDULER: "false" });
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
-});
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_SCHEDULER: "false" });
 
 it("ListDeliveries (newest first) and ListEndpoints (oldest first) page correctly while rows are added", async () => {
   const admin = client(WebhookAdmin, "connect-http2", app.url);

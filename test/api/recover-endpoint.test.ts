@@ -5,32 +5,20 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
 let healthy = false;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  // One attempt, no retries: a 500 fails the delivery at once.
-  app = await startTestHookline(db.url, { HOOKLINE_RETRY_SCHEDULE: "none", HOOKLINE_CIRCUIT_FAILURES: "1000" });
-  r = await startReceiver();
-  r.reply(() => ({ status: healthy ? 200 : 500 }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver(() => ({ status: healthy ? 200 : 500 }));
+const db = useTestDatabase();
+// One attempt, no retries: a 500 fails the delivery at once.
+const app = useTestHookline(db, { HOOKLINE_RETRY_SCHEDULE: "none", HOOKLINE_CIRCUIT_FAILURES: "1000" });
 
 const count = async (sql: string, values: unknown[]) => Number((await db.query<{ n: string }>(sql, values))[0]!.n);
 

@@ -9,47 +9,27 @@
  * same data directory and port. Short: 3 s down; long (npm run
  * test:chaos): 10 s down under a heavier load.
  */
-import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
-import { type EmbeddedDatabase, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
 import { report, scale, sleep } from "../support/chaos.js";
 import { client } from "../support/clients.js";
-import { freePort } from "../support/free-port.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
+import { useStoppablePostgres } from "../support/postgres-server.js";
 
 const OUTAGE_MS = scale(3_000, 10_000);
 const PUBLISH_EVERY_MS = scale(20, 5);
 
-let dir: string;
-let port: number;
-let pg: EmbeddedDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "hookline-outage-"));
-  await chmod(dir, 0o755);
-  port = await freePort();
-  pg = await startEmbeddedPostgres({ dir: join(dir, "pg"), port });
-  const url = await pg.ensureDatabase("hookline");
-  app = await startTestHookline(url, { HOOKLINE_RETRY_SCHEDULE: "100ms,200ms,500ms,1s,1s,1s,1s,1s,1s,1s", HOOKLINE_POLL_INTERVAL: "100ms" });
-  r = await startReceiver();
-}, 120_000);
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await pg?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+const postgres = useStoppablePostgres(120_000);
+const r = useReceiver();
+const app = useTestHookline(postgres, {
+  HOOKLINE_RETRY_SCHEDULE: "100ms,200ms,500ms,1s,1s,1s,1s,1s,1s,1s",
+  HOOKLINE_POLL_INTERVAL: "100ms",
 });
 
 it("refuses publishes while PostgreSQL is down, reports it, and loses nothing it accepted", { timeout: 180_000 }, async () => {
@@ -110,7 +90,7 @@ it("refuses publishes while PostgreSQL is down, reports it, and loses nothing it
 
   // Down.
   const downAt = performance.now();
-  await pg.stop();
+  await postgres.stop();
   phase = "down";
   await expect.poll(status, { timeout: 10_000, interval: 100 }).toBe(ServingStatus.NOT_SERVING);
   const notServingAfterMs = Math.round(performance.now() - downAt);
@@ -122,7 +102,7 @@ it("refuses publishes while PostgreSQL is down, reports it, and loses nothing it
 
   // Up again, on the same directory and port.
   const upAt = performance.now();
-  pg = await startEmbeddedPostgres({ dir: join(dir, "pg"), port });
+  await postgres.start();
   phase = "after";
   await expect.poll(status, { timeout: 15_000, interval: 100 }).toBe(ServingStatus.SERVING);
   const servingAfterMs = Math.round(performance.now() - upAt);

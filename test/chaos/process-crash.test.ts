@@ -10,15 +10,15 @@
  * the figures (HOOKLINE_CHAOS_SEED picks another).
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { chaosSeed, report, scale, seededRandom, sleep } from "../support/chaos.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { useTestDatabase } from "../support/database.js";
 import { testEnv } from "../support/hookline.js";
 import { type HooklineProcess, spawnHookline } from "../support/process.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
 const KILLS = scale(3, 12);
 const PUBLISH_EVERY_MS = scale(10, 4);
@@ -30,24 +30,17 @@ const ENV = {
   HOOKLINE_SHUTDOWN_TIMEOUT: "1s",
 };
 
-let db: TestDatabase;
-let r: Receiver;
 const procs: Array<HooklineProcess | undefined> = [undefined, undefined];
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  r = await startReceiver();
-  // A little latency, so kills land while requests are in flight.
-  r.reply(async () => {
-    await sleep(3);
-    return { status: 200 };
-  });
+// A little latency, so kills land while requests are in flight.
+const r = useReceiver(async () => {
+  await sleep(3);
+  return { status: 200 };
 });
+const db = useTestDatabase();
 
 afterAll(async () => {
   for (const p of procs) await p?.kill("SIGKILL");
-  await r?.close();
-  await db?.drop();
 });
 
 const start = () => spawnHookline(testEnv(db.url, ENV), 30_000);

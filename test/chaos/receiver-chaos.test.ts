@@ -17,7 +17,7 @@ import { DeliveryState } from "../../src/domain/delivery/state.js";
 import { chaosSeed, report, scale, seededRandom } from "../support/chaos.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 
 const EVENTS = scale(40, 400);
 const TIMEOUT_MS = 1_000;
@@ -56,7 +56,7 @@ const answerCounts = new Map<Answer, number>();
 let server: http.Server;
 let url: string;
 let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
+let app: TestHookline;
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {

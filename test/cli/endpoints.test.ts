@@ -5,40 +5,26 @@
  * token), with their exit codes.
  */
 import { fromJsonString } from "@bufbuild/protobuf";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { SignatureScheme } from "../../gen/hookline/v1/endpoint_pb.js";
-import {
-  CreateEndpointResponseSchema,
-  GetEndpointResponseSchema,
-  RotateEndpointSecretResponseSchema,
-  SendTestEventResponseSchema,
-} from "../../gen/hookline/v1/webhook_admin_pb.js";
+import { CreateEndpointResponseSchema, GetEndpointResponseSchema, RotateEndpointSecretResponseSchema, SendTestEventResponseSchema } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { createHooklineClient, type HooklineClient } from "../../src/client/index.js";
 import { runCli } from "../support/cli.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
 const TOKEN = "cli-test-admin-token-0123456789";
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
 let hookline: HooklineClient;
 let env: Record<string, string>;
 
+const r = useReceiver((_, req) => (req.path === "/fail" ? { status: 503, body: "down" } : { status: 200, body: "ok" }));
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_ADMIN_TOKEN: TOKEN });
+
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_ADMIN_TOKEN: TOKEN });
-  r = await startReceiver();
-  r.reply((_, req) => (req.path === "/fail" ? { status: 503, body: "down" } : { status: 200, body: "ok" }));
   hookline = createHooklineClient({ baseUrl: app.url, token: TOKEN });
   env = { HOOKLINE_URL: app.url, HOOKLINE_TOKEN: TOKEN };
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
 });
 
 /** An endpoint of `tenant` to run commands on, made through the client (`create` has tests of its own). */

@@ -13,25 +13,22 @@ import { ApiKeySchema, ApiKeyScope } from "../../gen/hookline/v1/api_key_pb.js";
 import { EventTypeSchema } from "../../gen/hookline/v1/event_type_pb.js";
 import { CreateApiKeyResponseSchema, RevokeApiKeyResponseSchema } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { runCli } from "../support/cli.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
 
 const TOKEN = "cli-test-admin-token-abcdefghij";
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
 let env: Record<string, string>;
 let dir: string;
 
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_ADMIN_TOKEN: TOKEN });
+
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_ADMIN_TOKEN: TOKEN });
   env = { HOOKLINE_URL: app.url, HOOKLINE_TOKEN: TOKEN };
   dir = await mkdtemp(join(tmpdir(), "hookline-cli-"));
 });
 
 afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

@@ -14,30 +14,25 @@ import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
 import { GetDeliveryResponseSchema } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { createHooklineClient, type HooklineClient } from "../../src/client/index.js";
 import { runCli } from "../support/cli.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
 let hookline: HooklineClient;
 let env: Record<string, string>;
 let dir: string;
 
+const r = useReceiver();
+const db = useTestDatabase();
+const app = useTestHookline(db);
+
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url);
-  r = await startReceiver();
   hookline = createHooklineClient({ baseUrl: app.url });
   env = { HOOKLINE_URL: app.url };
   dir = await mkdtemp(join(tmpdir(), "hookline-cli-"));
 });
 
 afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

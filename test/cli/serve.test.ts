@@ -3,26 +3,20 @@
  * gracefully on SIGTERM with exit code 0, and refuses a bad configuration
  * with exit code 2.
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, expect, it } from "vitest";
 import { runCli } from "../support/cli.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { useTestDatabase } from "../support/database.js";
 import { testEnv } from "../support/hookline.js";
 import { type HooklineProcess, spawnHookline } from "../support/process.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let r: Receiver;
 let proc: HooklineProcess | undefined;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  r = await startReceiver();
-});
+const r = useReceiver();
+const db = useTestDatabase();
 
 afterAll(async () => {
   await proc?.kill("SIGKILL");
-  await r?.close();
-  await db?.drop();
 });
 
 it("serves the API and delivers, then stops on SIGTERM with exit code 0", async () => {

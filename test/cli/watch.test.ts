@@ -10,10 +10,10 @@ import { createHooklineClient } from "../../src/client/index.js";
 import { runCli, startCli, type CliProcess } from "../support/cli.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { freePort } from "../support/free-port.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
-type App = Awaited<ReturnType<typeof startTestHookline>>;
+type App = TestHookline;
 let db: TestDatabase;
 let port: number;
 let app: App | undefined;

@@ -5,30 +5,18 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createHooklineClient, DeliveryStatus } from "../../src/client/index.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TOKEN = "client-test-admin-token-0123456789";
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_ADMIN_TOKEN: TOKEN });
-  r = await startReceiver();
-  r.reply(() => ({ status: 200 }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver(() => ({ status: 200 }));
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_ADMIN_TOKEN: TOKEN });
 
 describe("createHooklineClient", () => {
   it.each(["connect", "grpc", "grpc-web"] as const)("publishes and administers over %s with a token", async (protocol) => {

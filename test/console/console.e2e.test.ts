@@ -24,7 +24,7 @@ import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 import { type Receiver, type Reply, startReceiver } from "../support/receiver.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -40,7 +40,7 @@ const SHOWN_MS = 15_000;
 
 let outDir: string;
 let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
+let app: TestHookline;
 let receiver: Receiver;
 let browser: Browser;
 let context: BrowserContext | undefined;

@@ -6,7 +6,7 @@
  * configuration; nothing in the scheduler is mocked.
  */
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import {
@@ -15,45 +15,26 @@ import {
   WebhookAdmin,
 } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useClient } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { type Receiver, useReceivers } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
-let ingest: ReturnType<typeof client<typeof EventIngest>>;
-const receivers: Receiver[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, {
-    HOOKLINE_RETRY_SCHEDULE: "50ms,50ms,50ms,50ms,50ms",
-    HOOKLINE_RETRY_JITTER: "0",
-    HOOKLINE_THROTTLE_MIN_DELAY: "300ms",
-    HOOKLINE_RETRY_AFTER_CAP: "5s",
-    HOOKLINE_CIRCUIT_FAILURES: "3",
-    HOOKLINE_CIRCUIT_COOLDOWN: "800ms",
-    HOOKLINE_ENDPOINT_MAX_IN_FLIGHT: "10",
-    // Polling would hide a missing wake-up: make it rare.
-    HOOKLINE_POLL_INTERVAL: "1h",
-  });
-  admin = client(WebhookAdmin, "connect-http2", app.url);
-  ingest = client(EventIngest, "connect-http2", app.url);
+const receiver = useReceivers();
+const db = useTestDatabase();
+const app = useTestHookline(db, {
+  HOOKLINE_RETRY_SCHEDULE: "50ms,50ms,50ms,50ms,50ms",
+  HOOKLINE_RETRY_JITTER: "0",
+  HOOKLINE_THROTTLE_MIN_DELAY: "300ms",
+  HOOKLINE_RETRY_AFTER_CAP: "5s",
+  HOOKLINE_CIRCUIT_FAILURES: "3",
+  HOOKLINE_CIRCUIT_COOLDOWN: "800ms",
+  HOOKLINE_ENDPOINT_MAX_IN_FLIGHT: "10",
+  // Polling would hide a missing wake-up: make it rare.
+  HOOKLINE_POLL_INTERVAL: "1h",
 });
-
-afterAll(async () => {
-  await app?.stop();
-  for (const r of receivers) await r.close();
-  await db?.drop();
-});
-
-async function receiver(): Promise<Receiver> {
-  const r = await startReceiver();
-  receivers.push(r);
-  return r;
-}
+const admin = useClient(WebhookAdmin, "connect-http2", app);
+const ingest = useClient(EventIngest, "connect-http2", app);
 
 type EndpointOptions = Partial<Exclude<MessageInitShape<typeof CreateEndpointRequestSchema>, CreateEndpointRequest>>;
 

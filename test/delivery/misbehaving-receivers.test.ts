@@ -10,35 +10,27 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
-import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { client, useClient } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
+import { startTestHookline, type TestHookline, useTestHookline } from "../support/hookline.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
-let ingest: ReturnType<typeof client<typeof EventIngest>>;
 const servers: http.Server[] = [];
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  // Two retries: three attempts in all.
-  app = await startTestHookline(db.url, {
-    HOOKLINE_RETRY_SCHEDULE: "50ms,50ms",
-    HOOKLINE_THROTTLE_MIN_DELAY: "50ms",
-    HOOKLINE_CIRCUIT_FAILURES: "100",
-  });
-  admin = client(WebhookAdmin, "connect-http1", app.url);
-  ingest = client(EventIngest, "connect-http1", app.url);
+const db = useTestDatabase();
+// Two retries: three attempts in all.
+const app = useTestHookline(db, {
+  HOOKLINE_RETRY_SCHEDULE: "50ms,50ms",
+  HOOKLINE_THROTTLE_MIN_DELAY: "50ms",
+  HOOKLINE_CIRCUIT_FAILURES: "100",
 });
+const admin = useClient(WebhookAdmin, "connect-http1", app);
+const ingest = useClient(EventIngest, "connect-http1", app);
 
 afterAll(async () => {
-  await app?.stop();
   for (const s of servers) {
     s.closeAllConnections();
     s.close();
   }
-  await db?.drop();
 });
 
 /** A raw HTTP server whose handler does whatever the test needs; counts requests. */
@@ -125,7 +117,7 @@ describe("receivers that misbehave", () => {
 });
 
 describe("an endpoint failing without a success for longer than HOOKLINE_DISABLE_AFTER", () => {
-  let strict: Awaited<ReturnType<typeof startTestHookline>>;
+  let strict: TestHookline;
   let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
   let ingest: ReturnType<typeof client<typeof EventIngest>>;
   beforeAll(async () => {

@@ -5,7 +5,6 @@
  * the batch lands, an outcome the database refuses for good is found and
  * given up without holding back the others, and abandon gives up the rest.
  */
-import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { OutcomeWriter, type OutcomeWriterOptions } from "../../src/delivery/outcome-writer.js";
 import { DeliveryState } from "../../src/domain/delivery/state.js";
@@ -13,7 +12,15 @@ import type { Sql } from "../../src/store/sql.js";
 import type { AttemptOutcome, HealthChanges } from "../../src/domain/delivery/outcome.js";
 import { captureLog, LEVEL } from "../support/log.js";
 import { attemptOutcome, HEALTH_RULES } from "../support/outcomes.js";
-import { attemptsOf, dueIn, insertDeliveries, insertEndpoint, readDelivery, readEndpointHealth } from "../support/rows.js";
+import {
+  attemptsOf,
+  blockOutcomeWrites,
+  dueIn,
+  insertDeliveries,
+  insertEndpoint,
+  readDelivery,
+  readEndpointHealth,
+} from "../support/rows.js";
 import { useTestStore } from "../support/store.js";
 
 const { db, sql } = useTestStore();
@@ -44,37 +51,6 @@ async function leased(n: number, endpoint: Parameters<typeof insertEndpoint>[1] 
   return { ep, ids };
 }
 
-/** Holds an exclusive lock on the attempts table until `release()`: outcome statements wait for it. */
-async function lockAttempts(): Promise<{ pid: number; release(): Promise<void> }> {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  await c.query("BEGIN");
-  await c.query("LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE");
-  const pid = (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
-  return {
-    pid,
-    async release() {
-      await c.query("COMMIT");
-      await c.end();
-    },
-  };
-}
-
-/** The backends waiting for a lock `holder` holds, once there is one. */
-async function waitersOf(holder: number): Promise<number[]> {
-  let pids: number[] = [];
-  await expect
-    .poll(
-      async () => {
-        pids = (await db.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))", [holder])).map((r) => r.pid);
-        return pids.length;
-      },
-      { timeout: 10_000, interval: 10 },
-    )
-    .toBeGreaterThan(0);
-  return pids;
-}
-
 describe("batching", () => {
   it("writes outcomes queued together in one statement, each write resolving once stored", async () => {
     const { ep, ids } = await leased(10);
@@ -90,9 +66,9 @@ describe("batching", () => {
     const { ep, ids } = await leased(4);
     const counting = countingSql();
     const w = writer({ sql: counting.sql });
-    const lock = await lockAttempts();
+    const lock = await blockOutcomeWrites(db);
     const first = w.write(attemptOutcome(ids[0]!, ep));
-    await waitersOf(lock.pid);
+    await lock.waiters();
     const rest = ids.slice(1).map((id) => w.write(attemptOutcome(id, ep)));
     await lock.release();
     expect(await Promise.all([first, ...rest])).toEqual(Array(4).fill("stored"));
@@ -142,9 +118,9 @@ describe("errors", () => {
     const { ep, ids } = await leased(2);
     const captured = captureLog("warn");
     const w = writer({ log: captured.log });
-    const lock = await lockAttempts();
+    const lock = await blockOutcomeWrites(db);
     const writes = ids.map((id) => w.write(attemptOutcome(id, ep)));
-    const [blocked] = await waitersOf(lock.pid);
+    const [blocked] = await lock.waiters();
     // As a restart of the database or a lost connection would.
     await db.query("SELECT pg_terminate_backend($1)", [blocked]);
     const retrying = await captured.waitFor((l) => l.msg === "writing attempt outcomes failed; retrying");
@@ -212,13 +188,13 @@ describe("abandon", () => {
     const { ep, ids } = await leased(3);
     const captured = captureLog("warn");
     const w = writer({ log: captured.log });
-    const lock = await lockAttempts();
+    const lock = await blockOutcomeWrites(db);
     const first = w.write(attemptOutcome(ids[0]!, ep));
-    const [blocked] = await waitersOf(lock.pid);
+    const [blocked] = await lock.waiters();
     await db.query("SELECT pg_terminate_backend($1)", [blocked]);
     await captured.waitFor((l) => l.msg === "writing attempt outcomes failed; retrying");
     // The retry is blocked in its turn, and two more outcomes wait behind it.
-    await waitersOf(lock.pid);
+    await lock.waiters();
     const queued = ids.slice(1).map((id) => w.write(attemptOutcome(id, ep)));
     expect(w.abandon().map((o) => o.deliveryId)).toEqual(ids);
     expect(await Promise.all([first, ...queued])).toEqual(["abandoned", "abandoned", "abandoned"]);

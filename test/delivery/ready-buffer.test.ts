@@ -5,27 +5,18 @@
  * stops while outcomes cannot be stored.
  */
 import pg from "pg";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { useTestDatabase } from "../support/database.js";
 import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-let db: TestDatabase;
-let r: Receiver;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  r = await startReceiver();
-});
-
-afterAll(async () => {
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver();
+const db = useTestDatabase();
 
 it("leases a fast endpoint's backlog ahead, within its limit, and gives unstarted leases back on stop", async () => {
   const app = await startTestHookline(db.url, { HOOKLINE_POLL_INTERVAL: "1h", HOOKLINE_SHUTDOWN_TIMEOUT: "5s" });

@@ -18,7 +18,7 @@ import { AddressGuard } from "../../src/delivery/address-guard.js";
 import { HttpClient, type HttpClientOptions } from "../../src/delivery/http-client.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
 const nothingAllowed = new AddressGuard([]);
@@ -244,7 +244,7 @@ describe("hardened responses", () => {
 
 describe("Hookline with nothing allowed", () => {
   let db: TestDatabase;
-  let app: Awaited<ReturnType<typeof startTestHookline>>;
+  let app: TestHookline;
   let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
 
   beforeAll(async () => {

@@ -19,11 +19,11 @@ import { promisify } from "node:util";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { freePort } from "../support/free-port.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
+let app: TestHookline;
 let dir: string;
 let doc: string;
 

@@ -5,32 +5,20 @@
  * every client users reach Hookline with.
  */
 import { Webhook } from "standardwebhooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { VERSION } from "../../src/version.js";
 import { client, PROTOCOLS } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { type Receiver, useReceiver } from "../support/receiver.js";
 import { grpcJsClients } from "../support/grpc-js.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let receiver: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url);
-  receiver = await startReceiver();
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+const receiver = useReceiver();
+const db = useTestDatabase();
+const app = useTestHookline(db);
 
 function verify(secret: string, req: { body: string; headers: Record<string, unknown> }) {
   const headers = {

@@ -3,28 +3,18 @@
  * schedule, every attempt is recorded, and a delivery ends SUCCEEDED or,
  * once the schedule is exhausted, FAILED.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  // Three retries 50 ms apart: four attempts in all.
-  app = await startTestHookline(db.url, { HOOKLINE_RETRY_SCHEDULE: "50ms,50ms,50ms" });
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
-});
+const db = useTestDatabase();
+// Three retries 50 ms apart: four attempts in all.
+const app = useTestHookline(db, { HOOKLINE_RETRY_SCHEDULE: "50ms,50ms,50ms" });
 
 async function setup(receiver: Receiver, tenantId: string) {
   const admin = client(WebhookAdmin, "connect-http2", app.url);

@@ -29,8 +29,8 @@ import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { messageArbitrary } from "../support/arbitrary.js";
 import { chaosSeed, report, scale } from "../support/chaos.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
 import { heapUsedAfterGc } from "../support/memory.js";
 import { envelope, RawClient, type RawRequest, type RawResult, rpcStatus } from "../support/raw-http.js";
 
@@ -297,20 +297,17 @@ const CATEGORIES: Record<string, fc.Arbitrary<Case>> = {
   "not HTTP": fc.uint8Array({ minLength: 1, maxLength: 200 }).map((tcp) => ({ category: "not HTTP", tcp })),
 };
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
 let raw: RawClient;
 
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_SCHEDULER: "false", HOOKLINE_MAX_REQUEST_BYTES: String(MAX_REQUEST_BYTES) });
+
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_SCHEDULER: "false", HOOKLINE_MAX_REQUEST_BYTES: String(MAX_REQUEST_BYTES) });
   raw = new RawClient(app.url, ANSWER_TIMEOUT_MS);
 });
 
 afterAll(async () => {
   raw?.close();
-  await app?.stop();
-  await db?.drop();
 });
 
 /** Codes that blame the request (Unimplemented: connect-es's answer to a unary call without its message). */

@@ -8,47 +8,33 @@
  */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { SignatureScheme } from "../../gen/hookline/v1/endpoint_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
 import { envelope, RawClient, rpcStatus } from "../support/raw-http.js";
+import { failure } from "../support/rpc.js";
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Low, so over-limit messages stay cheap to send. */
 const MAX_REQUEST_BYTES = 64 * 1024;
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
 let admin: ReturnType<typeof createClient<typeof WebhookAdmin>>;
 let ingest: ReturnType<typeof createClient<typeof EventIngest>>;
 let endpointId: string;
 
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_SCHEDULER: "false", HOOKLINE_MAX_REQUEST_BYTES: String(MAX_REQUEST_BYTES) });
+
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_SCHEDULER: "false", HOOKLINE_MAX_REQUEST_BYTES: String(MAX_REQUEST_BYTES) });
   const transport = createGrpcTransport({ baseUrl: app.url });
   admin = createClient(WebhookAdmin, transport);
   ingest = createClient(EventIngest, transport);
   endpointId = (await admin.createEndpoint({ tenantId: "regress", url: "http://127.0.0.1:1/" })).endpoint!.id;
 });
-
-afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
-});
-
-async function failure(promise: Promise<unknown>): Promise<ConnectError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, "the call should fail").toBeInstanceOf(ConnectError);
-  return err as ConnectError;
-}
 
 async function expectInvalid(promise: Promise<unknown>, message: RegExp): Promise<void> {
   const err = await failure(promise);

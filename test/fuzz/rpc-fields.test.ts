@@ -24,7 +24,7 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { type CallOptions, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyScope } from "../../gen/hookline/v1/api_key_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
@@ -33,9 +33,9 @@ import { ENDPOINT_FIELDS } from "../../src/domain/endpoints.js";
 import { encodePageToken } from "../../src/domain/validate.js";
 import { type Hint, messageArbitrary } from "../support/arbitrary.js";
 import { chaosSeed, report, scale } from "../support/chaos.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
 const RUNS_PER_METHOD = scale(40, 1_000);
 const SEED = chaosSeed(20_261_125);
@@ -66,9 +66,6 @@ type Caller = (typeof CALLERS)[number];
 
 const METHODS: DescMethod[] = [...EventIngest.methods, ...WebhookAdmin.methods];
 
-let db: TestDatabase;
-let receiver: Receiver;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
 const tokens = new Map<Caller, string | undefined>();
 const transports = new Map<string, Transport>();
 
@@ -270,10 +267,11 @@ function requestArbitrary(method: DescMethod): fc.Arbitrary<Message | Message[]>
 
 const callerArbitrary = fc.constantFrom<Caller>(...Array<Caller>(14).fill("admin"), "tenant-key", "tenant-key", "tenant-key", "ingest-key", "ingest-key", "anonymous");
 
+const receiver = useReceiver();
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_ADMIN_TOKEN: ADMIN_TOKEN, HOOKLINE_REQUEST_TIMEOUT: "1s" });
+
 beforeAll(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver();
-  app = await startTestHookline(db.url, { HOOKLINE_ADMIN_TOKEN: ADMIN_TOKEN, HOOKLINE_REQUEST_TIMEOUT: "1s" });
   tokens.set("admin", ADMIN_TOKEN);
   tokens.set("anonymous", undefined);
   const admin = createClient(WebhookAdmin, transport("grpc", "admin"));
@@ -303,12 +301,6 @@ beforeAll(async () => {
   }
   expect(known.deliveries.length).toBeGreaterThan(0);
   expect(known.cursor).not.toBe("");
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await receiver?.close();
-  await db?.drop();
 });
 
 /** A known-good call: the server still answers. */

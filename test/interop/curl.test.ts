@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 
 const run = promisify(execFile);
 const TOKEN = "curl-interop-admin-token-0123456";
@@ -17,7 +17,7 @@ const hasCurl = await run("curl", ["--version"]).then(
 );
 
 let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
+let app: TestHookline;
 
 beforeAll(async () => {
   if (!hasCurl) return;

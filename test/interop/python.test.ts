@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
 const run = promisify(execFile);
@@ -39,7 +39,7 @@ if (!available && process.env.HOOKLINE_REQUIRE_PYTHON_INTEROP === "1") {
 }
 
 let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
+let app: TestHookline;
 let r: Receiver;
 let out: string;
 

@@ -5,31 +5,18 @@
  * through reflection.
  */
 import type * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { expect, it } from "vitest";
+import { useTestDatabase } from "../support/database.js";
 import { grpcJsClients } from "../support/grpc-js.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: dynamic stubs have no static types
 type Json = any;
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url);
-  r = await startReceiver();
-  r.reply(() => ({ status: 200 }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver(() => ({ status: 200 }));
+const db = useTestDatabase();
+const app = useTestHookline(db);
 
 it("publishes with a client stream and watches the deliveries with a server stream", async () => {
   const { admin, ingest, close } = grpcJsClients(app.url);

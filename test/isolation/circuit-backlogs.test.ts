@@ -6,51 +6,36 @@
  * the healthy endpoint, and the longest gap between its arrivals is
  * measured, across the circuits' cool-downs ending and their probes.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report, scale } from "../support/chaos.js";
-import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useClient } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { type Receiver, useReceivers } from "../support/receiver.js";
 
 /** The circuits' cool-down: long enough for several to end while the healthy endpoint's events arrive. */
 const COOLDOWN_MS = scale(15_000, 30_000);
 /** Failing endpoints per scenario, half answering 500, half hanging. */
 const FAILING_ENDPOINTS = scale(8, 12);
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
-let ingest: ReturnType<typeof client<typeof EventIngest>>;
-const receivers: Receiver[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, {
-    HOOKLINE_RETRY_SCHEDULE: "2s,5s,10s",
-    HOOKLINE_RETRY_JITTER: "0.2",
-    HOOKLINE_REQUEST_TIMEOUT: "3s",
-    HOOKLINE_CIRCUIT_COOLDOWN: `${COOLDOWN_MS}ms`,
-    HOOKLINE_SHUTDOWN_TIMEOUT: "1s",
-  });
-  admin = client(WebhookAdmin, "connect-http2", app.url);
-  ingest = client(EventIngest, "connect-http2", app.url);
+const newReceiver = useReceivers();
+const db = useTestDatabase();
+const app = useTestHookline(db, {
+  HOOKLINE_RETRY_SCHEDULE: "2s,5s,10s",
+  HOOKLINE_RETRY_JITTER: "0.2",
+  HOOKLINE_REQUEST_TIMEOUT: "3s",
+  HOOKLINE_CIRCUIT_COOLDOWN: `${COOLDOWN_MS}ms`,
+  HOOKLINE_SHUTDOWN_TIMEOUT: "1s",
 });
+const admin = useClient(WebhookAdmin, "connect-http2", app);
+const ingest = useClient(EventIngest, "connect-http2", app);
 
-afterAll(async () => {
-  await app?.stop();
-  for (const r of receivers) await r.close();
-  await db?.drop();
-});
-
-async function receiver(answer: "ok" | "500" | "hang"): Promise<Receiver> {
-  const r = await startReceiver();
-  if (answer === "500") r.reply(() => ({ status: 500, body: "down" }));
-  if (answer === "hang") r.reply(() => new Promise(() => {}));
-  receivers.push(r);
-  return r;
+function receiver(answer: "ok" | "500" | "hang"): Promise<Receiver> {
+  if (answer === "500") return newReceiver(() => ({ status: 500, body: "down" }));
+  if (answer === "hang") return newReceiver(() => new Promise(() => {}));
+  return newReceiver();
 }
 
 async function publish(tenantId: string, eventType: string, n: number): Promise<void> {

@@ -20,21 +20,20 @@ import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { REQUEST_ID_HEADER } from "../../src/api/request-log.js";
 import { report, scale, sleep } from "../support/chaos.js";
 import { client, PROTOCOLS } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { useTestDatabase } from "../support/database.js";
 import { testEnv } from "../support/hookline.js";
 import { type HooklineProcess, spawnHookline } from "../support/process.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
 const ADMIN_TOKEN = "admin-token-for-client-gone-tests-0001";
 const INGEST_TOKEN = "ingest-token-for-client-gone-tests-0001";
 
-let db: TestDatabase;
 let hl: HooklineProcess;
-let r: Receiver;
+
+const r = useReceiver();
+const db = useTestDatabase();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  r = await startReceiver();
   hl = await spawnHookline(
     testEnv(db.url, { HOOKLINE_ADMIN_TOKEN: ADMIN_TOKEN, HOOKLINE_INGEST_TOKEN: INGEST_TOKEN, HOOKLINE_LOG_LEVEL: "debug" }),
   );
@@ -42,8 +41,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await hl?.kill();
-  await r?.close();
-  await db?.drop();
 });
 
 type Line = Record<string, unknown> & { level: number; msg: string };

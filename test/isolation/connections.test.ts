@@ -22,22 +22,14 @@ import type { DeliveryUpdate } from "../../gen/hookline/v1/delivery_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report, scale } from "../support/chaos.js";
-import { client, PROTOCOLS, type Protocol } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { client, type Protocol, PROTOCOLS } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
 import { loadConfig } from "../../src/config.js";
 import { grpcJsClients } from "../support/grpc-js.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 import { RawClient, type RawResult, rpcStatus } from "../support/raw-http.js";
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await db?.drop();
-});
+const db = useTestDatabase();
 
 /** The scaled-down limits of most tests here. */
 const LIMITS = {
@@ -108,7 +100,7 @@ function answered(answer: string): string {
 }
 
 describe("timeouts", () => {
-  let app: Awaited<ReturnType<typeof startTestHookline>>;
+  let app: TestHookline;
   let port: number;
 
   beforeAll(async () => {

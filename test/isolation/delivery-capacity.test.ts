@@ -8,41 +8,24 @@
  * tenant's own healthy endpoint is served too. The shares (src/delivery/
  * lanes.ts): a tenant alone half the slots, its one endpoint a quarter.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report, scale } from "../support/chaos.js";
-import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useClient } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 import { arrivalLatencies, percentile } from "./latency.js";
 
 const MAX_IN_FLIGHT = 256;
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
-let ingest: ReturnType<typeof client<typeof EventIngest>>;
-let hanging: Receiver;
-let healthy: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT), HOOKLINE_SHUTDOWN_TIMEOUT: "1s" });
-  admin = client(WebhookAdmin, "connect-http2", app.url);
-  ingest = client(EventIngest, "connect-http2", app.url);
-  hanging = await startReceiver();
-  hanging.reply(() => new Promise(() => {}));
-  healthy = await startReceiver();
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await hanging?.close();
-  await healthy?.close();
-  await db?.drop();
-});
+const hanging = useReceiver(() => new Promise(() => {}));
+const healthy = useReceiver();
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT), HOOKLINE_SHUTDOWN_TIMEOUT: "1s" });
+const admin = useClient(WebhookAdmin, "connect-http2", app);
+const ingest = useClient(EventIngest, "connect-http2", app);
 
 /** A hostile endpoint: the largest limit and timeout, and a receiver that never answers; `n` events queued for it. */
 async function hog(tenantId: string, n: number): Promise<void> {

@@ -14,27 +14,24 @@ import { EventIngest, PublishRequestSchema } from "../../gen/hookline/v1/event_i
 import { WatchDeliveriesRequestSchema } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { isLoopbackAuthority } from "../../src/api/host-guard.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { useTestDatabase } from "../support/database.js";
 import { grpcJsClients } from "../support/grpc-js.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, useTestHookline } from "../support/hookline.js";
 import { envelope, RawClient, type RawRequest, type RawResult, rpcStatus } from "../support/raw-http.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
 let raw: RawClient;
 let port: number;
 
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_SCHEDULER: "false" });
+
 beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_SCHEDULER: "false" });
   raw = new RawClient(app.url, 10_000);
   port = Number(new URL(app.url).port);
 });
 
 afterAll(async () => {
   raw?.close();
-  await app?.stop();
-  await db?.drop();
 });
 
 const PUBLISH = "/hookline.v1.EventIngest/Publish";

@@ -15,11 +15,11 @@ import { Metrics, METRICS_DB_MAX_AGE_MS, RENDERS_PER_SECOND, sharedFor } from ".
 import { report, scale } from "../support/chaos.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 import { scrapeMetrics } from "../support/metrics.js";
 
 let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
+let app: TestHookline;
 /** Statements sent through the Sql layer, but the database probe's `SELECT 1`. */
 const statements: string[] = [];
 /** Renderings of the metrics text, counted for the report. */

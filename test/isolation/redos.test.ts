@@ -11,43 +11,19 @@
  * payload limit, figures reported.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report, scale } from "../support/chaos.js";
-import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useClient } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { timed } from "../support/rpc.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
-let ingest: ReturnType<typeof client<typeof EventIngest>>;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_MAX_PAYLOAD_BYTES: String(256 * 1024) });
-  admin = client(WebhookAdmin, "grpc", app.url);
-  ingest = client(EventIngest, "grpc", app.url);
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
-});
-
-/** How a call ended and how long it took, in ms. */
-async function timed(call: () => Promise<unknown>): Promise<{ ms: number; code: string; message: string }> {
-  const t = performance.now();
-  try {
-    await call();
-    return { ms: performance.now() - t, code: "OK", message: "" };
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { ms: performance.now() - t, code: Code[e.code]!, message: e.rawMessage };
-  }
-}
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_MAX_PAYLOAD_BYTES: String(256 * 1024) });
+const admin = useClient(WebhookAdmin, "grpc", app);
+const ingest = useClient(EventIngest, "grpc", app);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => Math.round(x * 10) / 10;

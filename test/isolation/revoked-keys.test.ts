@@ -11,17 +11,17 @@
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { ApiKeyScope } from "../../gen/hookline/v1/api_key_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { EventIngest, type PublishRequestSchema } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WatchDeliveriesRequestSchema, WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report, sleep } from "../support/chaos.js";
 import { client, type Protocol } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { type TestHookline, useTestHookline } from "../support/hookline.js";
 import { envelope } from "../support/raw-http.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
 const ADMIN = "admin-token-0123456789abcdef";
 /** The bound: streams end within 1 s of the revocation. */
@@ -29,27 +29,11 @@ const WITHIN_MS = 1_000;
 /** Events PublishStream stores per statement (event-ingest.ts): the first batch is stored before the revocation. */
 const BATCH = 500;
 
-type App = Awaited<ReturnType<typeof startTestHookline>>;
-let db: TestDatabase;
-let a: App;
-let b: App;
-let receiver: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver();
-  receiver.reply(() => ({ status: 200 }));
-  // Two processes on one database.
-  a = await startTestHookline(db.url, { HOOKLINE_ADMIN_TOKEN: ADMIN });
-  b = await startTestHookline(db.url, { HOOKLINE_ADMIN_TOKEN: ADMIN });
-});
-
-afterAll(async () => {
-  await a?.stop();
-  await b?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+const receiver = useReceiver(() => ({ status: 200 }));
+const db = useTestDatabase();
+// Two processes on one database.
+const a = useTestHookline(db, { HOOKLINE_ADMIN_TOKEN: ADMIN });
+const b = useTestHookline(db, { HOOKLINE_ADMIN_TOKEN: ADMIN });
 
 const event = (tenantId: string, i: number): MessageInitShape<typeof PublishRequestSchema> => ({
   tenantId,
@@ -87,7 +71,7 @@ function ending(err: unknown): Ending {
  * returns how each stream ended and how long after the revocation began.
  */
 async function revokeDuringStreams(
-  on: App,
+  on: TestHookline,
   tenant: string,
   protocols: { watch: Protocol; publish: Protocol },
   revoke: (keyIds: string[]) => Promise<void>,

@@ -16,18 +16,17 @@
  * Long version (HOOKLINE_CHAOS=long): three attackers one after another, a
  * large RE2 pattern too, four bystanders, figures reported.
  */
-import { Writable } from "node:stream";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { LONG, report, scale } from "../support/chaos.js";
-import { client } from "../support/clients.js";
+import { client, useClient } from "../support/clients.js";
 import { distinctObjects, LARGE_PATTERN, largePatternInput, refChain, UNIQUE_ITEMS } from "../support/costly-schemas.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline, testEnv } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { testEnv, useTestHookline } from "../support/hookline.js";
 import { spawnHookline } from "../support/process.js";
+import { captureLog } from "../support/log.js";
+import { timed } from "../support/rpc.js";
 
 /** HOOKLINE_SCHEMA_TIMEOUT's default, set explicitly. */
 const DEADLINE_MS = 250;
@@ -57,46 +56,20 @@ const CASES: Costly[] = [
 
 const ORDER = { type: "object", properties: { id: { type: "string", pattern: "^ord_[0-9]+$" } }, required: ["id"] };
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
-let ingest: ReturnType<typeof client<typeof EventIngest>>;
-const warnings: Record<string, unknown>[] = [];
+const captured = captureLog("warn");
+const warnings = captured.lines;
+const db = useTestDatabase();
+const app = useTestHookline(
+  db,
+  { HOOKLINE_SCHEMA_TIMEOUT: `${DEADLINE_MS}ms`, HOOKLINE_SCHEMA_WORKERS: "2", HOOKLINE_MAX_PAYLOAD_BYTES: String(256 * 1024) },
+  captured.log,
+);
+const admin = useClient(WebhookAdmin, "grpc", app);
+const ingest = useClient(EventIngest, "grpc", app);
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const lines = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n")) if (line) warnings.push(JSON.parse(line));
-      done();
-    },
-  });
-  app = await startTestHookline(
-    db.url,
-    { HOOKLINE_SCHEMA_TIMEOUT: `${DEADLINE_MS}ms`, HOOKLINE_SCHEMA_WORKERS: "2", HOOKLINE_MAX_PAYLOAD_BYTES: String(256 * 1024) },
-    pino({ level: "warn" }, lines),
-  );
-  admin = client(WebhookAdmin, "grpc", app.url);
-  ingest = client(EventIngest, "grpc", app.url);
   for (const tenantId of BYSTANDERS) await admin.createEventType({ tenantId, name: "order.created", schema: ORDER });
 });
-
-afterAll(async () => {
-  await app?.stop();
-  await db?.drop();
-});
-
-/** How a call ended and how long it took, in ms. */
-async function timed(call: () => Promise<unknown>): Promise<{ ms: number; code: string; message: string }> {
-  const t = performance.now();
-  try {
-    await call();
-    return { ms: performance.now() - t, code: "OK", message: "" };
-  } catch (err) {
-    const e = ConnectError.from(err);
-    return { ms: performance.now() - t, code: Code[e.code]!, message: e.rawMessage };
-  }
-}
 
 const publish = (tenantId: string, eventType: string, data: unknown) =>
   ingest.publish({ tenantId, eventType, payload: { case: "payloadJson", value: JSON.stringify(data) } });

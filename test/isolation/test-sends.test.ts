@@ -15,10 +15,10 @@ import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report, scale, sleep } from "../support/chaos.js";
 import { client, PROTOCOLS } from "../support/clients.js";
 import { envelope, RawClient, type RawRequest, rpcStatus } from "../support/raw-http.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { startTestHookline, type TestHookline, useTestHookline } from "../support/hookline.js";
 import { scrapeMetrics } from "../support/metrics.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
 /** Abandoned test sends: a few hundred here, the 2,100 in the long version. */
 const SENDS = scale(200, 2_100);
@@ -34,25 +34,12 @@ const CALL_SLOTS = scale(150, 2_000);
  */
 const PER_TENANT = scale(50, 10);
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, {
-    HOOKLINE_MAX_CONCURRENT_CALLS: String(CALL_SLOTS),
-    HOOKLINE_TEST_EVENT_CONCURRENCY: String(PER_TENANT),
-  });
-  r = await startReceiver();
-  // A receiver that takes the request and never answers, but on /answers.
-  r.reply((_, req) => (req.path === "/answers" ? { status: 200, body: "ok" } : new Promise(() => {})));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
+// A receiver that takes the request and never answers, but on /answers.
+const r = useReceiver((_, req) => (req.path === "/answers" ? { status: 200, body: "ok" } : new Promise(() => {})));
+const db = useTestDatabase();
+const app = useTestHookline(db, {
+  HOOKLINE_MAX_CONCURRENT_CALLS: String(CALL_SLOTS),
+  HOOKLINE_TEST_EVENT_CONCURRENCY: String(PER_TENANT),
 });
 
 /** The gauge as /metrics reports it (a scrape is slow on a busy machine: the drain is timed on the app's own count). */
@@ -257,7 +244,7 @@ describe("the outbound request ends with the call", () => {
 });
 
 describe("HOOKLINE_TEST_EVENT_TIMEOUT", () => {
-  let capped: Awaited<ReturnType<typeof startTestHookline>>;
+  let capped: TestHookline;
   beforeAll(async () => {
     capped = await startTestHookline(db.url, { HOOKLINE_TEST_EVENT_TIMEOUT: "1s" });
   });

@@ -13,25 +13,22 @@ import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report } from "../support/chaos.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let r: Receiver;
 const warnings: Error[] = [];
 const onWarning = (w: Error) => warnings.push(w);
 
+const r = useReceiver();
+const db = useTestDatabase();
+
 beforeAll(async () => {
-  db = await createTestDatabase();
-  r = await startReceiver();
   process.on("warning", onWarning);
 });
 
 afterAll(async () => {
   process.off("warning", onWarning);
-  await r?.close();
-  await db?.drop();
 });
 
 /** Transactions committed in the test database per second, over `ms`. */
@@ -47,7 +44,7 @@ async function transactionsPerSecond(ms: number): Promise<number> {
 }
 
 describe("rate_limit_per_second", () => {
-  let app: Awaited<ReturnType<typeof startTestHookline>> | undefined;
+  let app: TestHookline | undefined;
   afterEach(async () => {
     await app?.stop();
     app = undefined;

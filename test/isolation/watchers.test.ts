@@ -12,17 +12,17 @@ import http2 from "node:http2";
 import net from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WatchDeliveriesRequestSchema, WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report, scale, sleep } from "../support/chaos.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { startTestHookline, useTestHookline } from "../support/hookline.js";
 import { heapUsedAfterGc } from "../support/memory.js";
 import { scrapeMetrics } from "../support/metrics.js";
 import { envelope } from "../support/raw-http.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
 const MiB = 2 ** 20;
 /** Watchers opened (half live, half replaying); at most 200 per HTTP/2 connection (the server allows 256). */
@@ -40,22 +40,9 @@ const HEAP_BOUND = BUFFER_BYTES + WATCHERS * 100 * 1024;
 /** Events published while the watchers do not read: batches of 100 every 100 ms. */
 const PUBLISH_ROUNDS = scale(60, 150);
 
-let db: TestDatabase;
-let hookline: Awaited<ReturnType<typeof startTestHookline>>;
-let receiver: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver();
-  receiver.reply(() => ({ status: 200 }));
-  hookline = await startTestHookline(db.url, { HOOKLINE_WATCH_BUFFER_BYTES: String(BUFFER_BYTES), HOOKLINE_DB_POOL_SIZE: "10" });
-}, 60_000);
-
-afterAll(async () => {
-  await hookline?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+const receiver = useReceiver(() => ({ status: 200 }));
+const db = useTestDatabase();
+const hookline = useTestHookline(db, { HOOKLINE_WATCH_BUFFER_BYTES: String(BUFFER_BYTES), HOOKLINE_DB_POOL_SIZE: "10" });
 
 /** A TCP proxy to Hookline whose connections can stop forwarding Hookline's bytes, or be reset. */
 async function stallingProxy(target: string) {

@@ -9,28 +9,18 @@
 import http2 from "node:http2";
 import { once } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { HealthCheckResponse_ServingStatus, Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { useTestDatabase } from "../support/database.js";
 import { startTestHookline } from "../support/hookline.js";
 import { scrapeMetrics } from "../support/metrics.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let r: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  r = await startReceiver();
-});
-
-afterAll(async () => {
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver();
+const db = useTestDatabase();
 
 async function scrape(url: string, name: string): Promise<number | undefined> {
   return (await scrapeMetrics(url)).get(name);

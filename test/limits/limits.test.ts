@@ -6,37 +6,25 @@
  * without bound.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report, scale } from "../support/chaos.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { startTestHookline, useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
 const MAX_PAYLOAD = 64 * 1024;
 const MAX_REQUEST = 1024 * 1024;
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, {
-    HOOKLINE_MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD),
-    HOOKLINE_MAX_REQUEST_BYTES: String(MAX_REQUEST),
-    HOOKLINE_DB_POOL_SIZE: "10",
-    HOOKLINE_MAX_IN_FLIGHT: "256",
-  });
-  r = await startReceiver();
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
+const r = useReceiver();
+const db = useTestDatabase();
+const app = useTestHookline(db, {
+  HOOKLINE_MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD),
+  HOOKLINE_MAX_REQUEST_BYTES: String(MAX_REQUEST),
+  HOOKLINE_DB_POOL_SIZE: "10",
+  HOOKLINE_MAX_IN_FLIGHT: "256",
 });
 
 const failure = (p: Promise<unknown>) =>

@@ -6,49 +6,22 @@
  */
 import { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { REQUEST_ID_HEADER, requestId } from "../../src/api/request-log.js";
 import { createLogger } from "../../src/log.js";
 import { client, PROTOCOLS } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
+import { captureLog, LEVEL } from "../support/log.js";
 
-type Line = Record<string, unknown> & { level: number; msg: string };
-
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
-const lines: Line[] = [];
-const raw: string[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const text of String(chunk).split("\n")) {
-        if (text === "") continue;
-        raw.push(text);
-        lines.push(JSON.parse(text) as Line);
-      }
-      done();
-    },
-  });
-  app = await startTestHookline(db.url, { HOOKLINE_RETRY_SCHEDULE: "50ms" }, pino({ level: "debug" }, sink));
-  r = await startReceiver();
-  r.reply((_, req) => ({ status: req.path === "/bad" ? 503 : 200, body: "receiver says SECRET-RESPONSE-MARKER" }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
-
-const LEVEL = { debug: 20, info: 30, warn: 40 } as const;
+const captured = captureLog("debug");
+const { lines, raw } = captured;
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_RETRY_SCHEDULE: "50ms" }, captured.log);
+const r = useReceiver((_, req) => ({ status: req.path === "/bad" ? 503 : 200, body: "receiver says SECRET-RESPONSE-MARKER" }));
 
 describe("request ids", () => {
   for (const protocol of PROTOCOLS) {

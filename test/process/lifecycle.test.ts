@@ -6,27 +6,17 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { useTestDatabase } from "../support/database.js";
 import { testEnv } from "../support/hookline.js";
 import { type HooklineProcess, spawnHookline } from "../support/process.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
 const run = promisify(execFile);
 const BUF = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
 
-let db: TestDatabase;
-let receiver: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver();
-});
-
-afterAll(async () => {
-  await receiver?.close();
-  await db?.drop();
-});
+const receiver = useReceiver();
+const db = useTestDatabase();
 
 async function bufCurl(url: string, method: string, body?: unknown): Promise<Record<string, unknown>> {
   const args = ["curl", "--protocol", "grpc", "--http2-prior-knowledge"];

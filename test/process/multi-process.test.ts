@@ -4,27 +4,23 @@
  * scheduler of another at once (LISTEN/NOTIFY, not polling), and a process
  * killed mid-delivery loses nothing.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { useTestDatabase } from "../support/database.js";
 import { testEnv } from "../support/hookline.js";
 import { type HooklineProcess, spawnHookline } from "../support/process.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
 const procs: HooklineProcess[] = [];
 const receivers: Receiver[] = [];
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
+const db = useTestDatabase();
 
 afterAll(async () => {
   for (const p of procs) await p.kill("SIGKILL");
   for (const r of receivers) await r.close();
-  await db?.drop();
 });
 
 async function spawn(env: Record<string, string> = {}) {

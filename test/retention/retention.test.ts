@@ -3,30 +3,17 @@
  * with their attempts and status log rows, then events with no delivery
  * left; live deliveries keep their event and their whole history.
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_RETENTION_DAYS: String(2 / 86_400), HOOKLINE_RETRY_SCHEDULE: "1h" });
-  r = await startReceiver();
-  r.reply((_, req) => (req.path === "/down" ? { status: 500 } : { status: 200 }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver((_, req) => (req.path === "/down" ? { status: 500 } : { status: 200 }));
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_RETENTION_DAYS: String(2 / 86_400), HOOKLINE_RETRY_SCHEDULE: "1h" });
 
 const count = async (sql: string, values: unknown[] = []) => Number((await db.query<{ n: string }>(sql, values))[0]!.n);
 

@@ -27,7 +27,7 @@ import { HttpClient, type HttpResult, type Resolver } from "../../src/delivery/h
 import { report } from "../support/chaos.js";
 import { client } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 import { armTripwire, type Tripwire } from "../support/tripwire.js";
 
@@ -257,7 +257,7 @@ describe("the table", () => {
 
 describe("at creation, with nothing allowed", () => {
   let db: TestDatabase;
-  let app: Awaited<ReturnType<typeof startTestHookline>>;
+  let app: TestHookline;
   let admin: ReturnType<typeof client<typeof WebhookAdmin>>;
   let existingId: string;
 

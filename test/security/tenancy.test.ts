@@ -20,7 +20,7 @@ import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { report } from "../support/chaos.js";
 import { PROTOCOLS, type Protocol, transport } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
+import { startTestHookline, type TestHookline } from "../support/hookline.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
 const ADMIN_TOKEN = "tenancy-admin-token-0123456789";
@@ -211,7 +211,7 @@ async function call(
 }
 
 let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
+let app: TestHookline;
 let alpha: Target;
 /** Tokens: A's admin key (the live test's control), B's admin and ingest keys, and A's revoked and forged keys. */
 const keys = { alphaAdmin: "", betaAdmin: "", betaIngest: "", alphaRevoked: "", alphaForged: "" };

@@ -3,32 +3,19 @@
  * neither delivery nor memory, and gets everything in order once it reads
  * again; a watcher on one process sees what another process did.
  */
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { type DeliveryUpdate, DeliveryUpdateKind } from "../../gen/hookline/v1/delivery_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import { client } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline, testEnv } from "../support/hookline.js";
+import { useTestDatabase } from "../support/database.js";
+import { testEnv, useTestHookline } from "../support/hookline.js";
 import { type HooklineProcess, spawnHookline } from "../support/process.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url);
-  r = await startReceiver();
-  r.reply(() => ({ status: 200 }));
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver(() => ({ status: 200 }));
+const db = useTestDatabase();
+const app = useTestHookline(db);
 
 it("a client that stops reading stalls neither delivery nor memory, and later gets every update in order", async () => {
   const admin = client(WebhookAdmin, "connect-http2", app.url);

@@ -6,34 +6,23 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type DeliveryUpdate, DeliveryStatus, DeliveryUpdateKind } from "../../gen/hookline/v1/delivery_pb.js";
 import { EventIngest } from "../../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin, type WatchDeliveriesRequest } from "../../gen/hookline/v1/webhook_admin_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchDeliveriesRequestSchema } from "../../gen/hookline/v1/webhook_admin_pb.js";
-import { client, PROTOCOLS, type Protocol } from "../support/clients.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestHookline } from "../support/hookline.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { client, type Protocol, PROTOCOLS } from "../support/clients.js";
+import { useTestDatabase } from "../support/database.js";
+import { useTestHookline } from "../support/hookline.js";
+import { useReceiver } from "../support/receiver.js";
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestHookline>>;
-let r: Receiver;
 const admin = (p: Protocol = "connect-http2") => client(WebhookAdmin, p, app.url);
 const ingest = () => client(EventIngest, "connect-http2", app.url);
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await startTestHookline(db.url, { HOOKLINE_RETRY_SCHEDULE: "50ms,50ms,50ms,50ms", HOOKLINE_RETRY_JITTER: "0" });
-  r = await startReceiver();
-});
-
-afterAll(async () => {
-  await app?.stop();
-  await r?.close();
-  await db?.drop();
-});
+const r = useReceiver();
+const db = useTestDatabase();
+const app = useTestHookline(db, { HOOKLINE_RETRY_SCHEDULE: "50ms,50ms,50ms,50ms", HOOKLINE_RETRY_JITTER: "0" });
 
 type WatchInit = Exclude<MessageInitShape<typeof WatchDeliveriesRequestSchema>, WatchDeliveriesRequest>;
 

@@ -5,18 +5,15 @@
  */
 import pg from "pg";
 import { pino } from "pino";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { beforeAll, expect, it } from "vitest";
 import { DUE_CHANNEL, NotifyListener } from "../../src/store/notify-listener.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { useTestDatabase } from "../support/database.js";
 
-let db: TestDatabase;
+const db = useTestDatabase();
+
 beforeAll(async () => {
-  db = await createTestDatabase();
   await db.query(`INSERT INTO endpoints (id, tenant_id, url, secrets) VALUES ('ep_w', 't', 'http://127.0.0.1:1/', '[]')`);
   await db.query(`INSERT INTO events (id, tenant_id, event_type, body) VALUES ('evt_w', 't', 'a.b', '{}')`);
-});
-afterAll(async () => {
-  await db?.drop();
 });
 
 /** Queues one delivery over a connection named `applicationName`. */

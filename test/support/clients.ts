@@ -6,6 +6,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { bearerToken } from "../../src/client/index.js";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { madeBeforeAll } from "./made-before-all.js";
 
 /** The transports under test, by name. */
 export const PROTOCOLS = ["connect-http1", "connect-http2", "grpc", "grpc-web"] as const;
@@ -30,4 +31,16 @@ export function transport(protocol: Protocol, baseUrl: string, token?: string): 
 /** A typed client of `service` over `protocol`, optionally with a bearer token. */
 export function client<S extends DescService>(service: S, protocol: Protocol, baseUrl: string, token?: string): Client<S> {
   return createClient(service, transport(protocol, baseUrl, token));
+}
+
+/**
+ * A typed client of `service` over `protocol` to the Hookline `app` (made
+ * by useTestHookline), made once it serves, before the tests of the file
+ * (or describe block) this is called in.
+ */
+export function useClient<S extends DescService>(service: S, protocol: Protocol, app: { readonly url: string }, token?: string): Client<S> {
+  return madeBeforeAll(
+    async () => client(service, protocol, app.url, token),
+    async () => {},
+  );
 }

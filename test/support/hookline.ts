@@ -47,10 +47,11 @@ export async function startTestHookline(databaseUrl: string, overrides: EnvOverr
 }
 
 /**
- * A Hookline on `db` (see startTestHookline), started before the tests of
- * the file (or describe block) this is called in and stopped after them.
+ * A Hookline on `db` (see startTestHookline; any database with a `url`),
+ * started before the tests of the file (or describe block) this is called
+ * in and stopped after them.
  */
-export function useTestHookline(db: TestDatabase, overrides: EnvOverrides = {}, log?: Logger): TestHookline {
+export function useTestHookline(db: Pick<TestDatabase, "url">, overrides: EnvOverrides = {}, log?: Logger): TestHookline {
   return madeBeforeAll(
     () => startTestHookline(db.url, overrides, log),
     (app) => app.stop(),

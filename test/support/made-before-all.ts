@@ -10,9 +10,10 @@ import { beforeAll } from "vitest";
  * calls (so a Hookline made after its database stops before the database
  * is dropped). Returns a stand-in for the value: a module-level constant
  * whose properties are the made value's once it is made, so tests use it
- * as they would the value itself.
+ * as they would the value itself. `timeoutMs` bounds the making, when
+ * it takes longer than the configured hook timeout.
  */
-export function madeBeforeAll<T extends object>(make: () => Promise<T>, dispose: (value: T) => Promise<void>): T {
+export function madeBeforeAll<T extends object>(make: () => Promise<T>, dispose: (value: T) => Promise<void>, timeoutMs?: number): T {
   let made: T | undefined;
   beforeAll(async () => {
     made = await make();
@@ -21,7 +22,7 @@ export function madeBeforeAll<T extends object>(make: () => Promise<T>, dispose:
       made = undefined;
       await dispose(value);
     };
-  });
+  }, timeoutMs);
   const value = (): T => {
     if (made === undefined) throw new Error("used outside the tests it was made for (before beforeAll or after the tests)");
     return made;

@@ -79,7 +79,11 @@ export async function startStoppablePostgres(): Promise<StoppablePostgres> {
   };
 }
 
-/** A {@link startStoppablePostgres} server for the tests of the file (or describe block) this is called in, removed after them. */
-export function useStoppablePostgres(): StoppablePostgres {
-  return madeBeforeAll(startStoppablePostgres, (server) => server.remove());
+/**
+ * A {@link startStoppablePostgres} server for the tests of the file (or
+ * describe block) this is called in, removed after them; `timeoutMs` bounds
+ * its start (initdb) on a slow machine.
+ */
+export function useStoppablePostgres(timeoutMs?: number): StoppablePostgres {
+  return madeBeforeAll(startStoppablePostgres, (server) => server.remove(), timeoutMs);
 }

@@ -4,6 +4,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { beforeAll } from "vitest";
 import { madeBeforeAll } from "./made-before-all.js";
 
 /** One request the receiver got. */
@@ -121,9 +122,35 @@ export async function startReceiver(): Promise<Receiver> {
 
 /**
  * A receiver started before the tests of the file (or describe block) this
- * is called in and closed after them; it answers 200 "ok" until told
- * otherwise.
+ * is called in and closed after them; it answers with `reply` (200 "ok" if
+ * none) until told otherwise.
  */
-export function useReceiver(): Receiver {
-  return madeBeforeAll(startReceiver, (r) => r.close());
+export function useReceiver(reply?: (index: number, req: ReceivedRequest) => Reply | Promise<Reply>): Receiver {
+  return madeBeforeAll(
+    async () => {
+      const r = await startReceiver();
+      if (reply) r.reply(reply);
+      return r;
+    },
+    (r) => r.close(),
+  );
+}
+
+/**
+ * Starts receivers on demand (each answering with `reply`, 200 "ok" if
+ * none) during the tests of the file (or describe block) this is called
+ * in, and closes them all after them: call it before useTestHookline, so
+ * that they close after Hookline has stopped.
+ */
+export function useReceivers(): (reply?: (index: number, req: ReceivedRequest) => Reply | Promise<Reply>) => Promise<Receiver> {
+  const started: Receiver[] = [];
+  beforeAll(() => async () => {
+    for (const r of started.splice(0)) await r.close();
+  });
+  return async (reply) => {
+    const r = await startReceiver();
+    if (reply) r.reply(reply);
+    started.push(r);
+    return r;
+  };
 }

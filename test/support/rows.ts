@@ -8,6 +8,8 @@
  * change, these helpers change, and the tests that use them do not.
  */
 import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { expect } from "vitest";
 import { firstIdAt, type IdKind } from "../../src/domain/ids.js";
 import type { TestDatabase } from "./database.js";
 
@@ -339,4 +341,54 @@ export async function workerIds(db: TestDatabase): Promise<string[]> {
 /** The idempotency keys held, as "tenant/key", sorted. */
 export async function idempotencyKeys(db: TestDatabase): Promise<string[]> {
   return (await db.query<{ k: string }>("SELECT tenant_id || '/' || key AS k FROM idempotency_keys ORDER BY 1")).map((r) => r.k);
+}
+
+/** A lock a test holds on the tables a statement needs, until it releases it. */
+export interface HeldLock {
+  /** The backends waiting for it, once there is one (those running a claim only, for blockClaims). */
+  waiters(): Promise<number[]>;
+  release(): Promise<void>;
+}
+
+/** Holds `lock` (a LOCK TABLE statement) on a connection of its own; `waiting` selects the backends that count as its waiters (SQL on pg_stat_activity). */
+async function holdLock(db: TestDatabase, lock: string, waiting = "true"): Promise<HeldLock> {
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  await c.query("BEGIN");
+  await c.query(lock);
+  const pid = (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+  return {
+    async waiters() {
+      let pids: number[] = [];
+      await expect
+        .poll(
+          async () => {
+            const rows = await db.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)) AND ${waiting}`, [pid]);
+            pids = rows.map((r) => r.pid);
+            return pids.length;
+          },
+          { timeout: 10_000, interval: 10 },
+        )
+        .toBeGreaterThan(0);
+      return pids;
+    },
+    async release() {
+      await c.query("COMMIT");
+      await c.end();
+    },
+  };
+}
+
+/** Holds off every write of attempt outcomes (recordOutcomes) until released. */
+export function blockOutcomeWrites(db: TestDatabase): Promise<HeldLock> {
+  return holdLock(db, "LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE");
+}
+
+/**
+ * Holds off claims (claimDue, which updates endpoints for a probe's lease)
+ * until released, and not publishes (which only read endpoints).
+ */
+export function blockClaims(db: TestDatabase): Promise<HeldLock> {
+  // pg_stat_activity keeps the first 1 kB of a statement: the claim's begins with its lanes.
+  return holdLock(db, "LOCK TABLE endpoints IN SHARE MODE", "query LIKE '%WITH lanes AS%'");
 }
