@@ -42,6 +42,7 @@ import { DeliveryState } from "../domain/delivery/state.js";
 import type { Sql } from "../store/sql.js";
 import { claimDue } from "../store/sql/claim-due.js";
 import type { PublishLease } from "../store/sql/insert-events.js";
+import type { LeaseRoom } from "../store/sql/lease-room.js";
 import { releaseLeases, releaseUnstarted } from "../store/sql/release-leases.js";
 import { DUE_CHANNEL, NotifyListener } from "../store/notify-listener.js";
 import { holdForCircuit, sweepBlocked } from "../store/sql/circuit-holds.js";
@@ -54,7 +55,7 @@ import { HttpClient } from "./http-client.js";
 import type { SecretBox } from "../signing/secret-box.js";
 import { classifyDatabaseError } from "../store/database-errors.js";
 import { retryDelayMs, retryTransient } from "./background-retry.js";
-import { Lanes } from "./lanes.js";
+import { type Capacity, Lanes } from "./lanes.js";
 import { OutcomeWriter } from "./outcome-writer.js";
 
 /** Options of {@link Scheduler}. */
@@ -236,10 +237,14 @@ export class Scheduler {
     const limit = Math.min(this.room(), o.claimBatchSize);
     if (limit <= 0) return undefined;
     this.leasing += limit;
-    const capacity = this.lanes.capacity();
+    return { ...this.leaseRoom(this.lanes.capacity()), limit };
+  }
+
+  /** This process's room as the claim and the publish statement take it (see lease-room.ts). */
+  private leaseRoom(capacity: Capacity): LeaseRoom {
+    const o = this.options;
     return {
       workerId: this.workerId,
-      limit,
       leaseMarginMs: o.leaseMarginMs,
       defaultTimeoutMs: o.requestTimeoutMs,
       exclude: this.excluded(capacity.exclude),
@@ -447,18 +452,8 @@ export class Scheduler {
       let claimed: ClaimedDelivery[];
       try {
         claimed = await claimDue(o.sql, {
-          workerId: this.workerId,
+          ...this.leaseRoom(capacity),
           limit: ids ? ids.length : wanted,
-          leaseMarginMs: o.leaseMarginMs,
-          defaultTimeoutMs: o.requestTimeoutMs,
-          exclude: this.excluded(capacity.exclude),
-          laneFree: capacity.free,
-          excludeTenants: capacity.excludeTenants,
-          tenants: capacity.tenants,
-          newTenant: capacity.newTenant,
-          defaultMaxInFlight: o.endpointMaxInFlight,
-          workers: this.lanes.workerCount,
-          circuitFailureThreshold: o.circuitFailureThreshold,
           lookahead: ids ? ids.length : this.lookahead,
           ids,
         });

@@ -5,27 +5,27 @@
 import { describe, expect, it } from "vitest";
 import { type ClaimRequest, claimDue } from "../../src/store/sql/claim-due.js";
 import { insertDeliveries, insertEndpoint, readEndpointHealth } from "../support/rows.js";
+import type { Sql } from "../../src/store/sql.js";
+import { IDLE_ROOM } from "../support/lease-room.js";
 import { useTestStore } from "../support/store.js";
 
 const { db, sql } = useTestStore();
 
 function request(overrides: Partial<ClaimRequest> = {}): ClaimRequest {
-  return {
-    workerId: "w1",
-    limit: 64,
-    leaseMarginMs: 30_000,
-    defaultTimeoutMs: 15_000,
-    exclude: [],
-    laneFree: new Map(),
-    excludeTenants: [],
-    tenants: new Map(),
-    newTenant: { free: 1_000, newEndpointFree: 1_000 },
-    defaultMaxInFlight: 100,
-    workers: 1,
-    circuitFailureThreshold: 5,
-    lookahead: 32,
-    ...overrides,
-  };
+  return { ...IDLE_ROOM, limit: 64, lookahead: 32, ...overrides };
+}
+
+/** The plan of each statement `run` sends, which is explained instead of run. */
+async function plansOf(run: (explaining: Sql) => Promise<unknown>): Promise<string[]> {
+  const plans: string[] = [];
+  await run({
+    query: async (text, values) => {
+      const rows = await sql.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, values);
+      plans.push(rows.map((r) => r["QUERY PLAN"]).join("\n"));
+      return [] as never;
+    },
+  });
+  return plans;
 }
 
 describe("claimDue", () => {
@@ -45,15 +45,7 @@ describe("claimDue", () => {
     const ep = await insertEndpoint(db, { tenantId: "bench", maxInFlight: 32 });
     await insertDeliveries(db, ep, 20_000);
     await db.query("ANALYZE delivery_queue");
-    const plans: string[] = [];
-    const explaining = {
-      query: async (text: string, values?: unknown[]) => {
-        const rows = await sql.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, values);
-        plans.push(rows.map((r) => r["QUERY PLAN"]).join("\n"));
-        return [] as never;
-      },
-    };
-    await claimDue(explaining, request({ exclude: ["ep_other"], excludeTenants: ["someone"], lookahead: 256 }));
+    const plans = await plansOf((explaining) => claimDue(explaining, request({ exclude: ["ep_other"], excludeTenants: ["someone"], lookahead: 256 })));
     expect(plans[0]).toMatch(/Index Scan using delivery_queue_due_idx on delivery_queue q/);
     expect(plans[0]).not.toMatch(/Seq Scan on delivery_queue q(_\d+)? /);
   });
@@ -62,15 +54,7 @@ describe("claimDue", () => {
     const ep = await insertEndpoint(db, { tenantId: "bench", ordered: true });
     await insertDeliveries(db, ep, 20_000);
     await db.query("ANALYZE delivery_queue");
-    const plans: string[] = [];
-    const explaining = {
-      query: async (text: string, values?: unknown[]) => {
-        const rows = await sql.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, values);
-        plans.push(rows.map((r) => r["QUERY PLAN"]).join("\n"));
-        return [] as never;
-      },
-    };
-    await claimDue(explaining, request({ lookahead: 256 }));
+    const plans = await plansOf((explaining) => claimDue(explaining, request({ lookahead: 256 })));
     expect(plans[0]).toMatch(/delivery_queue_endpoint_idx on delivery_queue p/);
     expect(plans[0]).not.toMatch(/Seq Scan on delivery_queue/);
     const [claimed, ...rest] = await claimDue(sql, request({ lookahead: 256 }));

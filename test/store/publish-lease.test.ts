@@ -10,6 +10,7 @@ import { claimDue } from "../../src/store/sql/claim-due.js";
 import { insertEvents, type NewEvent, type PublishLease } from "../../src/store/sql/insert-events.js";
 import { openStore, type Store } from "../../src/store/store.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { IDLE_ROOM } from "../support/lease-room.js";
 import { insertEndpoint } from "../support/rows.js";
 
 let db: TestDatabase;
@@ -30,21 +31,7 @@ beforeEach(async () => {
 });
 
 function lease(overrides: Partial<PublishLease> = {}): PublishLease {
-  return {
-    workerId: "w1",
-    limit: 1_000,
-    leaseMarginMs: 30_000,
-    defaultTimeoutMs: 15_000,
-    exclude: [],
-    laneFree: new Map(),
-    excludeTenants: [],
-    tenants: new Map(),
-    newTenant: { free: 1_000, newEndpointFree: 1_000 },
-    defaultMaxInFlight: 100,
-    workers: 1,
-    circuitFailureThreshold: 5,
-    ...overrides,
-  };
+  return { ...IDLE_ROOM, limit: 1_000, ...overrides };
 }
 
 function events(n: number, tenantId = "t"): NewEvent[] {
