@@ -23,8 +23,8 @@ import pg from "pg";
 import { newId } from "../src/domain/ids.js";
 import { databaseUrl } from "../src/store/embedded-postgres.js";
 import { openStore, type Store } from "../src/store/store.js";
-import { runDeliveryCycle } from "./db-cycle.js";
 import { startPostgresServer } from "../test/support/postgres-server.js";
+import { runDeliveryCycle } from "./db-cycle.js";
 
 const { values } = parseArgs({
   options: {

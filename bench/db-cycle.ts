@@ -6,11 +6,12 @@
  * Written against the store's operations only, so it measures whatever
  * table layout implements them.
  */
+
+import type { AttemptOutcome } from "../src/domain/delivery/outcome.js";
+import { DeliveryState } from "../src/domain/delivery/state.js";
 import { newId } from "../src/domain/ids.js";
 import { claimDue } from "../src/store/sql/claim-due.js";
 import { insertEvents } from "../src/store/sql/insert-events.js";
-import type { AttemptOutcome } from "../src/domain/delivery/outcome.js";
-import { DeliveryState } from "../src/domain/delivery/state.js";
 import { recordOutcomes } from "../src/store/sql/record-outcomes.js";
 import type { Store } from "../src/store/store.js";
 

@@ -15,8 +15,8 @@
  * computed from i alone, so the functions are independent of each other.
  */
 import type pg from "pg";
-import { ID_PREFIX } from "../src/domain/ids.js";
 import { DeliveryState } from "../src/domain/delivery/state.js";
+import { ID_PREFIX } from "../src/domain/ids.js";
 
 /** What the history belongs to and when it happened. */
 export interface HistoryShape {

@@ -159,7 +159,7 @@ interface ReceiverStats {
   badSignatures: number;
 }
 
-class ReceiverProcess {
+export class ReceiverProcess {
   private constructor(
     private readonly child: ChildProcess,
     readonly url: string,
