@@ -101,7 +101,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
   // of its own publishes (it takes those by id; see Scheduler.take).
   const applicationName = `hookline-${randomBytes(6).toString("hex")}`;
   const dbLog = log.child({ component: "database" });
-  const store = await openStore(url, config.dbPoolSize, applicationName, (message) => dbLog.warn(message));
+  const store = await openStore(url, config.dbPoolSize, applicationName, (message) => dbLog.warn(message), config.dbStatementTimeoutMs);
   // Endpoint secrets are encrypted at rest (see signing/secret-box.ts).
   const secrets = new SecretBox(config.secretKey ?? (await dataDirSecretKey(config.dataDir)));
   await checkSecretKey(store.sql, secrets).catch(async (err: unknown) => {

@@ -4,9 +4,10 @@
  * Every variable is documented in docs/configuration.md with its default;
  * keep the two in step.
  */
-import { parseSecretKey } from "./signing/secret-box.js";
+
 import { resolve } from "node:path";
 import { parseAllowedCidrs } from "./delivery/address-guard.js";
+import { parseSecretKey } from "./signing/secret-box.js";
 
 /** The retry policy used when an endpoint sets none. */
 export type RetryPolicyConfig =
@@ -34,6 +35,8 @@ export interface Config {
   embeddedPostgresRestartTimeoutMs: number;
   /** Connections in the database pool. */
   dbPoolSize: number;
+  /** HOOKLINE_DB_STATEMENT_TIMEOUT: how long one statement of this process may run (0: no limit; migrations have none). */
+  dbStatementTimeoutMs: number;
   /** Refuse publishes of event types that were never created. */
   strictEventTypes: boolean;
   /** HOOKLINE_SCHEMA_WORKERS: threads that compile event type schemas and check payloads against them (see domain/schema-pool.ts). */
@@ -190,6 +193,7 @@ function readConfig(env: Env, dataDir: string): Config {
     embeddedPostgresPort: int(env, "HOOKLINE_EMBEDDED_PG_PORT", 54329, 1, 65535),
     embeddedPostgresRestartTimeoutMs: duration(env, "HOOKLINE_EMBEDDED_PG_RESTART_TIMEOUT", 30_000, 1_000, HOUR),
     dbPoolSize: int(env, "HOOKLINE_DB_POOL_SIZE", 10, 2, 1000),
+    dbStatementTimeoutMs: env.HOOKLINE_DB_STATEMENT_TIMEOUT === "0" ? 0 : duration(env, "HOOKLINE_DB_STATEMENT_TIMEOUT", 60_000, 100, HOUR),
     publishWriters: int(env, "HOOKLINE_PUBLISH_WRITERS", 2, 1, 64),
     publishPendingBytes: int(env, "HOOKLINE_PUBLISH_PENDING_BYTES", 64 << 20, 1024, 2 ** 32),
     maxConcurrentCalls: int(env, "HOOKLINE_MAX_CONCURRENT_CALLS", 2_000, 1, 1_000_000),

@@ -63,6 +63,10 @@ describe("configuration", () => {
     expect(() => loadConfig({ HOOKLINE_LOG_FORMAT: "xml" })).toThrow(/HOOKLINE_LOG_FORMAT=xml: expected one of auto, json, pretty/);
     expect(loadConfig({ HOOKLINE_LOG_FORMAT: "pretty" }).logFormat).toBe("pretty");
     expect(loadConfig({}).logFormat).toBe("auto");
+    expect(loadConfig({}).dbStatementTimeoutMs).toBe(60_000);
+    expect(loadConfig({ HOOKLINE_DB_STATEMENT_TIMEOUT: "0" }).dbStatementTimeoutMs).toBe(0);
+    expect(loadConfig({ HOOKLINE_DB_STATEMENT_TIMEOUT: "5s" }).dbStatementTimeoutMs).toBe(5_000);
+    expect(() => loadConfig({ HOOKLINE_DB_STATEMENT_TIMEOUT: "10ms" })).toThrow(/HOOKLINE_DB_STATEMENT_TIMEOUT=10ms: must be from 100ms to 1h/);
   });
 
   it("keeps the user-agent version equal to package.json", () => {

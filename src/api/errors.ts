@@ -16,6 +16,7 @@ import {
   ValidationError,
 } from "../domain/errors.js";
 import { shorten } from "../domain/validate.js";
+import { isTransientDatabaseError } from "../store/database-errors.js";
 import { requestIdKey } from "./request-log.js";
 
 /**
@@ -48,7 +49,11 @@ export function toConnectError(err: unknown, log: Logger, procedure: string, sig
     log.debug({ procedure }, "client went away mid-call");
     return new ConnectError("the client went away", Code.Canceled, undefined, undefined, err);
   }
-  if (isDatabaseUnavailable(err)) {
+  // What the same call may well get through in a moment (see
+  // database-errors.ts): the database down, restarting or out of
+  // connections, a deadlock or serialization conflict, a statement or lock
+  // timeout.
+  if (isTransientDatabaseError(err)) {
     log.warn({ err, procedure }, "database unavailable");
     return new ConnectError("the database is unavailable; try again", Code.Unavailable, undefined, undefined, err);
   }
@@ -72,17 +77,6 @@ const CLIENT_GONE_CODES = new Set(["ERR_STREAM_DESTROYED", "ERR_STREAM_WRITE_AFT
 function isClientGone(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
   return typeof code === "string" && CLIENT_GONE_CODES.has(code);
-}
-
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "57P01", "57P02", "57P03", "53300"]);
-
-function isDatabaseUnavailable(err: unknown): boolean {
-  const code = (err as { code?: unknown })?.code;
-  if (typeof code !== "string") {
-    const message = (err as { message?: unknown })?.message;
-    return typeof message === "string" && /Connection terminated|Knex: Timeout acquiring a connection/.test(message);
-  }
-  return UNAVAILABLE_CODES.has(code) || code.startsWith("08");
 }
 
 /** A server interceptor that applies {@link toConnectError} to every RPC, streams included. */

@@ -2,8 +2,9 @@
  * Opens the database: MikroORM for entities and migrations, and the raw
  * connection pool underneath it for the hot paths (see ./sql.ts).
  */
-import { MikroORM, type Options } from "@mikro-orm/postgresql";
+
 import { Migrator } from "@mikro-orm/migrations";
+import { MikroORM, type Options } from "@mikro-orm/postgresql";
 import { entities } from "./entities/index.js";
 import { migrationsList } from "./migrations/index.js";
 
@@ -26,6 +27,13 @@ export interface OrmOptions {
    * would put plain text between the JSON log lines. Dropped when unset.
    */
   onDriverWarning?: (message: string) => void;
+  /**
+   * The connections' `statement_timeout`, in ms (unset or 0: none). A
+   * statement that runs longer is cancelled by the server (SQLSTATE 57014,
+   * a transient error: see database-errors.ts), so a runaway query or one
+   * waiting on a lock cannot hold a pool connection for ever.
+   */
+  statementTimeoutMs?: number;
 }
 
 /** Creates the MikroORM instance for Hookline's schema. Does not migrate. */
@@ -40,7 +48,10 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
     discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },
     pool: { min: 0, max: options.poolSize },
     driverOptions: {
-      connection: { application_name: options.applicationName ?? "hookline" },
+      connection: {
+        application_name: options.applicationName ?? "hookline",
+        ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+      },
       log: { warn: warn, error: warn, deprecate: warn, debug: () => {} },
     },
     migrations: {

@@ -24,21 +24,28 @@ export interface Store {
 /**
  * Opens the database at `url`, applies pending migrations and returns the
  * store. `applicationName` names this process's connections; `onDriverWarning`
- * gets the query builder's warnings (see orm.ts).
+ * gets the query builder's warnings (see orm.ts); `statementTimeoutMs` bounds
+ * each statement of the store's pool.
+ *
+ * Migrations run first on connections of their own without that bound: one
+ * that rewrites a table of millions of rows may take minutes, and must not
+ * be cancelled halfway (each runs in a transaction, so it would be rolled
+ * back, and every start would try again and fail the same way).
  */
 export async function openStore(
   url: string,
   poolSize: number,
   applicationName?: string,
   onDriverWarning?: (message: string) => void,
+  statementTimeoutMs?: number,
 ): Promise<Store> {
-  const orm = await openOrm({ url, poolSize, applicationName, onDriverWarning });
+  const migrator = await openOrm({ url, poolSize: 2, applicationName, onDriverWarning });
   try {
-    await migrate(orm);
-  } catch (err) {
-    await orm.close(true);
-    throw err;
+    await migrate(migrator);
+  } finally {
+    await migrator.close(true);
   }
+  const orm = await openOrm({ url, poolSize, applicationName, onDriverWarning, statementTimeoutMs });
   return {
     orm,
     sql: sqlFromOrm(orm),

@@ -51,6 +51,21 @@ it("says Unavailable when the database is down and Internal, with a generic mess
   expect(toConnectError(new ConnectError("as is", Code.Aborted), log, "p").code).toBe(Code.Aborted);
 });
 
+it("says Unavailable for every transient database error (store/database-errors.ts), and Internal for permanent ones", () => {
+  const { log } = capture();
+  const sqlState = (code: string) => Object.assign(new Error(`sqlstate ${code}`), { code });
+  // Deadlock, serialization failure, statement timeout, lock timeout, too many connections, a standby.
+  for (const code of ["40P01", "40001", "57014", "55P03", "53300", "25006"]) {
+    expect([code, Code[toConnectError(sqlState(code), log, "p").code]]).toEqual([code, "Unavailable"]);
+  }
+  expect(toConnectError(new Error("Knex: Timeout acquiring a connection. The pool is probably full."), log, "p").code).toBe(Code.Unavailable);
+  expect(toConnectError(new Error("wrapped", { cause: sqlState("57P01") }), log, "p").code).toBe(Code.Unavailable);
+  // A constraint violation or a statement the server cannot run is a bug, not a moment's trouble.
+  for (const code of ["23505", "22021", "42P01"]) {
+    expect([code, Code[toConnectError(sqlState(code), log, "p").code]]).toEqual([code, "Internal"]);
+  }
+});
+
 it("takes whatever a call whose client went away throws for a cancel, and a passed deadline for DeadlineExceeded, at debug", () => {
   const { log, lines } = capture();
   const gone = new AbortController();
