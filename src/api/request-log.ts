@@ -8,7 +8,7 @@
  * failed (server faults are also logged at warn/error, with the same id, by
  * errors.ts). Streams get their line when they end.
  */
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 
@@ -20,9 +20,25 @@ export const requestIdKey = createContextKey<string>("", { description: "the req
 
 const SANE = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** Bytes of a new request id (16 characters of base64url). */
+const ID_BYTES = 12;
+/**
+ * Randomness for new request ids, drawn from a pooled buffer: a
+ * randomBytes call per RPC was about 1.5 % of the process's CPU serving
+ * 500 unary publishes/s.
+ */
+const pool = Buffer.alloc(ID_BYTES * 256);
+let next = pool.length;
+
 /** The request id for a call whose `x-request-id` header is `given`. */
 export function requestId(given: string | null): string {
-  return given !== null && SANE.test(given) ? given : randomBytes(12).toString("base64url");
+  if (given !== null && SANE.test(given)) return given;
+  if (next === pool.length) {
+    randomFillSync(pool);
+    next = 0;
+  }
+  next += ID_BYTES;
+  return pool.toString("base64url", next - ID_BYTES, next);
 }
 
 /** The interceptor; put it first, so it sees errors as clients get them. */

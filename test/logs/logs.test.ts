@@ -53,6 +53,10 @@ describe("request ids", () => {
     expect(requestId("has spaces and ünicode")).not.toBe("has spaces and ünicode");
     expect(requestId("x".repeat(129))).toHaveLength(16);
     expect(requestId("a.b:c-d_e")).toBe("a.b:c-d_e");
+    // Made ids do not repeat, across refills of the pool they are drawn from.
+    const made = Array.from({ length: 1_000 }, () => requestId(null));
+    expect(new Set(made).size).toBe(1_000);
+    expect(made.every((id) => /^[A-Za-z0-9_-]{16}$/.test(id))).toBe(true);
     const admin = client(WebhookAdmin, "connect-http2", app.url);
     let header: string | null = null;
     await admin.listEndpoints({ tenantId: "logs" }, { headers: { [REQUEST_ID_HEADER]: "bad id\t" }, onHeader: (h) => (header = h.get(REQUEST_ID_HEADER)) });
