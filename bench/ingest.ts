@@ -1,0 +1,98 @@
+/**
+ * `npm run bench:ingest`: only the bulk ingest phase of the bench, for
+ * working on PublishBatch. One Hookline with the scheduler off (so delivery
+ * does not compete), one endpoint subscribed, batches of --size events
+ * (default 1,000) with 4 calls in flight; prints events/s and the CPU of
+ * Hookline and PostgreSQL per event, per run.
+ *
+ * Options: --size N, --events N per run (default 50,000), --runs N
+ * (default 3). HOOKLINE_PROFILE_DIR=dir writes a CPU profile of Hookline.
+ */
+import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { PublishBatchRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
+import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
+import { spawnHookline } from "../test/support/process.js";
+import { Observer } from "./database-cost.js";
+import { GrpcLoad } from "./grpc-load.js";
+import { cpuMs, PostgresCpu } from "./process-usage.js";
+import { benchDatabase } from "./run.js";
+
+const now = () => performance.timeOrigin + performance.now();
+const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      size: { type: "string", default: "1000" },
+      events: { type: "string", default: "50000" },
+      runs: { type: "string", default: "3" },
+    },
+  });
+  const size = Number(values.size);
+  const perRun = Number(values.events);
+  const db = await benchDatabase();
+  const observer = await Observer.connect(db.url);
+  const postgres = await PostgresCpu.ofBackend(observer.backendPid);
+  const hookline = await spawnHookline(
+    {
+      DATABASE_URL: db.url,
+      HOOKLINE_HOST: "127.0.0.1",
+      HOOKLINE_PORT: "0",
+      HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
+      HOOKLINE_SECRET_KEY: randomBytes(32).toString("hex"),
+      HOOKLINE_LOG_LEVEL: "info",
+      HOOKLINE_DB_POOL_SIZE: "20",
+      HOOKLINE_SCHEDULER: "false",
+    },
+    60_000,
+    "build",
+  );
+  try {
+    const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: hookline.url }));
+    await admin.createEndpoint({ tenantId: "bench", url: "http://127.0.0.1:9/bench", maxInFlight: 64 });
+    const load = new GrpcLoad(hookline.url);
+    const batch = () =>
+      toBinary(
+        PublishBatchRequestSchema,
+        create(PublishBatchRequestSchema, {
+          events: Array.from({ length: size }, (_, i) => ({ tenantId: "bench", eventType: "bench.event", payload: { case: "payloadJson" as const, value: payload(i) } })),
+        }),
+      );
+    const publish = async (total: number) => {
+      let sent = 0;
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (sent < total) {
+            sent += size;
+            await load.call("/hookline.v1.EventIngest/PublishBatch", [batch()]);
+          }
+        }),
+      );
+    };
+    await publish(5 * size);
+    for (let run = 1; run <= Number(values.runs); run++) {
+      const cpu0 = await cpuMs(hookline.child.pid!);
+      const pg0 = postgres ? await postgres.cpuMs() : Number.NaN;
+      const t0 = now();
+      await publish(perRun);
+      const elapsed = now() - t0;
+      const hooklineUs = (((await cpuMs(hookline.child.pid!)) - cpu0) * 1000) / perRun;
+      const pgUs = postgres ? (((await postgres.cpuMs()) - pg0) * 1000) / perRun : Number.NaN;
+      console.log(
+        `run ${run}: PublishBatch of ${size}: ${Math.round(perRun / (elapsed / 1000)).toLocaleString("en")} events/s; ` +
+          `CPU per event Hookline ${hooklineUs.toFixed(0)} us, PostgreSQL ${pgUs.toFixed(0)} us`,
+      );
+    }
+    load.close();
+  } finally {
+    await hookline.kill("SIGTERM");
+    await observer.close();
+    await db.drop();
+  }
+}
+
+await main();
