@@ -223,28 +223,46 @@ export class OutcomeWriter {
     for (const p of batch) if (this.inBatch.delete(p)) p.done(result);
   }
 
-  /** Holds the deliveries of endpoints whose circuit opened, releases those of closed ones, fails those of disabled ones. */
+  /**
+   * Holds the deliveries of endpoints whose circuit opened, releases those
+   * of closed ones, fails those of disabled ones. Each is retried on a
+   * transient error like the outcomes themselves (until it lands or
+   * abandon()), and one that fails for good does not keep the others from
+   * being done.
+   */
   private async applyHealthChanges(changes: HealthChanges): Promise<void> {
+    for (const c of changes.opened) this.log.warn({ endpoint: c.endpointId, until: c.until }, "circuit opened");
+    for (const c of changes.closed) this.log.info({ endpoint: c.endpointId }, "circuit closed");
+    for (const c of changes.disabled) this.log.warn({ endpoint: c.endpointId, reason: c.reason }, "endpoint disabled");
+    if (changes.opened.length === 0 && changes.closed.length === 0 && changes.disabled.length === 0) return;
     try {
-      for (const c of changes.opened) this.log.warn({ endpoint: c.endpointId, until: c.until }, "circuit opened");
-      for (const c of changes.closed) this.log.info({ endpoint: c.endpointId }, "circuit closed");
-      for (const c of changes.disabled) this.log.warn({ endpoint: c.endpointId, reason: c.reason }, "endpoint disabled");
-      if (changes.opened.length > 0 || changes.closed.length > 0 || changes.disabled.length > 0) await this.onHealthChanges(changes);
-      await holdForCircuit(
-        this.sql,
-        changes.opened.map((c) => c.endpointId),
-      );
-      await releaseHeld(this.sql, changes.closed);
-      await failPendingOfDisabled(
-        this.sql,
-        changes.disabled.map((c) => c.endpointId),
-      );
+      await this.onHealthChanges(changes);
     } catch (err) {
-      // Not fatal: deliveries not held are skipped by the claim while the
-      // circuit is open and held by the next sweep (see circuit-holds.ts),
-      // held ones come due when the hold would have ended anyway, and a
-      // disabled endpoint's deliveries wait.
-      this.log.error({ err }, "applying endpoint health changes failed");
+      this.log.error({ err }, "telling the scheduler of endpoint health changes failed");
+    }
+    // If given up (abandon(), or a permanent error), none of these is lost
+    // for good: deliveries not held are skipped by the claim while the
+    // circuit is open and held by the next sweep (see circuit-holds.ts), and
+    // held ones come due when the hold would have ended anyway. A disabled
+    // endpoint's live deliveries would wait until it is enabled again: that
+    // is why each step is retried until it lands.
+    const opened = changes.opened.map((c) => c.endpointId);
+    const disabled = changes.disabled.map((c) => c.endpointId);
+    await this.followUp("holding the deliveries of endpoints whose circuit opened", opened.length, () => holdForCircuit(this.sql, opened));
+    await this.followUp("releasing the deliveries of endpoints whose circuit closed", changes.closed.length, () => releaseHeld(this.sql, changes.closed));
+    await this.followUp("failing the live deliveries of disabled endpoints", disabled.length, () => failPendingOfDisabled(this.sql, disabled));
+  }
+
+  /** Runs one follow-up of `endpoints` endpoints (none: nothing to do), retrying transient errors; logs a permanent one. */
+  private async followUp(what: string, endpoints: number, write: () => Promise<unknown>): Promise<void> {
+    if (endpoints === 0 || this.abandoned) return;
+    try {
+      await retryTransient(write, {
+        signal: this.abandoning.signal,
+        onRetry: (err, failures, delayMs) => this.log.warn({ err, endpoints, failures, retryInMs: delayMs }, `${what} failed; retrying`),
+      });
+    } catch (err) {
+      if (!this.abandoned) this.log.error({ err, endpoints }, `${what} failed`);
     }
   }
 }

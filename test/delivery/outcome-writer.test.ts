@@ -18,6 +18,7 @@ import {
   dueIn,
   insertDeliveries,
   insertEndpoint,
+  lockQueueRows,
   readDelivery,
   readEndpointHealth,
 } from "../support/rows.js";
@@ -110,6 +111,24 @@ describe("health follow-ups", () => {
     await w.write(attemptOutcome(ids[0]!, ep, "failed", { responseStatus: 410, gone: true }));
     expect((await readEndpointHealth(db, ep)).disabled).toBe(true);
     expect(await readDelivery(db, waiting!)).toMatchObject({ status: DeliveryState.Failed, lastError: "endpoint disabled: 410 Gone" });
+  });
+
+  it("retries a follow-up that failed for a transient reason until it lands: a disabled endpoint's deliveries do not wait for ever", async () => {
+    const { ep, ids } = await leased(1);
+    const [waiting] = await insertDeliveries(db, ep, 1);
+    const captured = captureLog("warn");
+    const w = writer({ log: captured.log });
+    // Only the follow-up changes the waiting delivery's queue row.
+    const lock = await lockQueueRows(db, [waiting!]);
+    const written = w.write(attemptOutcome(ids[0]!, ep, "failed", { responseStatus: 410, gone: true }));
+    const [blocked] = await lock.waiters();
+    await db.query("SELECT pg_terminate_backend($1)", [blocked]);
+    const retrying = await captured.waitFor((l) => l.msg === "failing the live deliveries of disabled endpoints failed; retrying");
+    expect(retrying).toMatchObject({ level: LEVEL.warn, endpoints: 1, failures: 1 });
+    await lock.release();
+    expect(await written).toBe("stored");
+    expect(await readDelivery(db, waiting!)).toMatchObject({ status: DeliveryState.Failed, lastError: "endpoint disabled: 410 Gone" });
+    expect(captured.lines.filter((l) => l.level >= LEVEL.error)).toEqual([]);
   });
 });
 

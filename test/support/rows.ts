@@ -384,6 +384,12 @@ export function blockOutcomeWrites(db: TestDatabase): Promise<HeldLock> {
   return holdLock(db, "LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE");
 }
 
+/** Holds row locks on the queue rows of `deliveryIds` until released: any statement that changes those rows waits. */
+export function lockQueueRows(db: TestDatabase, deliveryIds: readonly string[]): Promise<HeldLock> {
+  const ids = deliveryIds.map((id) => `'${id.replaceAll("'", "''")}'`).join(", ");
+  return holdLock(db, `SELECT 1 FROM delivery_queue WHERE delivery_id IN (${ids}) FOR UPDATE`);
+}
+
 /**
  * Holds off claims (claimDue, which updates endpoints for a probe's lease)
  * until released, and not publishes (which only read endpoints).
