@@ -2,19 +2,24 @@
  * What the RPC stack alone costs: a bare connect-node server (no Hookline
  * layers, no database) answering Publish with an empty reply, loaded at a
  * fixed rate by the bench's gRPC load generator. Prints the server's cores.
- * Usage: node --import tsx bench/bare-connect.ts [rate] [seconds]
+ * Usage: node --import tsx bench/bare-connect.ts [rate] [seconds]; RUNS=n runs
+ * (default 3), BARE_INTERCEPTORS=n pass-through interceptors.
  */
 import { fork } from "node:child_process";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
+import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { EventIngest, PublishRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { GrpcLoad } from "./grpc-load.js";
 import { cpuMs } from "./process-usage.js";
 
 if (process.argv[2] === "serve") {
+  // BARE_INTERCEPTORS=n: n pass-through interceptors, to price each layer.
+  const interceptors: Interceptor[] = Array.from({ length: Number(process.env.BARE_INTERCEPTORS ?? 0) }, () => (next) => async (req) => await next(req));
   const handler = connectNodeAdapter({
+    interceptors,
     routes: (router) =>
       router.service(EventIngest, {
         publish: async () => ({ eventIds: ["evt_1"] }),

@@ -75,3 +75,19 @@ if (under) {
   }
   show(`${under}: through`, callers);
 }
+
+// With a fourth argument, a package or folder (as in "self, by package"):
+// which of our own frames its self time came through.
+const pkg = process.argv[5];
+if (pkg) {
+  const callers = new Map<string, number>();
+  for (const [id, us] of self) {
+    const n0 = byId.get(id)!;
+    if (where(n0.callFrame.url) !== pkg) continue;
+    const chain: Node[] = [];
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) chain.push(byId.get(cur)!);
+    const ours = chain.filter((n) => where(n.callFrame.url).startsWith("src/")).slice(0, 2).map(label);
+    add(callers, ours.join(" < ") || "(none of ours)", us);
+  }
+  show(`${pkg}: through`, callers);
+}
