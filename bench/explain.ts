@@ -2,7 +2,7 @@
  * `npx tsx bench/explain.ts`: EXPLAIN (ANALYZE, BUFFERS) of the hot
  * statements as the store builds them, on a fresh database with a backlog:
  * the publish (1 and 1,000 events, leased to a scheduler), the claim over
- * the due window and the outcome write. Each statement is run for real
+ * the due window, and the fan-out of one event to 1,000 endpoints. Each statement is run for real
  * (ANALYZE executes it), through the store's own functions.
  *
  * Options: --backlog N (due deliveries queued first, default 100,000).
@@ -58,6 +58,18 @@ try {
   await explain("publish, 1 event, leased", store, (sql) => insertEvents(sql, [event()], 86_400_000, lease));
   await explain("publish, 1,000 events, leased", store, (sql) => insertEvents(sql, Array.from({ length: 1_000 }, event), 86_400_000, lease));
   await explain("claim, window of 512, 256 rows", store, (sql) => claimDue(sql, { ...ROOM, limit: 256, lookahead: 512 }));
+  // Fan-out: one event of a tenant with 1,000 endpoints, 256 of its deliveries leased.
+  const fanout = Array.from({ length: 1_000 }, () => newId("endpoint"));
+  await store.sql.query(
+    `INSERT INTO endpoints (id, tenant_id, url, secrets)
+     SELECT id, 'f', 'http://127.0.0.1:9/hook', '[{"secret":"whsec_x","expiresAt":null}]' FROM unnest($1::text[]) AS id`,
+    [fanout],
+  );
+  await store.sql.query("ANALYZE endpoints");
+  const fanEvent = () => ({ ...event(), tenantId: "f" });
+  await explain("publish, 1 event to 1,000 endpoints, 256 leased", store, (sql) =>
+    insertEvents(sql, [fanEvent()], 86_400_000, { ...ROOM, newTenant: { free: 256, newEndpointFree: 1 }, limit: 256 }),
+  );
   await store.close();
 } finally {
   await server.stop();
