@@ -93,8 +93,10 @@ function insertStatement(
     ? `${roomTables(p, lease)},
 -- New deliveries this process may send now, in publish order within each
 -- endpoint and tenant, within their room here (see lease-room.ts).
+-- (Each carries the fan-out row whole, so the leased rows are read at the
+-- end without a join: see queued.)
 lease_ranked AS (
-  SELECT f.id, f.tenant_id, f.ord,
+  SELECT f.*,
     row_number() OVER (PARTITION BY f.endpoint_id ORDER BY f.ord) AS rank,
     ${endpointFree(p, lease, "f", "l", "t")} AS free
   FROM fan f
@@ -105,7 +107,7 @@ lease_ranked AS (
     AND ${notExcluded(p, lease, "f.endpoint_id", "f.tenant_id")}
 ),
 lease_eligible AS (
-  SELECT r.id, r.ord,
+  SELECT r.*,
     row_number() OVER (PARTITION BY r.tenant_id ORDER BY r.ord) AS tenant_rank,
     ${tenantFree(p, lease, "t")} AS tenant_free
   FROM lease_ranked r
@@ -113,10 +115,20 @@ lease_eligible AS (
   WHERE r.rank <= r.free
 ),
 leased AS (
-  SELECT id FROM lease_eligible WHERE tenant_rank <= tenant_free ORDER BY ord LIMIT ${p.add(lease.limit, "int")}
+  SELECT * FROM lease_eligible WHERE tenant_rank <= tenant_free ORDER BY ord LIMIT ${p.add(lease.limit, "int")}
 ),`
     : "";
   const worker = lease ? p.add(lease.workerId, "text") : "NULL";
+  // The leased deliveries, read off leased, not joined to queued by id (see
+  // queued); their lease's end is the expression queued stored, with the
+  // statement's now().
+  const leasedRows = lease
+    ? `
+UNION ALL
+SELECT f.event_id, NULL, NULL, f.id, f.endpoint_id, f.tenant_id, f.event_type, (${leaseEnd(p, lease, "f")})::text,
+       f.url, f.headers, f.secrets, f.signature_scheme, f.retry_policy, f.timeout_ms, f.max_in_flight
+FROM leased f`
+    : "";
   const text = `
 WITH input AS (
   SELECT * FROM unnest(${ids}, ${tenants}, ${types}, ${keys}, ${bodies}, ${channels})
@@ -154,13 +166,6 @@ fan AS (
   -- plain expression (a PL/pgSQL ULID function cost about 20 us per row).
   SELECT 'dlv_' || substr(e.id, 5, 10) || upper(substr(md5(e.id || ep.id), 1, 16)) AS id,
          e.id AS event_id, ep.id AS endpoint_id, e.tenant_id, e.event_type, i.ord,
-         -- An ordered endpoint's deliveries queued behind another are parked
-         -- (NULL: never due, so claims do not scan them) until the one
-         -- before them ends.
-         ep.ordered AND (
-           row_number() OVER (PARTITION BY ep.id ORDER BY i.ord) > 1
-           -- (min(), read off the endpoint index: see claim-due.ts.)
-           OR (SELECT min(p.seq) FROM delivery_queue p WHERE p.endpoint_id = ep.id) IS NOT NULL) AS parked,
          -- While an endpoint is blocked (circuit open, or its probe in
          -- flight), its new deliveries wait for the block's end like the
          -- others (see circuit-holds.ts).
@@ -189,14 +194,30 @@ fanned AS (
   RETURNING id, event_id, endpoint_id, tenant_id, event_type, seq
 ),
 -- Its row in the live queue: due now, held, parked, or leased to this process.
+-- (What it needs of the fan-out row, it reads from the endpoint by primary
+-- key: a join of the two CTEs by id was a nested loop, the planner
+-- estimating one row for the fan-out, 150 ms for one event to 1,000
+-- endpoints.)
 queued AS (
   INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, due_at, locked_by)
   SELECT d.id, d.endpoint_id, d.tenant_id, d.event_id, d.seq,
-         ${lease ? `CASE WHEN f.parked THEN NULL WHEN f.id IN (SELECT id FROM leased) THEN ${leaseEnd(p, lease, "f")} ELSE f.due END` : "CASE WHEN f.parked THEN NULL ELSE f.due END"},
-         ${lease ? `CASE WHEN f.id IN (SELECT id FROM leased) THEN ${worker} END` : "NULL"}
-  FROM fanned d
-  JOIN fan f ON f.id = d.id
-  RETURNING delivery_id, event_id, locked_by, due_at
+         ${lease ? `CASE WHEN d.parked THEN NULL WHEN d.id IN (SELECT id FROM leased) THEN ${leaseEnd(p, lease, "d")} ELSE d.due END` : "CASE WHEN d.parked THEN NULL ELSE d.due END"},
+         ${lease ? `CASE WHEN d.id IN (SELECT id FROM leased) THEN ${worker} END` : "NULL"}
+  FROM (
+    SELECT fd.*, ep.timeout_ms,
+      -- An ordered endpoint's deliveries queued behind another are parked
+      -- (NULL: never due, so claims do not scan them) until the one before
+      -- them ends. (seq follows publish order; min() is read off the
+      -- endpoint index: see claim-due.ts.)
+      ep.ordered AND (
+        row_number() OVER (PARTITION BY fd.endpoint_id ORDER BY fd.seq) > 1
+        OR (SELECT min(p.seq) FROM delivery_queue p WHERE p.endpoint_id = fd.endpoint_id) IS NOT NULL) AS parked,
+      -- (As in fan: a blocked endpoint's new deliveries wait for the block's end.)
+      greatest(now(), ep.circuit_open_until, ep.circuit_probe_until) AS due
+    FROM fanned fd
+    JOIN endpoints ep ON ep.id = fd.endpoint_id
+  ) d
+  RETURNING delivery_id, event_id, locked_by
 ),
 -- The status log (see delivery-updates.ts): each new delivery, CREATED, PENDING.
 logged AS (
@@ -211,13 +232,7 @@ SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids,
        NULL::int AS max_in_flight
 FROM inserted i
 LEFT JOIN (SELECT event_id, count(*) AS n, array_agg(delivery_id) FILTER (WHERE locked_by IS NULL) AS ids FROM queued GROUP BY event_id) c
-  ON c.event_id = i.id
-UNION ALL
-SELECT q.event_id, NULL, NULL, q.delivery_id, f.endpoint_id, f.tenant_id, f.event_type, q.due_at::text,
-       f.url, f.headers, f.secrets, f.signature_scheme, f.retry_policy, f.timeout_ms, f.max_in_flight
-FROM queued q
-JOIN fan f ON f.id = q.delivery_id
-WHERE q.locked_by IS NOT NULL`;
+  ON c.event_id = i.id${leasedRows}`;
   return { text, values: p.values };
 }
 
