@@ -1,17 +1,21 @@
 /**
- * The stages of one delivery attempt, as plain functions: prepare the
- * request (headers and signature), make the call, and turn the result into
- * the delivery's next state.
+ * The stages of one delivery attempt, as plain functions, each taking the
+ * previous one's type: {@link prepareRequest} (a claimed delivery into a
+ * signed request), {@link sendRequest} (the HTTP call, into a
+ * {@link SentRequest}), and {@link decideOutcome} (its result into the
+ * attempt's outcome and the delivery's next state). The scheduler hands
+ * that outcome to the outcome writer and settles the endpoint's lane.
  */
-import { type SignatureSchemeName, signatureHeaders } from "../signing/sign.js";
+
 import type { ClaimedDelivery } from "../domain/delivery/claimed-delivery.js";
 import type { AttemptOutcome } from "../domain/delivery/outcome.js";
 import type { StoredRetryPolicy } from "../domain/delivery/retry-policy.js";
 import { DeliveryEvent, statusAfterAttempt } from "../domain/delivery/state.js";
+import { newId } from "../domain/ids.js";
+import { type SignatureSchemeName, signatureHeaders } from "../signing/sign.js";
 import { VERSION } from "../version.js";
 import { failureDelay, parseRetryAfter, type RetryRules } from "./backoff.js";
-import type { HttpResult } from "./http-client.js";
-import { newId } from "../domain/ids.js";
+import type { HttpClient, HttpResult } from "./http-client.js";
 
 /** The user-agent of every delivery. */
 export const USER_AGENT = `Hookline/${VERSION}`;
@@ -22,7 +26,7 @@ export function activeSecrets(secrets: readonly { secret: string; expiresAt: str
 }
 
 /**
- * Stage 1: the full header set of one attempt. The endpoint's custom headers
+ * The full header set of one attempt (within stage 1). The endpoint's custom headers
  * go first so that the signature and content headers always win.
  */
 export function prepareHeaders(
@@ -44,6 +48,49 @@ export function prepareHeaders(
   headers["content-type"] = "application/json";
   headers["user-agent"] = USER_AGENT;
   return headers;
+}
+
+/** Stage 1's output: one attempt's request, signed, and when it was made. */
+export interface PreparedRequest {
+  url: URL;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+  startedAt: Date;
+}
+
+/**
+ * Stage 1: the request of `delivery`'s attempt at `startedAt`, signed with
+ * its endpoint's secrets (opened by `openSecrets`, since claims return them
+ * sealed), with the endpoint's timeout or `defaultTimeoutMs`.
+ */
+export function prepareRequest(
+  delivery: ClaimedDelivery,
+  openSecrets: (sealed: ClaimedDelivery["secrets"]) => ClaimedDelivery["secrets"],
+  defaultTimeoutMs: number,
+  startedAt = new Date(),
+): PreparedRequest {
+  return {
+    url: new URL(delivery.url),
+    headers: prepareHeaders({ ...delivery, secrets: openSecrets(delivery.secrets) }, startedAt),
+    body: delivery.body,
+    timeoutMs: delivery.timeoutMs ?? defaultTimeoutMs,
+    startedAt,
+  };
+}
+
+/** Stage 2's output: what the receiver answered (or the error), and how long it took. */
+export interface SentRequest {
+  startedAt: Date;
+  result: HttpResult;
+  durationMs: number;
+}
+
+/** Stage 2: makes the call (SSRF-guarded, capped in time and size: see http-client.ts). */
+export async function sendRequest(http: Pick<HttpClient, "post">, request: PreparedRequest): Promise<SentRequest> {
+  const started = performance.now();
+  const result = await http.post(request.url, request.headers, request.body, request.timeoutMs);
+  return { startedAt: request.startedAt, result, durationMs: Math.round(performance.now() - started) };
 }
 
 /** What the scheduler needs to turn an HTTP result into the next state. */

@@ -1,24 +1,36 @@
 /**
- * The delivery scheduler: claims due deliveries from PostgreSQL, sends them,
- * and writes their outcomes back.
+ * The delivery scheduler: the coordinator of one process's delivery
+ * engine. It owns no count of deliveries itself; it wires the units that
+ * do and moves them through its modes:
+ * - {@link Lanes} (lanes.ts): every delivery claimed here, buffered or in
+ *   flight, and every outcome not yet stored, per endpoint, tenant and in
+ *   all; which may start next, and what the next claim may take;
+ * - {@link Claimer} (claimer.ts): when and how much to claim, the claim
+ *   itself, and the room publish statements may lease in;
+ * - {@link WakeSchedule} (wake-schedule.ts): when to look for work
+ *   (NOTIFY, known due moments, finished attempts, the poll);
+ * - the attempt's stages (dispatch.ts: prepare, send, decide) and the
+ *   {@link OutcomeWriter} (outcome-writer.ts), which stores outcomes in
+ *   batches.
  *
- * States: `idle` (constructed) -> `running` (claiming and sending) ->
- * `draining` (no new claims; in-flight attempts finish) -> `stopped`.
+ * Modes, each entered by one method that asserts the mode it leaves and the
+ * invariants of the one it enters (see setMode*):
+ * - `idle`: constructed; nothing claimed, nothing armed;
+ * - `running`: claiming, starting attempts, waking up;
+ * - `draining`: stop() was called: no new claims or starts; buffered
+ *   deliveries are given back, attempts in flight finish (or are aborted at
+ *   the stop's timeout) and their outcomes are written;
+ * - `stopped`: nothing in flight or unwritten, leases given back.
+ * idle -> running -> draining -> stopped, or idle -> draining (a stop before
+ * the start). Any other change throws.
  *
- * Wake-ups, fastest first: `nudge()` right after a local publish commits; a
- * LISTEN notification from any process's publish; a timer for the earliest
- * retry this process scheduled, a circuit's cool-down or the next rate-limit
- * token; attempts finishing (their capacity is free again; see nudgeSoon); and the poll, only as the
- * fallback that catches retries scheduled by other processes and leases of
- * dead ones.
- *
- * Claimed deliveries go through a ready buffer: each endpoint's lane may
- * lease a few more than it has room for (see lanes.ts), and those start the
- * moment a request of theirs finishes, without a claim round trip. That also
- * lets each claim carry many rows, which is what PostgreSQL's cost per
- * delivery depends on. A buffered delivery whose lease no longer covers a
- * whole attempt is given back instead of sent, as are the buffered
- * deliveries of an endpoint whose circuit opened, and all of them on
+ * Claimed deliveries go through a ready buffer (the lanes' queues): each
+ * endpoint's lane may lease a few more than it has room for (see lanes.ts),
+ * and those start the moment a request of theirs finishes, without a claim
+ * round trip. That also lets each claim carry many rows, which is what
+ * PostgreSQL's cost per delivery depends on. A buffered delivery whose lease
+ * no longer covers a whole attempt is given back instead of sent, as are the
+ * buffered deliveries of an endpoint whose circuit opened, and all of them on
  * shutdown.
  *
  * Invariants:
@@ -32,6 +44,7 @@
  *   while `maxInFlight` outcomes wait, so a slow database slows claiming
  *   instead of piling outcomes up in memory.
  */
+import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
@@ -39,24 +52,23 @@ import type { ClaimedDelivery } from "../domain/delivery/claimed-delivery.js";
 import type { AttemptOutcome, HealthChanges, HealthRules } from "../domain/delivery/outcome.js";
 import type { StoredRetryPolicy } from "../domain/delivery/retry-policy.js";
 import { DeliveryState } from "../domain/delivery/state.js";
-import type { Sql } from "../store/sql.js";
-import { claimDue } from "../store/sql/claim-due.js";
-import type { PublishLease } from "../store/sql/insert-events.js";
-import type { LeaseRoom } from "../store/sql/lease-room.js";
-import { releaseLeases, releaseUnstarted } from "../store/sql/release-leases.js";
-import { DUE_CHANNEL, NotifyListener } from "../store/notify-listener.js";
-import { holdForCircuit, sweepBlocked } from "../store/sql/circuit-holds.js";
-import { unparkOrphans } from "../store/sql/unpark.js";
-import { heartbeat, unregister } from "../store/sql/workers.js";
-import type { AddressGuard } from "./address-guard.js";
-import type { RetryRules } from "./backoff.js";
-import { decideOutcome, prepareHeaders } from "./dispatch.js";
-import { HttpClient } from "./http-client.js";
 import type { SecretBox } from "../signing/secret-box.js";
 import { classifyDatabaseError } from "../store/database-errors.js";
-import { retryDelayMs, retryTransient } from "./background-retry.js";
-import { type Capacity, Lanes } from "./lanes.js";
+import { sweepBlocked } from "../store/sql/circuit-holds.js";
+import type { PublishLease } from "../store/sql/insert-events.js";
+import { releaseLeases, releaseUnstarted } from "../store/sql/release-leases.js";
+import { unparkOrphans } from "../store/sql/unpark.js";
+import { heartbeat, unregister } from "../store/sql/workers.js";
+import type { Sql } from "../store/sql.js";
+import type { AddressGuard } from "./address-guard.js";
+import { retryTransient } from "./background-retry.js";
+import type { RetryRules } from "./backoff.js";
+import { Claimer } from "./claimer.js";
+import { decideOutcome, type OutcomeContext, prepareRequest, type SentRequest, sendRequest } from "./dispatch.js";
+import { HttpClient } from "./http-client.js";
+import { Lanes } from "./lanes.js";
 import { OutcomeWriter } from "./outcome-writer.js";
+import { WakeSchedule } from "./wake-schedule.js";
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerOptions extends RetryRules, HealthRules {
@@ -89,81 +101,40 @@ export interface SchedulerOptions extends RetryRules, HealthRules {
   };
 }
 
-type State = "idle" | "running" | "draining" | "stopped";
+/** The scheduler's modes; see the module comment. */
+export type SchedulerMode = "idle" | "running" | "draining" | "stopped";
 
 /** How often a scheduler says it is alive, and how long until it counts as gone. */
 const HEARTBEAT_MS = 5_000;
 const LIVE_WITHIN_MS = 15_000;
 /** Heartbeats between two sweeps for orphaned parked deliveries (see unpark.ts). */
 const UNPARK_EVERY_BEATS = 12;
-/** Bounds of the claim's window of due rows (see adaptLookahead). */
-const LOOKAHEAD_MIN = 32;
-const LOOKAHEAD_MAX = 4_096;
-/** How long finished attempts wait to share a claim (see nudgeSoon). */
-const FINISH_DEBOUNCE_MS = 0;
-/** Published delivery ids waiting to be taken, at most (the rest wait for ordinary claims). */
-const MAX_TAKEN = 10_000;
-/** How late a wake-up timer fires after its moment (see armWakeTimer). */
-const WAKE_LATE_MS = 2;
-/** Wake-up moments remembered at most (see wakeUpAt). */
-const MAX_WAKE_TIMES = 10_000;
-/**
- * The longest delay a Node timer holds (2^31 - 1 ms, about 24.8 days): a
- * longer one fires at once, with a TimeoutOverflowWarning. Wake-ups are
- * clamped to it; the poll catches what lies beyond.
- */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Claims and delivers due deliveries; see the module comment for its states. */
+/** Claims and delivers due deliveries; see the module comment for its modes. */
 export class Scheduler {
   /** This process's lease owner id. */
   readonly workerId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
-  private state: State = "idle";
-  private inFlight = 0;
-  /** Claimed and not started, per endpoint in claim order (the ready buffer). */
-  private ready = new Map<string, ClaimedDelivery[]>();
-  private readyCount = 0;
+  private currentMode: SchedulerMode = "idle";
   /** Unstarted deliveries whose leases are being given back. */
   private releasing: Promise<void> = Promise.resolve();
-  /** Outcomes handed to the writer and not yet stored. */
-  private unwritten = 0;
-  /** The claim loop running now, if any. */
-  private claiming: Promise<void> | undefined;
-  /** Deliveries published here, to claim by id (see take). */
-  private taken: string[] = [];
-  /** Deliveries publish statements running now may lease to this process, at most (see beginLease). */
-  private leasing = 0;
-  /** Some trigger asked for a claim over the due window (see nudge). */
-  private windowWanted = false;
-  /** The last claim was by id and took under half of its ids (see claimLoop). */
-  private byIdStalling = false;
-  /**
-   * Endpoints whose circuit takes nothing now (open, or a probe in flight),
-   * with until when: left out of claims. From this process's outcomes and
-   * probes, and every heartbeat from the database (see circuit-holds.ts).
-   */
-  private readonly blocked = new Map<string, number>();
-  private pumpAgain = false;
+  /** Attempts were aborted by a stop's timeout (see stop). */
   private aborting = false;
-  /** Claims that failed in a row (see claimLoop). */
-  private claimFailures = 0;
   /** Aborted once a stop's timeout has passed: what still waits on the database then is given up. */
   private readonly stopDeadline = new AbortController();
-  private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  private wakeTimer: NodeJS.Timeout | undefined;
-  private finishTimer: NodeJS.Timeout | undefined;
-  /** Moments this process knows work becomes due, ascending (see wakeUpAt). */
-  private wakeTimes: number[] = [];
+  private beats = 0;
+  /** Resolves the stop's wait for attempts and outcomes (see stop). */
   private drained: (() => void) | undefined;
   private readonly http: HttpClient;
   private readonly writer: OutcomeWriter;
-  private readonly listener: NotifyListener;
   private readonly lanes: Lanes;
+  private readonly claimer: Claimer;
+  private readonly wakes: WakeSchedule;
+  private readonly outcomeContext: OutcomeContext;
+  private readonly openSecrets: (sealed: ClaimedDelivery["secrets"]) => ClaimedDelivery["secrets"];
 
   constructor(private readonly options: SchedulerOptions) {
     this.http = new HttpClient({ bodyLimit: options.responseBodyLimit, guard: options.addressGuard });
-    // The probe after a cool-down must not wait for the poll.
     this.writer = new OutcomeWriter({
       sql: options.sql,
       workerId: this.workerId,
@@ -172,23 +143,50 @@ export class Scheduler {
       onHealthChanges: (changes) => this.onHealthChanges(changes),
       onUnwritable: () => options.metrics?.outcomeUnwritable(),
     });
-    this.listener = new NotifyListener(
-      options.databaseUrl,
-      DUE_CHANNEL,
-      () => this.nudge(),
-      options.log,
-      options.applicationName,
-    );
+    this.wakes = new WakeSchedule({
+      wake: () => this.nudge(),
+      pollIntervalMs: options.pollIntervalMs,
+      listen: { databaseUrl: options.databaseUrl, log: options.log, applicationName: options.applicationName },
+    });
     this.lanes = new Lanes({
       defaultMaxInFlight: options.endpointMaxInFlight,
       capacity: options.maxInFlight,
       circuitFailureThreshold: options.circuitFailureThreshold,
+      defaultTimeoutMs: options.requestTimeoutMs,
+      startMarginMs: options.leaseMarginMs / 2,
+      onTokenAt: (at) => this.wakes.at(at),
     });
+    this.claimer = new Claimer({
+      sql: options.sql,
+      log: options.log,
+      workerId: this.workerId,
+      lanes: this.lanes,
+      maxInFlight: options.maxInFlight,
+      claimBatchSize: options.claimBatchSize,
+      leaseMarginMs: options.leaseMarginMs,
+      requestTimeoutMs: options.requestTimeoutMs,
+      endpointMaxInFlight: options.endpointMaxInFlight,
+      circuitFailureThreshold: options.circuitFailureThreshold,
+      onClaimed: (claimed) => this.admit(claimed),
+      wakeAt: (at) => this.wakes.at(at),
+    });
+    this.outcomeContext = {
+      defaultPolicy: options.defaultRetryPolicy,
+      jitter: options.jitter,
+      throttleMinDelayMs: options.throttleMinDelayMs,
+      retryAfterCapMs: options.retryAfterCapMs,
+    };
+    this.openSecrets = (sealed) => options.secrets.openAll(sealed);
+  }
+
+  /** The mode the scheduler is in. */
+  get mode(): SchedulerMode {
+    return this.currentMode;
   }
 
   /** Attempts in flight and deliveries in the ready buffer, now. */
   load(): { inFlight: number; buffered: number } {
-    return { inFlight: this.inFlight, buffered: this.readyCount };
+    return { inFlight: this.lanes.inFlight, buffered: this.lanes.buffered };
   }
 
   /** In-flight attempts of the `top` busiest endpoints here, and of all others together. */
@@ -196,16 +194,34 @@ export class Scheduler {
     return this.lanes.busiest(top);
   }
 
+  /** idle -> running: nothing may have been claimed before. */
+  private setModeRunning(): void {
+    if (this.currentMode !== "idle") throw new Error(`scheduler cannot start from ${this.currentMode}`);
+    assert.ok(this.lanes.inFlight === 0 && this.lanes.buffered === 0, "Cannot enter running mode with deliveries already claimed");
+    this.currentMode = "running";
+  }
+
+  /** idle or running -> draining: no new claims, no new starts. */
+  private setModeDraining(): void {
+    assert.ok(this.currentMode === "idle" || this.currentMode === "running", `Cannot enter draining mode from ${this.currentMode}`);
+    this.currentMode = "draining";
+  }
+
+  /** draining -> stopped: nothing in flight, buffered or unwritten is left. */
+  private setModeStopped(): void {
+    assert.equal(this.currentMode, "draining", `Cannot enter stopped mode from ${this.currentMode}`);
+    assert.equal(this.lanes.inFlight, 0, "Cannot enter stopped mode with attempts in flight");
+    assert.equal(this.lanes.unwritten, 0, "Cannot enter stopped mode with outcomes unwritten");
+    this.currentMode = "stopped";
+  }
+
   /** Starts claiming and listening. */
   async start(): Promise<void> {
-    if (this.state !== "idle") throw new Error(`scheduler cannot start from ${this.state}`);
-    this.state = "running";
+    this.setModeRunning();
     await this.beat();
     this.heartbeatTimer = setInterval(() => void this.beat(), HEARTBEAT_MS);
     this.heartbeatTimer.unref();
-    this.pollTimer = setInterval(() => this.nudge(), this.options.pollIntervalMs);
-    this.pollTimer.unref();
-    await this.listener.start();
+    await this.wakes.start();
     this.nudge();
   }
 
@@ -217,109 +233,48 @@ export class Scheduler {
    * faster) are left to the ordinary claims.
    */
   take(deliveryIds: readonly string[]): void {
-    if (this.state !== "running") return;
-    const room = MAX_TAKEN - this.taken.length;
-    this.taken.push(...deliveryIds.slice(0, Math.max(0, room)));
-    // Those not kept are found by a claim over the due window.
-    if (deliveryIds.length > room) this.windowWanted = true;
-    this.startClaiming();
+    if (this.currentMode !== "running") return;
+    this.claimer.take(deliveryIds);
   }
 
   /**
    * The room a publish statement may lease new deliveries in (see
-   * insert-events.ts): what a claim would be offered now, less what other
-   * statements running now may take. Undefined when there is none, or this
-   * scheduler is not running. Each lease given is ended with endLease.
+   * insert-events.ts and Claimer.beginLease); undefined when there is none,
+   * or this scheduler is not running. Each lease given is ended with
+   * endLease.
    */
   beginLease(): PublishLease | undefined {
-    if (this.state !== "running") return undefined;
-    const o = this.options;
-    const limit = Math.min(this.room(), o.claimBatchSize);
-    if (limit <= 0) return undefined;
-    this.leasing += limit;
-    return { ...this.leaseRoom(this.lanes.capacity()), limit };
-  }
-
-  /** This process's room as the claim and the publish statement take it (see lease-room.ts). */
-  private leaseRoom(capacity: Capacity): LeaseRoom {
-    const o = this.options;
-    return {
-      workerId: this.workerId,
-      leaseMarginMs: o.leaseMarginMs,
-      defaultTimeoutMs: o.requestTimeoutMs,
-      exclude: this.excluded(capacity.exclude),
-      laneFree: capacity.free,
-      excludeTenants: capacity.excludeTenants,
-      tenants: capacity.tenants,
-      newTenant: capacity.newTenant,
-      defaultMaxInFlight: o.endpointMaxInFlight,
-      workers: this.lanes.workerCount,
-      circuitFailureThreshold: o.circuitFailureThreshold,
-    };
+    if (this.currentMode !== "running") return undefined;
+    return this.claimer.beginLease();
   }
 
   /**
    * A publish statement given `lease` ended, leasing `leased` to this
-   * process (none if it failed): they go in the ready buffer like claimed
+   * process (none if it failed): they go in their lanes like claimed
    * ones, or back if the scheduler stopped meanwhile.
    */
   endLease(lease: PublishLease, leased: readonly ClaimedDelivery[]): void {
-    this.leasing -= lease.limit;
+    this.claimer.endLease(lease);
     if (leased.length === 0) return;
-    if (this.state !== "running") {
+    if (this.currentMode !== "running") {
       void this.release(leased);
       return;
     }
-    for (const delivery of leased) this.enqueue(delivery);
-    this.pump();
+    this.admit(leased);
   }
 
-  /** Deliveries this process may take on now: room for requests plus a ready buffer as large again. */
-  private room(): number {
-    const o = this.options;
-    return Math.min(2 * o.maxInFlight - this.inFlight - this.readyCount, o.maxInFlight - this.unwritten) - this.leasing;
+  /** Claimed or leased deliveries enter their lanes, and those that may start do. */
+  private admit(deliveries: readonly ClaimedDelivery[]): void {
+    const now = Date.now();
+    for (const delivery of deliveries) this.lanes.add(delivery, now);
+    this.pump();
   }
 
   /** Asks for a claim now (a notification, a timer, the poll, a finished attempt). */
   nudge(): void {
-    if (this.state !== "running") return;
+    if (this.currentMode !== "running") return;
     this.pump();
-    this.windowWanted = true;
-    this.startClaiming();
-  }
-
-  private startClaiming(): void {
-    if (this.claiming) {
-      this.pumpAgain = true;
-      return;
-    }
-    this.claiming = this.claimLoop()
-      .catch((err: unknown) => this.options.log.error({ err }, "claim loop crashed"))
-      .finally(() => {
-        this.claiming = undefined;
-        if (this.pumpAgain) {
-          this.pumpAgain = false;
-          this.startClaiming();
-        }
-      });
-  }
-
-  /**
-   * A claim shortly after an attempt finished: its capacity (of this process
-   * or of the endpoint's lane) may let due work through. Finishes within
-   * FINISH_DEBOUNCE_MS (0: the same turn of the event loop) share one claim,
-   * and while a claim runs further finishes ask for just one more, so under
-   * load a claim takes several rows. Measured on the benchmark's backlog: a
-   * 2 ms debounce gave 2,950 deliveries/s, none 3,780, with less PostgreSQL
-   * CPU per delivery (0.20 ms against 0.25 ms): the claim loop is serial, so
-   * any wait before a claim is lost throughput.
-   */
-  private nudgeSoon(): void {
-    if (this.finishTimer || this.state !== "running") return;
-    this.finishTimer = setTimeout(() => {
-      this.finishTimer = undefined;
-      this.nudge();
-    }, FINISH_DEBOUNCE_MS);
+    this.claimer.want();
   }
 
   /**
@@ -330,27 +285,25 @@ export class Scheduler {
    * stop: giving back the ready buffer's leases counts against it too.
    */
   async stop(timeoutMs: number): Promise<void> {
-    if (this.state === "stopped" || this.state === "draining") return;
-    this.state = "draining";
-    clearInterval(this.pollTimer);
+    if (this.currentMode === "stopped" || this.currentMode === "draining") return;
+    this.setModeDraining();
     clearInterval(this.heartbeatTimer);
-    clearTimeout(this.wakeTimer);
-    clearTimeout(this.finishTimer);
+    const quiet = this.wakes.stop();
     const deadline = setTimeout(() => this.stopDeadline.abort(), timeoutMs);
     // What waits on the database waits until the deadline at most: a
     // database that does not answer at all (a hung connection, rather than
     // a refused one) would hold the stop for ever.
     const untilDeadline = (p: Promise<unknown> | undefined) => Promise.race([p, aborted(this.stopDeadline.signal)]);
-    await this.listener.stop();
+    await quiet;
     // A claim running now lands its rows in the ready buffer first.
-    await untilDeadline(this.claiming);
-    await untilDeadline(this.release(this.dropReady(() => true)));
-    if (this.inFlight > 0 || this.unwritten > 0) {
+    await untilDeadline(this.claimer.close());
+    await untilDeadline(this.release(this.lanes.drop(() => true)));
+    if (this.lanes.inFlight > 0 || this.lanes.unwritten > 0) {
       const drained = new Promise<void>((resolve) => {
         this.drained = resolve;
       });
       await Promise.race([drained, aborted(this.stopDeadline.signal)]);
-      if (this.inFlight > 0 || this.unwritten > 0) {
+      if (this.lanes.inFlight > 0 || this.lanes.unwritten > 0) {
         this.aborting = true;
         await this.http.destroy();
         // Outcomes the database did not take in time (it is down, say) are
@@ -378,28 +331,7 @@ export class Scheduler {
     await unregister(this.options.sql, this.workerId).catch(() => {});
     clearTimeout(deadline);
     await this.http.close();
-    this.state = "stopped";
-  }
-
-  private beats = 0;
-  /** The claim's window of due rows; see adaptLookahead. */
-  private lookahead = LOOKAHEAD_MIN * 4;
-
-  /**
-   * Sizes the next claim's window by the yield of this one. A window that
-   * gave what was wanted, or more than half its rows, grows (work is spread
-   * over many endpoints: a fan-out); one that gave under a tenth of its rows
-   * shrinks (the due rows belong to a few endpoints near their limits, and
-   * reading the rest is wasted). Measured: a fixed 8x window cost 0.34 ms of
-   * PostgreSQL CPU per delivery on a one-endpoint backlog, against 0.24 ms
-   * at 2x.
-   */
-  private adaptLookahead(claimed: number, wanted: number): void {
-    if (claimed >= wanted || claimed * 2 > this.lookahead) {
-      this.lookahead = Math.min(LOOKAHEAD_MAX, this.lookahead * 2);
-    } else if (claimed * 10 < this.lookahead) {
-      this.lookahead = Math.max(LOOKAHEAD_MIN, Math.floor(this.lookahead / 2));
-    }
+    this.setModeStopped();
   }
 
   private async beat(): Promise<void> {
@@ -409,8 +341,7 @@ export class Scheduler {
       // deliveries that are due anyway put out of the claim's way (see
       // circuit-holds.ts).
       const sweep = await sweepBlocked(this.options.sql);
-      this.blocked.clear();
-      for (const b of sweep.blocked) this.blocked.set(b.endpointId, b.until.getTime());
+      this.lanes.setBlocked(sweep.blocked);
       if (sweep.held > 0) this.options.log.debug({ deliveries: sweep.held }, "held deliveries of blocked endpoints");
       if (this.beats++ % UNPARK_EVERY_BEATS === 0) {
         const unparked = await unparkOrphans(this.options.sql);
@@ -426,98 +357,10 @@ export class Scheduler {
     }
   }
 
-  private async claimLoop(): Promise<void> {
-    const o = this.options;
-    while (this.state === "running") {
-      const free = this.room();
-      if (free <= 0) return;
-      const wanted = Math.min(free, o.claimBatchSize);
-      let ids: string[] | undefined;
-      // By id first, for latency; but while claims by id take under half of
-      // their ids and a window claim is wanted too, the two alternate:
-      // published ids of blocked or busy endpoints can fill the queue by the
-      // thousand, and the window finds what is due elsewhere (measured: 6,000
-      // ids of endpoints whose circuits had just opened held a healthy
-      // endpoint's first delivery back 1.7 s; alternating, one claim).
-      if (this.taken.length > 0 && !(this.windowWanted && this.byIdStalling)) {
-        ids = this.taken.splice(0, wanted);
-      } else if (this.windowWanted) {
-        this.windowWanted = false;
-      } else {
-        return;
-      }
-      this.byIdStalling = false;
-      const capacity = this.lanes.capacity();
-      if (capacity.nextTokenInMs !== undefined) this.wakeUpAt(Date.now() + capacity.nextTokenInMs);
-      let claimed: ClaimedDelivery[];
-      try {
-        claimed = await claimDue(o.sql, {
-          ...this.leaseRoom(capacity),
-          limit: ids ? ids.length : wanted,
-          lookahead: ids ? ids.length : this.lookahead,
-          ids,
-        });
-      } catch (err) {
-        // A transient failure (a connection lost, the database restarting)
-        // is retried with backoff; a permanent one at the next poll.
-        this.claimFailures++;
-        if (classifyDatabaseError(err) === "transient") {
-          const delayMs = retryDelayMs(this.claimFailures);
-          o.log.warn({ err, failures: this.claimFailures, retryInMs: delayMs }, "claiming due deliveries failed; retrying");
-          this.wakeUpAt(Date.now() + delayMs);
-        } else {
-          o.log.error({ err }, "claiming due deliveries failed; retrying at the next poll");
-        }
-        return;
-      }
-      this.claimFailures = 0;
-      for (const delivery of claimed) this.enqueue(delivery);
-      this.pump();
-      this.holdBehindProbes(claimed);
-      if (ids) {
-        // Some could not be taken (their endpoint at its limit, another
-        // process was faster): look over the window once for what is due.
-        if (claimed.length < ids.length) this.windowWanted = true;
-        this.byIdStalling = claimed.length * 2 < ids.length;
-        continue;
-      }
-      this.adaptLookahead(claimed.length, wanted);
-      // A full claim: more may be due at once.
-      if (claimed.length >= wanted) this.windowWanted = true;
-    }
-  }
-
-  /** The endpoints a claim leaves out: `atCapacity` here, and the blocked ones (forgetting those no longer blocked). */
-  private excluded(atCapacity: readonly string[]): string[] {
-    if (this.blocked.size === 0) return [...atCapacity];
-    const now = Date.now();
-    const out = [...atCapacity];
-    for (const [id, until] of this.blocked) {
-      if (until <= now) this.blocked.delete(id);
-      else out.push(id);
-    }
-    return out;
-  }
-
-  /** Puts a claimed delivery in its endpoint's ready buffer. */
-  private enqueue(delivery: ClaimedDelivery): void {
-    this.lanes.reserve(delivery.endpointId, {
-      tenantId: delivery.tenantId,
-      maxInFlight: delivery.maxInFlight,
-      rateLimitPerSecond: delivery.rateLimitPerSecond,
-      single: delivery.ordered || delivery.probe,
-    });
-    const queue = this.ready.get(delivery.endpointId);
-    if (queue) queue.push(delivery);
-    else this.ready.set(delivery.endpointId, [delivery]);
-    this.readyCount++;
-  }
-
   /**
-   * Starts buffered deliveries while there are free slots, endpoint by
-   * endpoint (each visited endpoint moves to the back, so slots rotate). One
-   * whose lease no longer covers its timeout plus half the margin is given
-   * back instead. Returns how many started.
+   * Starts what the lanes let start now (see Lanes.next), and gives back
+   * the buffered deliveries whose leases ran too short meanwhile. Returns
+   * how many started.
    *
    * Attempts sent and not yet stored (in flight, or finished and waiting for
    * the outcome writer) stay under 2 x maxInFlight: those are what a crash
@@ -525,67 +368,19 @@ export class Scheduler {
    * far the writer falls behind (a slow or starved database, a busy CPU).
    */
   private pump(): number {
-    if (this.readyCount === 0 || this.state !== "running") return 0;
-    const o = this.options;
+    if (this.currentMode !== "running" || this.lanes.buffered === 0) return 0;
     const now = Date.now();
-    const expired: ClaimedDelivery[] = [];
-    const room = () => this.inFlight < o.maxInFlight && this.inFlight + this.unwritten < 2 * o.maxInFlight;
     let started = 0;
-    for (const endpointId of [...this.ready.keys()]) {
-      if (!room()) break;
-      const queue = this.ready.get(endpointId)!;
-      while (queue.length > 0 && room() && this.lanes.canStart(endpointId, now)) {
-        const delivery = queue.shift()!;
-        this.readyCount--;
-        if (delivery.leaseUntil.getTime() - now < (delivery.timeoutMs ?? o.requestTimeoutMs) + o.leaseMarginMs / 2) {
-          this.lanes.unreserve(endpointId, now);
-          expired.push(delivery);
-          continue;
-        }
-        this.run(delivery);
-        started++;
-      }
-      this.ready.delete(endpointId);
-      if (queue.length > 0) {
-        this.ready.set(endpointId, queue);
-        const wait = this.lanes.nextTokenInMs(endpointId, now);
-        if (wait !== undefined) this.wakeUpAt(now + wait);
-      }
+    for (let delivery = this.lanes.next(now); delivery !== undefined; delivery = this.lanes.next(now)) {
+      this.run(delivery);
+      started++;
     }
+    const expired = this.lanes.takeExpired();
     if (expired.length > 0) {
-      o.log.warn({ deliveries: expired.length }, "buffered deliveries outlived their lease margin; giving them back");
+      this.options.log.warn({ deliveries: expired.length }, "buffered deliveries outlived their lease margin; giving them back");
       void this.release(expired);
     }
     return started;
-  }
-
-  /**
-   * The claim took half-open circuits' probes: their endpoints' other due
-   * deliveries are held until the probes' leases end (their outcome decides
-   * what happens to them), in the background; until then the claim's scan
-   * leaves those endpoints out anyway.
-   */
-  private holdBehindProbes(claimed: readonly ClaimedDelivery[]): void {
-    const probes = claimed.filter((d) => d.probe);
-    if (probes.length === 0) return;
-    for (const d of probes) this.blocked.set(d.endpointId, d.leaseUntil.getTime());
-    const probed = probes.map((d) => d.endpointId);
-    holdForCircuit(this.options.sql, probed).catch((err: unknown) => {
-      this.options.log.warn({ err, endpoints: probed }, "could not hold deliveries behind circuit probes; the next sweep does");
-    });
-  }
-
-  /** Takes the buffered deliveries of endpoints `which` selects out of the ready buffer. */
-  private dropReady(which: (endpointId: string) => boolean): ClaimedDelivery[] {
-    const dropped: ClaimedDelivery[] = [];
-    for (const [endpointId, queue] of this.ready) {
-      if (!which(endpointId)) continue;
-      this.ready.delete(endpointId);
-      this.readyCount -= queue.length;
-      for (let i = 0; i < queue.length; i++) this.lanes.unreserve(endpointId);
-      dropped.push(...queue);
-    }
-    return dropped;
   }
 
   /**
@@ -621,121 +416,95 @@ export class Scheduler {
    */
   private async onHealthChanges(changes: HealthChanges): Promise<void> {
     for (const c of changes.opened) {
-      this.blocked.set(c.endpointId, c.until.getTime());
-      this.wakeUpAt(c.until.getTime());
+      this.lanes.block(c.endpointId, c.until.getTime());
+      this.wakes.at(c.until.getTime());
     }
-    for (const c of [...changes.closed, ...changes.disabled]) this.blocked.delete(c.endpointId);
+    for (const c of [...changes.closed, ...changes.disabled]) this.lanes.unblock(c.endpointId);
     const affected = new Set([...changes.opened, ...changes.disabled].map((c) => c.endpointId));
-    if (affected.size > 0) await this.release(this.dropReady((id) => affected.has(id)));
-  }
-
-  private run(delivery: ClaimedDelivery): void {
-    this.inFlight++;
-    this.lanes.start(delivery.endpointId);
-    let result: { durationMs: number; success: boolean } | undefined;
-    void this.attempt(delivery)
-      .then((r) => {
-        result = r;
-      })
-      .catch((err: unknown) => this.options.log.error({ err, delivery: delivery.id }, "delivery attempt crashed"))
-      .finally(() => {
-        this.inFlight--;
-        this.lanes.finish(delivery.endpointId, result?.durationMs, result?.success);
-        if (this.inFlight === 0 && this.unwritten === 0) this.drained?.();
-        const started = this.pump();
-        // Claim again when nothing buffered could take the slot, or when the
-        // endpoint's buffer ran half empty.
-        if (started === 0 || this.lanes.buffered(delivery.endpointId) * 2 <= this.lanes.prefetch(delivery.endpointId)) {
-          this.nudgeSoon();
-        }
-      });
+    if (affected.size > 0) await this.release(this.lanes.drop((id) => affected.has(id)));
   }
 
   /**
-   * Writes an outcome in the background: the request's slot is already free
+   * One attempt, started by pump (already counted in flight by its lane):
+   * prepare and send it, then settle it.
+   */
+  private run(delivery: ClaimedDelivery): void {
+    let sending: Promise<SentRequest>;
+    try {
+      sending = sendRequest(this.http, prepareRequest(delivery, this.openSecrets, this.options.requestTimeoutMs));
+    } catch (err) {
+      sending = Promise.reject(err);
+    }
+    sending.then(
+      (sent) => this.settle(delivery, sent),
+      (err: unknown) => this.crashed(delivery, err),
+    );
+  }
+
+  /**
+   * The last stage: the outcome of a sent attempt (see decideOutcome),
+   * handed to the outcome writer; then its lane is settled. Aborted by
+   * shutdown, an attempt is not the endpoint's fault: no attempt is used
+   * up, and its lease is given back in stop().
+   */
+  private settle(delivery: ClaimedDelivery, sent: SentRequest): void {
+    if (this.aborting) {
+      this.finished(delivery, undefined);
+      return;
+    }
+    let outcome: AttemptOutcome;
+    try {
+      outcome = decideOutcome(delivery, sent.result, sent.startedAt, sent.durationMs, this.outcomeContext);
+      this.options.metrics?.attempt(
+        sent.result.status,
+        sent.result.error?.class ?? "",
+        sent.durationMs,
+        outcome.status === DeliveryState.Succeeded ? "succeeded" : outcome.status === DeliveryState.Failed ? "failed" : null,
+      );
+      logAttempt(this.options.log, delivery, outcome);
+    } catch (err) {
+      this.crashed(delivery, err);
+      return;
+    }
+    this.record(outcome);
+    this.finished(delivery, { durationMs: sent.durationMs, success: outcome.success });
+  }
+
+  private crashed(delivery: ClaimedDelivery, err: unknown): void {
+    this.options.log.error({ err, delivery: delivery.id }, "delivery attempt crashed");
+    this.finished(delivery, undefined);
+  }
+
+  /**
+   * The attempt's slot is free (with `ended`, its outcome was recorded):
+   * start what may start, and claim again when nothing buffered could take
+   * the slot, or when the endpoint's buffer ran half empty.
+   */
+  private finished(delivery: ClaimedDelivery, ended: { durationMs: number; success: boolean } | undefined): void {
+    this.lanes.settle(delivery.endpointId, ended);
+    if (this.lanes.inFlight === 0 && this.lanes.unwritten === 0) this.drained?.();
+    const started = this.pump();
+    if (started === 0 || this.lanes.bufferedOf(delivery.endpointId) * 2 <= this.lanes.prefetch(delivery.endpointId)) {
+      this.wakes.soon();
+    }
+  }
+
+  /**
+   * Writes an outcome in the background: the request's slot is freed next
    * (the endpoint's capacity is about requests), and the lease covers the
    * write. Claiming pauses while `maxInFlight` outcomes wait to be written,
    * and starting attempts while in-flight plus unwritten reach twice that
-   * (see pump).
+   * (see Lanes.next).
    */
   private record(outcome: AttemptOutcome): void {
-    this.unwritten++;
-    this.lanes.recorded(outcome.endpointId);
     void this.writer.write(outcome).finally(() => {
-      this.unwritten--;
       this.lanes.written(outcome.endpointId);
       // A lane held for its failures may go on now (see lanes.ts).
       this.pump();
-      if (this.inFlight === 0 && this.unwritten === 0) this.drained?.();
-      this.nudgeSoon();
+      if (this.lanes.inFlight === 0 && this.lanes.unwritten === 0) this.drained?.();
+      this.wakes.soon();
     });
-    if (outcome.nextAttemptAt) this.wakeUpAt(outcome.nextAttemptAt.getTime());
-  }
-
-  /** One attempt; resolves with the request's duration and whether it succeeded (nothing if aborted). */
-  private async attempt(delivery: ClaimedDelivery): Promise<{ durationMs: number; success: boolean } | undefined> {
-    const o = this.options;
-    const startedAt = new Date();
-    const headers = prepareHeaders({ ...delivery, secrets: o.secrets.openAll(delivery.secrets) }, startedAt);
-    const started = performance.now();
-    const result = await this.http.post(new URL(delivery.url), headers, delivery.body, delivery.timeoutMs ?? o.requestTimeoutMs);
-    const durationMs = Math.round(performance.now() - started);
-    // Aborted by shutdown: not the endpoint's fault, so no attempt is used up;
-    // the lease is given back in stop().
-    if (this.aborting) return undefined;
-    const outcome = decideOutcome(delivery, result, startedAt, durationMs, {
-      defaultPolicy: o.defaultRetryPolicy,
-      jitter: o.jitter,
-      throttleMinDelayMs: o.throttleMinDelayMs,
-      retryAfterCapMs: o.retryAfterCapMs,
-    });
-    o.metrics?.attempt(
-      result.status,
-      result.error?.class ?? "",
-      durationMs,
-      outcome.status === DeliveryState.Succeeded ? "succeeded" : outcome.status === DeliveryState.Failed ? "failed" : null,
-    );
-    logAttempt(o.log, delivery, outcome);
-    this.record(outcome);
-    return { durationMs, success: outcome.success };
-  }
-
-  /**
-   * Remembers a moment this process knows work becomes due (a retry it
-   * scheduled, a circuit's cool-down, a rate-limit token) and keeps one timer
-   * armed for the earliest. At most MAX_WAKE_TIMES are kept; past that the
-   * latest are dropped and the poll catches them.
-   */
-  private wakeUpAt(at: number): void {
-    const times = this.wakeTimes;
-    let lo = 0;
-    let hi = times.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (times[mid]! < at) lo = mid + 1;
-      else hi = mid;
-    }
-    if (times[lo] === at) return;
-    times.splice(lo, 0, at);
-    if (times.length > MAX_WAKE_TIMES) times.pop();
-    if (lo === 0) this.armWakeTimer();
-  }
-
-  private armWakeTimer(): void {
-    clearTimeout(this.wakeTimer);
-    this.wakeTimer = undefined;
-    const next = this.wakeTimes[0];
-    if (next === undefined || this.state !== "running") return;
-    this.wakeTimer = setTimeout(() => {
-      const now = Date.now();
-      while (this.wakeTimes.length > 0 && this.wakeTimes[0]! <= now) this.wakeTimes.shift();
-      this.nudge();
-      this.armWakeTimer();
-      // A little late on purpose: due times from PostgreSQL carry
-      // microseconds that a JS Date drops, and a timer that fires a fraction
-      // of a millisecond early finds nothing due and no later wake-up.
-    }, Math.min(MAX_TIMER_MS, Math.max(0, next - Date.now()) + WAKE_LATE_MS));
-    this.wakeTimer.unref();
+    if (outcome.nextAttemptAt) this.wakes.at(outcome.nextAttemptAt.getTime());
   }
 }
 

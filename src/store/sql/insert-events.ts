@@ -11,9 +11,9 @@
  * (`delivery_queue`, see the migration delivery_queue), whose AFTER INSERT
  * trigger notifies the schedulers on commit.
  */
-import type { ClaimedDelivery, StoredSecret } from "../../domain/delivery/claimed-delivery.js";
-import type { StoredRetryPolicy } from "../../domain/delivery/retry-policy.js";
+import type { ClaimedDelivery } from "../../domain/delivery/claimed-delivery.js";
 import { DeliveryEvent } from "../../domain/delivery/state.js";
+import { type ClaimedRow, claimedDelivery } from "../claimed-row.js";
 import type { Sql } from "../sql.js";
 import { endpointFree, type LeaseRoom, leaseEnd, notExcluded, Params, roomTables, tenantFree } from "./lease-room.js";
 import { sqlTransition } from "./states.js";
@@ -242,24 +242,18 @@ FROM idempotency_keys k
 JOIN unnest($1::text[], $2::text[]) AS d (tenant_id, idempotency_key)
   ON k.tenant_id = d.tenant_id AND k.key = d.idempotency_key`;
 
-interface Row {
+/**
+ * One row per event (`delivery_id` NULL), then one per leased delivery with
+ * the shared columns (see ../claimed-row.ts).
+ */
+interface Row extends ClaimedRow {
   id: string;
   delivery_count: number | null;
   delivery_ids: string[] | null;
   /** Set on the rows of leased deliveries (then `id` is their event's). */
   delivery_id: string | null;
-  endpoint_id: string;
-  tenant_id: string;
-  event_type: string;
-  /** Text: the ORM's pool leaves timestamps unparsed. */
+  /** The lease's end, as text. */
   lease_until: string;
-  url: string;
-  headers: Record<string, string>;
-  secrets: StoredSecret[];
-  signature_scheme: "standard-webhooks" | "github";
-  retry_policy: StoredRetryPolicy | null;
-  timeout_ms: number | null;
-  max_in_flight: number | null;
 }
 
 /**
@@ -288,26 +282,7 @@ export async function insertEvents(
       deliveryIds.set(r.id, r.delivery_ids ?? []);
       continue;
     }
-    leased.push({
-      id: r.delivery_id,
-      eventId: r.id,
-      endpointId: r.endpoint_id,
-      tenantId: r.tenant_id,
-      eventType: r.event_type,
-      attemptNumber: 1,
-      body: bodies.get(r.id)!,
-      url: r.url,
-      headers: r.headers,
-      secrets: r.secrets,
-      signatureScheme: r.signature_scheme,
-      retryPolicy: r.retry_policy,
-      timeoutMs: r.timeout_ms,
-      maxInFlight: r.max_in_flight,
-      rateLimitPerSecond: null,
-      ordered: false,
-      probe: false,
-      leaseUntil: new Date(r.lease_until),
-    });
+    leased.push(claimedDelivery(r, r.delivery_id, r.id, bodies.get(r.id)!, 1, r.lease_until));
   }
   const duplicates = events.filter((e) => !counts.has(e.id));
   const originals = new Map<string, string>();
