@@ -92,6 +92,12 @@ export class Claimer {
   private loop: Promise<void> | undefined;
   /** Asked to claim while the loop ran: run it once more. */
   private again = false;
+  /**
+   * A claim was wanted and not made for want of room (see room): what is
+   * due waits until room frees, which finished attempts and written
+   * outcomes must then claim for.
+   */
+  private starvedOfRoom = false;
   private closed = false;
 
   constructor(private readonly options: ClaimerOptions) {}
@@ -104,6 +110,11 @@ export class Claimer {
   /** Published delivery ids waiting to be claimed by id. */
   get waitingIds(): number {
     return this.taken.length;
+  }
+
+  /** Whether the last wanted claim was not made for want of room (see run). */
+  get starved(): boolean {
+    return this.starvedOfRoom;
   }
 
   /**
@@ -242,7 +253,11 @@ export class Claimer {
     const o = this.options;
     while (!this.closed) {
       const free = this.room();
-      if (free <= 0) return;
+      if (free <= 0) {
+        if (this.taken.length > 0 || this.windowWanted) this.starvedOfRoom = true;
+        return;
+      }
+      this.starvedOfRoom = false;
       const wanted = Math.min(free, o.claimBatchSize);
       const plan = this.plan(wanted);
       if (plan === undefined) return;
