@@ -1,0 +1,125 @@
+/**
+ * When a scheduler claims, against a real PostgreSQL and a real receiver:
+ * a quiet process (one publish at a time, each delivered at once from its
+ * publish lease) does not claim again when a success is written, since
+ * that makes nothing claimable (see Scheduler.record).
+ */
+import { randomBytes } from "node:crypto";
+import { afterEach, expect, it } from "vitest";
+import { AddressGuard } from "../../src/delivery/address-guard.js";
+import { Scheduler } from "../../src/delivery/scheduler.js";
+import { DeliveryState } from "../../src/domain/delivery/state.js";
+import { newId } from "../../src/domain/ids.js";
+import { SecretBox } from "../../src/signing/secret-box.js";
+import { InsertQueue } from "../../src/store/sql/insert-queue.js";
+import type { Sql } from "../../src/store/sql.js";
+import { captureLog } from "../support/log.js";
+import { type Receiver, startReceiver } from "../support/receiver.js";
+import { insertEndpoint } from "../support/rows.js";
+import { useTestStore } from "../support/store.js";
+
+const { db, sql } = useTestStore(4);
+
+/** The store's SQL, counting the claim statements as they end. */
+function countingClaims(): { sql: Sql; claims: () => number; next: () => Promise<void> } {
+  let claims = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    claims: () => claims,
+    /** Resolves once a claim that starts from now on has ended. */
+    next: () => new Promise((resolve) => waiting.push(resolve)),
+    sql: {
+      async query(text, values, prepare) {
+        const isClaim = text.includes("FOR UPDATE OF q SKIP LOCKED");
+        const wake = isClaim ? waiting.splice(0) : [];
+        try {
+          return await sql.query(text, values, prepare);
+        } finally {
+          if (isClaim) {
+            claims++;
+            for (const w of wake) w();
+          }
+        }
+      },
+    },
+  };
+}
+
+let scheduler: Scheduler | undefined;
+let receiver: Receiver | undefined;
+
+afterEach(async () => {
+  await scheduler?.stop(5_000);
+  await receiver?.close();
+});
+
+function schedulerOn(counted: Sql): Scheduler {
+  return new Scheduler({
+    sql: counted,
+    databaseUrl: db.url,
+    // The store's connections' name (see orm.ts): the wake-ups of this
+    // process's own publishes are skipped, as in a Hookline process.
+    applicationName: "hookline",
+    log: captureLog("error").log,
+    secrets: new SecretBox(randomBytes(32)),
+    maxInFlight: 8,
+    claimBatchSize: 64,
+    // No poll: every claim comes from the scheduler's own triggers.
+    pollIntervalMs: 3_600_000,
+    leaseMarginMs: 30_000,
+    requestTimeoutMs: 5_000,
+    responseBodyLimit: 4_096,
+    addressGuard: new AddressGuard(["127.0.0.0/8"]),
+    defaultRetryPolicy: { kind: "schedule", delaysMs: [60_000] },
+    jitter: 0,
+    throttleMinDelayMs: 0,
+    retryAfterCapMs: 60_000,
+    endpointMaxInFlight: 10,
+    circuitFailureThreshold: 5,
+    circuitCooldownMs: 30_000,
+    circuitMaxCooldownMs: 600_000,
+    disableAfterMs: 86_400_000,
+  });
+}
+
+async function publishOne(queue: InsertQueue): Promise<string> {
+  const body = JSON.stringify({ data: {} });
+  const [event] = await queue.insert([{ id: newId("event"), tenantId: "t", eventType: "a.b", channels: [], idempotencyKey: null, body, data: "{}" }]);
+  return event!.eventId;
+}
+
+/** Waits until the delivery of `eventId` has ended with `status`. */
+async function ended(eventId: string, status: DeliveryState): Promise<void> {
+  await expect
+    .poll(async () => (await db.query<{ status: number }>("SELECT status FROM deliveries WHERE event_id = $1", [eventId]))[0]?.status, { timeout: 10_000, interval: 5 })
+    .toBe(status);
+}
+
+it("claims once per delivery of a quiet process, when its attempt finishes, and not again when its success is written", async () => {
+  receiver = await startReceiver();
+  const endpointId = await insertEndpoint(db);
+  await db.query("UPDATE endpoints SET url = $2 WHERE id = $1", [endpointId, `${receiver.url}/hook`]);
+  const counting = countingClaims();
+  scheduler = schedulerOn(counting.sql);
+  const started = counting.next();
+  await scheduler.start();
+  await started;
+  const leaser = scheduler;
+  const queue = new InsertQueue(counting.sql, 86_400_000, 1_000, 2, 64 << 20, {
+    begin: () => leaser.beginLease(),
+    end: (lease, leased) => leaser.endLease(lease, leased),
+  });
+  const before = counting.claims();
+  const events = 5;
+  for (let i = 0; i < events; i++) await ended(await publishOne(queue), DeliveryState.Succeeded);
+  // A claim asked for by the last write would have started by now; one
+  // asked for from here on ends after it.
+  const after = counting.next();
+  scheduler.nudge();
+  await after;
+  expect(receiver.requests).toHaveLength(events);
+  // Each delivery was leased by its publish; its finished attempt asked
+  // for one claim (nothing was buffered to take the slot), and its written
+  // success for none (it asked for one more before: twice as many).
+  expect(counting.claims() - 1 - before).toBeLessThanOrEqual(events);
+});
