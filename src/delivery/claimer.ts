@@ -18,7 +18,7 @@ import type { Logger } from "pino";
 import type { ClaimedDelivery } from "../domain/delivery/claimed-delivery.js";
 import { classifyDatabaseError } from "../store/database-errors.js";
 import { holdForCircuit } from "../store/sql/circuit-holds.js";
-import { claimDue } from "../store/sql/claim-due.js";
+import { claim } from "../store/sql/claim-due.js";
 import type { PublishLease } from "../store/sql/insert-events.js";
 import type { LeaseRoom } from "../store/sql/lease-room.js";
 import type { Sql } from "../store/sql.js";
@@ -98,6 +98,13 @@ export class Claimer {
    * outcomes must then claim for.
    */
   private starvedOfRoom = false;
+  /**
+   * The last claim over the window left due rows for want of room here (an
+   * endpoint or tenant at its room, the row limit, a window read whole, or
+   * endpoints left out of it as full): a freed slot should claim again.
+   * Until a first claim says otherwise, it may have.
+   */
+  private leftBehind = true;
   private closed = false;
 
   constructor(private readonly options: ClaimerOptions) {}
@@ -115,6 +122,22 @@ export class Claimer {
   /** Whether the last wanted claim was not made for want of room (see run). */
   get starved(): boolean {
     return this.starvedOfRoom;
+  }
+
+  /**
+   * Whether a claim now may find work that earlier ones left for want of
+   * room: a finished attempt frees room, and claims only then (see
+   * Scheduler.finished). Work made due otherwise asks for a claim itself: a
+   * publish (by id here, NOTIFY elsewhere), a retry's time, a circuit's
+   * cool-down, deliveries given back or released (see markLeftBehind).
+   */
+  mayHaveDue(): boolean {
+    return this.leftBehind || this.starvedOfRoom || this.windowWanted || this.taken.length > 0;
+  }
+
+  /** Due work appeared that this process's claims have not seen (deliveries released): the next freed slot claims. */
+  markLeftBehind(): void {
+    this.leftBehind = true;
   }
 
   /**
@@ -221,14 +244,20 @@ export class Claimer {
    * a full claim calls for another at once (more may be due), and the
    * window is resized.
    */
-  claimed(plan: ClaimPlan, claimed: number, wanted: number): void {
+  claimed(plan: ClaimPlan, claimed: number, wanted: number, rowsLeft = true, excludedFull = true): void {
     if ("ids" in plan) {
-      if (claimed < plan.ids.length) this.windowWanted = true;
+      if (claimed < plan.ids.length) {
+        this.windowWanted = true;
+        this.leftBehind = true;
+      }
       this.byIdStalling = claimed * 2 < plan.ids.length;
       return;
     }
     this.lookaheadRows = adaptLookahead(this.lookaheadRows, claimed, wanted);
     if (claimed >= wanted) this.windowWanted = true;
+    // What the window could not take for want of room, and the endpoints
+    // and tenants it left out as full, wait for room.
+    this.leftBehind = claimed >= wanted || rowsLeft || excludedFull;
   }
 
   /** This process's room as the claim and the publish statement take it (see lease-room.ts). */
@@ -265,13 +294,14 @@ export class Claimer {
       const capacity = o.lanes.capacity();
       if (capacity.nextTokenInMs !== undefined) o.wakeAt(Date.now() + capacity.nextTokenInMs);
       let claimed: ClaimedDelivery[];
+      let rowsLeft: boolean;
       try {
-        claimed = await claimDue(o.sql, {
+        ({ claimed, rowsLeft } = await claim(o.sql, {
           ...this.leaseRoom(capacity),
           limit: ids ? ids.length : wanted,
           lookahead: ids ? ids.length : this.lookaheadRows,
           ids,
-        });
+        }));
       } catch (err) {
         // A transient failure (a connection lost, the database restarting)
         // is retried with backoff; a permanent one at the next poll.
@@ -288,7 +318,7 @@ export class Claimer {
       this.failures = 0;
       o.onClaimed(claimed);
       this.holdBehindProbes(claimed);
-      this.claimed(plan, claimed.length, wanted);
+      this.claimed(plan, claimed.length, wanted, rowsLeft, capacity.full);
     }
   }
 

@@ -519,6 +519,8 @@ export class Lanes {
       if (room <= 0) exclude.push(id);
       else free.set(id, room);
     }
+    // Endpoints left out for want of room (not blocked ones: their end is a timer).
+    let full = exclude.length > 0;
     for (const [id, until] of this.blocked) {
       if (until <= now) this.blocked.delete(id);
       else exclude.push(id);
@@ -531,8 +533,10 @@ export class Lanes {
       else tenants.set(tenantId, { free: room, newEndpointFree: fairShare(tenantShare, load.endpoints + 1) });
     }
     const newTenantShare = fairShare(this.processCapacity, this.tenants.size + 1);
+    full ||= excludeTenants.length > 0;
     return {
       exclude,
+      full,
       free,
       excludeTenants,
       tenants,
@@ -571,6 +575,8 @@ export class Lanes {
 /** What {@link Lanes.capacity} tells the next claim. */
 export interface Capacity {
   exclude: string[];
+  /** Some endpoint or tenant is left out for want of room here (not for a blocked circuit). */
+  full: boolean;
   free: Map<string, number>;
   excludeTenants: string[];
   tenants: Map<string, TenantRoom>;

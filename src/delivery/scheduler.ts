@@ -344,6 +344,8 @@ export class Scheduler {
       // circuit-holds.ts).
       const sweep = await sweepBlocked(this.options.sql);
       this.lanes.setBlocked(sweep.blocked);
+      // Their held deliveries come due when the block ends: claim then.
+      for (const b of sweep.blocked) this.wakes.at(b.until.getTime());
       if (sweep.held > 0) this.options.log.debug({ deliveries: sweep.held }, "held deliveries of blocked endpoints");
       if (this.beats++ % UNPARK_EVERY_BEATS === 0) {
         const unparked = await unparkOrphans(this.options.sql);
@@ -381,7 +383,10 @@ export class Scheduler {
     if (expired.length > 0) {
       this.options.log.warn({ deliveries: expired.length }, "buffered deliveries outlived their lease margin; giving them back");
       // Due again once given back: claimed anew with a fresh lease.
-      void this.release(expired).then(() => this.wakes.soon());
+      void this.release(expired).then(() => {
+        this.claimer.markLeftBehind();
+        this.wakes.soon();
+      });
     }
     return started;
   }
@@ -425,7 +430,10 @@ export class Scheduler {
     for (const c of [...changes.closed, ...changes.disabled]) this.lanes.unblock(c.endpointId);
     // Their held deliveries are released once the batch's follow-ups are
     // done, before its writes resolve: those ask for a claim (see record).
-    if (changes.closed.length > 0) this.released = true;
+    if (changes.closed.length > 0) {
+      this.released = true;
+      this.claimer.markLeftBehind();
+    }
     const affected = new Set([...changes.opened, ...changes.disabled].map((c) => c.endpointId));
     if (affected.size > 0) await this.release(this.lanes.drop((id) => affected.has(id)));
   }
@@ -490,7 +498,13 @@ export class Scheduler {
     this.lanes.settle(delivery.endpointId, ended);
     if (this.lanes.inFlight === 0 && this.lanes.unwritten === 0) this.drained?.();
     const started = this.pump();
-    if (started === 0 || this.lanes.bufferedOf(delivery.endpointId) * 2 <= this.lanes.prefetch(delivery.endpointId)) {
+    // Only if claims left work for want of room (see Claimer.mayHaveDue):
+    // otherwise the claim finds nothing, and a quiet process made one per
+    // delivery.
+    if (
+      (started === 0 || this.lanes.bufferedOf(delivery.endpointId) * 2 <= this.lanes.prefetch(delivery.endpointId)) &&
+      this.claimer.mayHaveDue()
+    ) {
       this.wakes.soon();
     }
   }

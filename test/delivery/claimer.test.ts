@@ -74,6 +74,36 @@ describe("Claimer: decisions", () => {
     expect(claimer.plan(16)).toBeUndefined();
   });
 
+  it("may have due work for a freed slot only while claims left some for want of room", () => {
+    const { claimer } = claimerOf();
+    void claimer.close();
+    // Until a first claim says otherwise.
+    expect(claimer.mayHaveDue()).toBe(true);
+    claimer.claimed({ window: true }, 3, 16, false, false);
+    expect(claimer.mayHaveDue()).toBe(false);
+    // Rows left in the window (an endpoint or tenant at its room), endpoints
+    // left out as full, a full claim, a claim by id that took fewer: each may have left some.
+    for (const [claimed, rowsLeft, full] of [
+      [3, true, false],
+      [3, false, true],
+      [16, false, false],
+    ] as const) {
+      claimer.claimed({ window: true }, claimed, 16, rowsLeft, full);
+      expect(claimer.mayHaveDue()).toBe(true);
+      claimer.plan(16);
+      claimer.claimed({ window: true }, 0, 16, false, false);
+      expect(claimer.mayHaveDue()).toBe(false);
+    }
+    claimer.claimed({ ids: ["a", "b"] }, 1, 16, false, false);
+    expect(claimer.mayHaveDue()).toBe(true);
+    claimer.plan(16);
+    claimer.claimed({ window: true }, 0, 16, false, false);
+    expect(claimer.mayHaveDue()).toBe(false);
+    // Deliveries released (a circuit closed, leases given back).
+    claimer.markLeftBehind();
+    expect(claimer.mayHaveDue()).toBe(true);
+  });
+
   it("leaves published ids past MAX_TAKEN to a window claim", () => {
     const { claimer } = claimerOf();
     void claimer.close();

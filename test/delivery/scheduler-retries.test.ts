@@ -24,7 +24,8 @@ const app = useTestHookline(db, { HOOKLINE_POLL_INTERVAL: "1h" }, captured.log);
 it("tries a claim whose connection was terminated again after a short backoff, and delivers", async () => {
   const admin = client(WebhookAdmin, "connect-http1", app.url);
   const ingest = client(EventIngest, "connect-http1", app.url);
-  await admin.createEndpoint({ tenantId: "cut", url: `${receiver.url}/cut` });
+  // Ordered: its deliveries are claimed, never leased by the publish itself.
+  await admin.createEndpoint({ tenantId: "cut", url: `${receiver.url}/cut`, ordered: true });
   const lock = await blockClaims(db);
   try {
     await ingest.publish({ tenantId: "cut", eventType: "t.e", payload: { case: "payloadJson", value: "{}" } });

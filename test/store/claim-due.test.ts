@@ -3,7 +3,7 @@
  * which it must leave out of its window so that they cannot hide others'.
  */
 import { describe, expect, it } from "vitest";
-import { type ClaimRequest, claimDue } from "../../src/store/sql/claim-due.js";
+import { type ClaimRequest, claim, claimDue } from "../../src/store/sql/claim-due.js";
 import { insertDeliveries, insertEndpoint, readEndpointHealth } from "../support/rows.js";
 import type { Sql } from "../../src/store/sql.js";
 import { IDLE_ROOM } from "../support/lease-room.js";
@@ -103,5 +103,32 @@ describe("claimDue", () => {
     const [blocked] = await insertDeliveries(db, open, 1);
     const claimed = await claimDue(sql, request({ ids: [ids[1]!, ids[2]!, blocked!], limit: 3 }));
     expect(claimed.map((d) => d.id).sort()).toEqual([ids[1], ids[2]].sort());
+  });
+});
+
+describe("claim: whether due rows were left for want of room", () => {
+  it("says none when the window took every row it saw", async () => {
+    const ep = await insertEndpoint(db);
+    await insertDeliveries(db, ep, 3);
+    const taken = await claim(sql, request({ lookahead: 32 }));
+    expect([taken.claimed.length, taken.rowsLeft]).toEqual([3, false]);
+    // Nothing more: nothing taken, nothing left.
+    expect(await claim(sql, request({ lookahead: 32 }))).toEqual({ claimed: [], rowsLeft: false });
+  });
+
+  it("says some when an endpoint's room, a tenant's room or the row limit left rows, or the window was read whole", async () => {
+    const ep = await insertEndpoint(db, { tenantId: "a" });
+    await insertDeliveries(db, ep, 10);
+    const byLane = await claim(sql, request({ laneFree: new Map([[ep, 3]]) }));
+    expect([byLane.claimed.length, byLane.rowsLeft]).toEqual([3, true]);
+    const byTenant = await claim(sql, request({ workerId: "w2", tenants: new Map([["a", { free: 2, newEndpointFree: 100 }]]) }));
+    expect([byTenant.claimed.length, byTenant.rowsLeft]).toEqual([2, true]);
+    const byLimit = await claim(sql, request({ workerId: "w3", limit: 2 }));
+    expect([byLimit.claimed.length, byLimit.rowsLeft]).toEqual([2, true]);
+    // Three rows are left; a window of two reads its window whole.
+    const byWindow = await claim(sql, request({ workerId: "w4", limit: 2, lookahead: 2 }));
+    expect([byWindow.claimed.length, byWindow.rowsLeft]).toEqual([2, true]);
+    const rest = await claim(sql, request({ workerId: "w5", lookahead: 32 }));
+    expect([rest.claimed.length, rest.rowsLeft]).toEqual([1, false]);
   });
 });

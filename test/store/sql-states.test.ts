@@ -20,7 +20,7 @@ import type { Sql } from "../../src/store/sql.js";
 import { checkSecretKey, sealStoredSecrets } from "../../src/store/sql/endpoint-secrets.js";
 import { findApiKey, insertApiKey, listApiKeys, revokeApiKey, validApiKeys } from "../../src/store/sql/api-keys.js";
 import { holdForCircuit, releaseHeld, sweepBlocked } from "../../src/store/sql/circuit-holds.js";
-import { type ClaimRequest, claimDue } from "../../src/store/sql/claim-due.js";
+import { type ClaimRequest, claim as claimWithRest, claimDue } from "../../src/store/sql/claim-due.js";
 import { lastFinalPosition, positionBefore, readUpdates, ALL, START } from "../../src/store/sql/delivery-updates.js";
 import { failPendingOfDeleted, unparkEndpoint } from "../../src/store/sql/endpoint-changes.js";
 import { endpointFigures } from "../../src/store/sql/endpoint-stats.js";
@@ -199,6 +199,7 @@ const OPERATIONS: Record<string, (r: ReturnType<typeof recorder>) => Promise<unk
     await claimDue(sql, claim);
     await claimDue(sql, { ...claim, ids: ["dlv_1"] });
   },
+  claim: ({ sql }) => claimWithRest(sql, claim),
   recordOutcomes: ({ sql }) =>
     recordOutcomes(sql, "w", [outcome], { circuitFailureThreshold: 5, circuitCooldownMs: 1, circuitMaxCooldownMs: 2, disableAfterMs: 3 }),
   failPendingOfDisabled: ({ sql }) => failPendingOfDisabled(sql, ["ep_1"]),
