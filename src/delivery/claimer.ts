@@ -25,8 +25,9 @@ import type { Sql } from "../store/sql.js";
 import { retryDelayMs } from "./background-retry.js";
 import type { Capacity, Lanes } from "./lanes.js";
 
-/** Bounds of the claim's window of due rows (see adaptLookahead). */
+/** The narrowest window of due rows a claim reads (see adaptLookahead). */
 export const LOOKAHEAD_MIN = 32;
+/** The widest window of due rows a claim reads (see adaptLookahead). */
 export const LOOKAHEAD_MAX = 4_096;
 /** Published delivery ids waiting to be taken, at most (the rest wait for ordinary claims). */
 export const MAX_TAKEN = 10_000;
