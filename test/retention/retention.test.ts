@@ -43,7 +43,7 @@ it("removes ended deliveries, their attempts, log rows and events once older tha
   ]);
   expect(await count("SELECT count(*) AS n FROM attempts")).toBe(1);
   await expect
-    .poll(() => db.query("SELECT endpoint_id, kind FROM delivery_updates ORDER BY xid, seq"), { timeout: 5_000 })
+    .poll(() => db.query("SELECT d.endpoint_id, u.kind FROM delivery_updates u LEFT JOIN deliveries d ON d.id = u.delivery_id ORDER BY u.xid, u.seq"), { timeout: 5_000 })
     .toEqual([
       { endpoint_id: down!.id, kind: 1 },
       { endpoint_id: down!.id, kind: 3 },

@@ -473,7 +473,7 @@ const TENANT_TABLES: Record<string, string> = {
   events: "SELECT * FROM events WHERE tenant_id = $1 ORDER BY id",
   deliveries: "SELECT * FROM deliveries WHERE tenant_id = $1 ORDER BY id",
   attempts: "SELECT a.* FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.tenant_id = $1 ORDER BY a.id",
-  delivery_updates: "SELECT * FROM delivery_updates WHERE tenant_id = $1 ORDER BY seq",
+  delivery_updates: "SELECT u.* FROM delivery_updates u JOIN deliveries d ON d.id = u.delivery_id WHERE d.tenant_id = $1 ORDER BY u.seq",
   event_types: "SELECT * FROM event_types WHERE tenant_id = $1 ORDER BY name",
   api_keys: "SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY id",
   idempotency_keys: "SELECT * FROM idempotency_keys WHERE tenant_id = $1 ORDER BY key",

@@ -20,6 +20,9 @@ export const AttemptSchema = new EntitySchema<Attempt>({
   class: Attempt,
   tableName: "attempts",
   properties: {
+    // The ORM needs an identifier; the table has no primary key constraint
+    // (see the migration history_indexes): ids are random ULIDs, and attempts
+    // are read by delivery.
     id: { type: "string", columnType: "text", primary: true },
     deliveryId: { type: "string", columnType: "text" },
     number: { type: "integer" },

@@ -12,6 +12,8 @@ import { Migration20261207000000_circuit_probe } from "./Migration20261207000000
 import { Migration20261207050000_api_key_revocations } from "./Migration20261207050000_api_key_revocations.js";
 import { Migration20261207100000_hot_path_foreign_keys } from "./Migration20261207100000_hot_path_foreign_keys.js";
 import { Migration20261207110000_delivery_queue } from "./Migration20261207110000_delivery_queue.js";
+import { Migration20261208000000_history_indexes } from "./Migration20261208000000_history_indexes.js";
+import { Migration20261208010000_slim_status_log } from "./Migration20261208010000_slim_status_log.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -25,4 +27,6 @@ export const migrationsList = [
   { name: "Migration20261207050000_api_key_revocations", class: Migration20261207050000_api_key_revocations },
   { name: "Migration20261207100000_hot_path_foreign_keys", class: Migration20261207100000_hot_path_foreign_keys },
   { name: "Migration20261207110000_delivery_queue", class: Migration20261207110000_delivery_queue },
+  { name: "Migration20261208000000_history_indexes", class: Migration20261208000000_history_indexes },
+  { name: "Migration20261208010000_slim_status_log", class: Migration20261208010000_slim_status_log },
 ];

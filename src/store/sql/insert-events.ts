@@ -186,7 +186,7 @@ fanned AS (
   -- Deliveries take their seq (publish order, for ordered endpoints) in the
   -- order the events were given.
   ORDER BY f.ord
-  RETURNING id, event_id, endpoint_id, tenant_id, event_type, seq
+  RETURNING id, event_id, endpoint_id, tenant_id, seq
 ),
 -- Its row in the live queue: due now, held, parked, or leased to this process.
 queued AS (
@@ -199,9 +199,10 @@ queued AS (
   RETURNING delivery_id, event_id, locked_by, due_at
 ),
 -- The status log (see delivery-updates.ts): each new delivery, CREATED, PENDING.
+-- (Only the delivery's id: readers join its history row for the rest.)
 logged AS (
-  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${CREATED.log}, ${CREATED.to} FROM fanned
+  INSERT INTO delivery_updates (delivery_id, kind, status)
+  SELECT id, ${CREATED.log}, ${CREATED.to} FROM fanned
 )
 -- One row per event, then one per leased delivery.
 SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids,
