@@ -258,7 +258,7 @@ export async function attemptsOf(db: TestDatabase, deliveryId: string): Promise<
     `SELECT id, delivery_id AS "deliveryId", number, started_at AS "startedAt", duration_ms AS "durationMs",
             response_status AS "responseStatus", error_class AS "errorClass", error, response_body AS "responseBody",
             response_headers AS "responseHeaders"
-     FROM attempts WHERE delivery_id = $1 ORDER BY number, id`,
+     FROM delivery_attempts WHERE delivery_id = $1 ORDER BY number, id`,
     [deliveryId],
   );
 }
@@ -329,7 +329,7 @@ export interface RowCounts {
 export async function rowCounts(db: TestDatabase): Promise<RowCounts> {
   const [row] = await db.query<RowCounts & Record<string, unknown>>(
     `SELECT (SELECT count(*) FROM events)::int AS events, (SELECT count(*) FROM deliveries)::int AS deliveries,
-            (SELECT count(*) FROM attempts)::int AS attempts, (SELECT count(*) FROM delivery_updates)::int AS "statusLog",
+            (SELECT count(*) FROM delivery_attempts)::int AS attempts, (SELECT count(*) FROM delivery_updates)::int AS "statusLog",
             (SELECT count(*) FROM idempotency_keys)::int AS "idempotencyKeys", (SELECT count(*) FROM workers)::int AS workers`,
   );
   return row!;

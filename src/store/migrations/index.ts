@@ -14,6 +14,7 @@ import { Migration20261207100000_hot_path_foreign_keys } from "./Migration202612
 import { Migration20261207110000_delivery_queue } from "./Migration20261207110000_delivery_queue.js";
 import { Migration20261208000000_history_indexes } from "./Migration20261208000000_history_indexes.js";
 import { Migration20261208010000_slim_status_log } from "./Migration20261208010000_slim_status_log.js";
+import { Migration20261208020000_attempts_in_status_log } from "./Migration20261208020000_attempts_in_status_log.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -29,4 +30,5 @@ export const migrationsList = [
   { name: "Migration20261207110000_delivery_queue", class: Migration20261207110000_delivery_queue },
   { name: "Migration20261208000000_history_indexes", class: Migration20261208000000_history_indexes },
   { name: "Migration20261208010000_slim_status_log", class: Migration20261208010000_slim_status_log },
+  { name: "Migration20261208020000_attempts_in_status_log", class: Migration20261208020000_attempts_in_status_log },
 ];

@@ -1,10 +1,11 @@
 /**
- * The migrations history_indexes and slim_status_log on a database built on
- * engine v2's first layout (delivery_queue), with deliveries in every state:
- * nothing of the history is lost (every delivery, attempt and status log
- * row, and what the log rows said about their delivery is what the readers
- * now join), the indexes are the new ones, and a Hookline started on it
- * delivers the pending deliveries and logs them in the slim log.
+ * The migrations history_indexes, slim_status_log and attempts_in_status_log
+ * on a database built on engine v2's first layout (delivery_queue), with
+ * deliveries in every state: nothing of the history is lost (every delivery,
+ * attempt and status log row; what the log rows said about their delivery
+ * is what the readers now join; the attempts read as before), the indexes
+ * are the new ones, and a Hookline started on it delivers the pending
+ * deliveries, each attempt recorded once, in its status log row.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryState, UpdateKind } from "../../../src/domain/delivery/state.js";
@@ -48,7 +49,7 @@ const id = (name: Name) => `dlv_01JMIGRATE${name.toUpperCase().padEnd(15, "0")}`
 const LOG = `SELECT xid::text AS xid, seq::text AS seq, delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number
              FROM delivery_updates ORDER BY xid, seq`;
 
-describe("the history_indexes and slim_status_log migrations", () => {
+describe("the history_indexes, slim_status_log and attempts_in_status_log migrations", () => {
   it("keep the history, serve the log from the history rows, and the pending deliveries are delivered", async () => {
     const orm = await openOrm({ url: db.url, poolSize: 2 });
     await orm.getMigrator().up({ to: OLD_LAYOUT });
@@ -100,6 +101,8 @@ describe("the history_indexes and slim_status_log migrations", () => {
       events: await count("events"),
     };
     const oldLog = await db.query<Record<string, unknown>>(LOG);
+    const ATTEMPTS = "SELECT id, delivery_id, number, started_at, duration_ms, response_status, error_class, error, response_body, response_headers";
+    const oldAttempts = await db.query(`${ATTEMPTS} FROM attempts ORDER BY id`);
 
     await orm.getMigrator().up();
     await orm.close(true);
@@ -112,6 +115,8 @@ describe("the history_indexes and slim_status_log migrations", () => {
       updates: await count("delivery_updates"),
       events: await count("events"),
     }).toEqual(before);
+    // Every attempt reads as it did.
+    expect(await db.query(`${ATTEMPTS} FROM delivery_attempts ORDER BY id`)).toEqual(oldAttempts);
     // The log as its reader serves it: every row, in the same order and at
     // the same position, with its delivery's ids, as the old rows held them.
     const served = await readUpdates(sql, START, ALL, 1_000);
@@ -173,8 +178,16 @@ describe("the history_indexes and slim_status_log migrations", () => {
           [id("retrying"), "m.retrying", UpdateKind.Succeeded],
         ].sort(),
       );
-      // Each attempt written once.
-      expect(await count("attempts")).toBe(before.attempts + 2);
+      // Each new attempt recorded once, in the log row of its outcome.
+      expect(await count("attempts")).toBe(before.attempts);
+      expect(await count("delivery_attempts")).toBe(before.attempts + 2);
+      const recorded = await db.query<{ delivery_id: string; number: number; response_status: number }>(
+        "SELECT delivery_id, number, response_status FROM delivery_attempts WHERE id NOT IN (SELECT id FROM attempts) ORDER BY delivery_id",
+      );
+      expect(recorded).toEqual([
+        { delivery_id: id("pending"), number: 1, response_status: 200 },
+        { delivery_id: id("retrying"), number: 3, response_status: 200 },
+      ]);
     } finally {
       await app.stop();
     }
