@@ -15,6 +15,7 @@ import { Migration20261207110000_delivery_queue } from "./Migration2026120711000
 import { Migration20261208000000_history_indexes } from "./Migration20261208000000_history_indexes.js";
 import { Migration20261208010000_slim_status_log } from "./Migration20261208010000_slim_status_log.js";
 import { Migration20261208020000_attempts_in_status_log } from "./Migration20261208020000_attempts_in_status_log.js";
+import { Migration20261208030000_deliveries_by_event } from "./Migration20261208030000_deliveries_by_event.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -31,4 +32,5 @@ export const migrationsList = [
   { name: "Migration20261208000000_history_indexes", class: Migration20261208000000_history_indexes },
   { name: "Migration20261208010000_slim_status_log", class: Migration20261208010000_slim_status_log },
   { name: "Migration20261208020000_attempts_in_status_log", class: Migration20261208020000_attempts_in_status_log },
+  { name: "Migration20261208030000_deliveries_by_event", class: Migration20261208030000_deliveries_by_event },
 ];

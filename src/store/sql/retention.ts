@@ -18,6 +18,7 @@
 // which the store may import (see test/layers.test.ts).
 import { firstIdAt } from "../../domain/ids.js";
 import { inBatches, type Sql } from "../sql.js";
+import { ofEvent } from "./deliveries-of-event.js";
 import { ENDED_STATES } from "./states.js";
 
 const PRUNE_DELIVERIES = `
@@ -40,7 +41,7 @@ SELECT count(*)::int AS n FROM gone`;
 const PRUNE_EVENTS = `
 WITH doomed AS (
   SELECT e.id FROM events e
-  WHERE e.id < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+  WHERE e.id < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE ${ofEvent("d", "e.id")})
   ORDER BY e.id
   LIMIT $2
   FOR UPDATE SKIP LOCKED

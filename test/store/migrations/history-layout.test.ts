@@ -1,15 +1,18 @@
 /**
- * The migrations history_indexes, slim_status_log and attempts_in_status_log
- * on a database built on engine v2's first layout (delivery_queue), with
- * deliveries in every state: nothing of the history is lost (every delivery,
- * attempt and status log row; what the log rows said about their delivery
- * is what the readers now join; the attempts read as before), the indexes
- * are the new ones, and a Hookline started on it delivers the pending
- * deliveries, each attempt recorded once, in its status log row.
+ * The migrations history_indexes, slim_status_log, attempts_in_status_log
+ * and deliveries_by_event on a database built on engine v2's first layout
+ * (delivery_queue), with deliveries in every state: nothing of the history
+ * is lost (every delivery, attempt and status log row; what the log rows
+ * said about their delivery is what the readers now join; the attempts read
+ * as before; an event's deliveries are found without the index on
+ * event_id), the indexes are the new ones, and a Hookline started on it
+ * delivers the pending deliveries, each attempt recorded once, in its
+ * status log row.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryState, UpdateKind } from "../../../src/domain/delivery/state.js";
 import { openOrm } from "../../../src/store/orm.js";
+import { ofEvent } from "../../../src/store/sql/deliveries-of-event.js";
 import { ALL, readUpdates, START } from "../../../src/store/sql/delivery-updates.js";
 import type { Sql } from "../../../src/store/sql.js";
 import { createTestDatabase, type TestDatabase } from "../../support/database.js";
@@ -49,7 +52,7 @@ const id = (name: Name) => `dlv_01JMIGRATE${name.toUpperCase().padEnd(15, "0")}`
 const LOG = `SELECT xid::text AS xid, seq::text AS seq, delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number
              FROM delivery_updates ORDER BY xid, seq`;
 
-describe("the history_indexes, slim_status_log and attempts_in_status_log migrations", () => {
+describe("the history layout migrations of issue 16", () => {
   it("keep the history, serve the log from the history rows, and the pending deliveries are delivered", async () => {
     const orm = await openOrm({ url: db.url, poolSize: 2 });
     await orm.getMigrator().up({ to: OLD_LAYOUT });
@@ -151,6 +154,12 @@ describe("the history_indexes, slim_status_log and attempts_in_status_log migrat
     expect(indexes.get("deliveries_tenant_idx")).toMatch(/\(tenant_id, id\)$/);
     expect(indexes.get("deliveries_endpoint_idx")).toMatch(/\(endpoint_id, id\)$/);
     expect(indexes.has("attempts_pkey")).toBe(false);
+    // An event's deliveries made with the old ids are found without the index on event_id.
+    expect(indexes.has("deliveries_event_idx")).toBe(false);
+    for (const name of Object.keys(ROWS) as Name[]) {
+      const found = await db.query<{ id: string }>(`SELECT id FROM deliveries d WHERE ${ofEvent("d", "$1::text")}`, [`evt_${name}`]);
+      expect(found).toEqual([{ id: id(name) }]);
+    }
 
     // A Hookline on the migrated database delivers what is due and logs it.
     const app = await startTestHookline(db.url);
