@@ -112,8 +112,8 @@ export async function insertDeliveries(db: TestDatabase, endpointId: string, n: 
        RETURNING id, event_id, endpoint_id, tenant_id, seq, status, attempt_count
      )
      -- Live ones (PENDING, RETRYING) wait in the queue, with their due time and lease.
-     INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, attempt_count, due_at, locked_by)
-     SELECT id, endpoint_id, tenant_id, event_id, seq, attempt_count, ${row.nextAttemptAt ?? "now() - interval '1 second'"}, $5
+     INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, attempt_count, due_at, locked_by)
+     SELECT id, endpoint_id, tenant_id, seq, attempt_count, ${row.nextAttemptAt ?? "now() - interval '1 second'"}, $5
      FROM d WHERE status IN (1, 2)`,
     [endpointId, eventIds, deliveryIds, row.status ?? 1, row.lockedBy ?? null, row.attemptCount ?? 0, at],
   );

@@ -186,17 +186,17 @@ fanned AS (
   -- Deliveries take their seq (publish order, for ordered endpoints) in the
   -- order the events were given.
   ORDER BY f.ord
-  RETURNING id, event_id, endpoint_id, tenant_id, seq
+  RETURNING id, endpoint_id, tenant_id, seq
 ),
 -- Its row in the live queue: due now, held, parked, or leased to this process.
 queued AS (
-  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, due_at, locked_by)
-  SELECT d.id, d.endpoint_id, d.tenant_id, d.event_id, d.seq,
+  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, due_at, locked_by)
+  SELECT d.id, d.endpoint_id, d.tenant_id, d.seq,
          ${lease ? `CASE WHEN f.parked THEN NULL WHEN f.id IN (SELECT id FROM leased) THEN ${leaseEnd(p, lease, "f")} ELSE f.due END` : "CASE WHEN f.parked THEN NULL ELSE f.due END"},
          ${lease ? `CASE WHEN f.id IN (SELECT id FROM leased) THEN ${worker} END` : "NULL"}
   FROM fanned d
   JOIN fan f ON f.id = d.id
-  RETURNING delivery_id, event_id, locked_by, due_at
+  RETURNING delivery_id, locked_by, due_at
 ),
 -- The status log (see delivery-updates.ts): each new delivery, CREATED, PENDING.
 -- (Only the delivery's id: readers join its history row for the rest.)
@@ -211,10 +211,11 @@ SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids,
        NULL::text AS signature_scheme, NULL::jsonb AS retry_policy, NULL::int AS timeout_ms,
        NULL::int AS max_in_flight
 FROM inserted i
-LEFT JOIN (SELECT event_id, count(*) AS n, array_agg(delivery_id) FILTER (WHERE locked_by IS NULL) AS ids FROM queued GROUP BY event_id) c
+LEFT JOIN (SELECT f.event_id, count(*) AS n, array_agg(q.delivery_id) FILTER (WHERE q.locked_by IS NULL) AS ids
+           FROM queued q JOIN fan f ON f.id = q.delivery_id GROUP BY f.event_id) c
   ON c.event_id = i.id
 UNION ALL
-SELECT q.event_id, NULL, NULL, q.delivery_id, f.endpoint_id, f.tenant_id, f.event_type, q.due_at::text,
+SELECT f.event_id, NULL, NULL, q.delivery_id, f.endpoint_id, f.tenant_id, f.event_type, q.due_at::text,
        f.url, f.headers, f.secrets, f.signature_scheme, f.retry_policy, f.timeout_ms, f.max_in_flight
 FROM queued q
 JOIN fan f ON f.id = q.delivery_id

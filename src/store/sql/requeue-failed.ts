@@ -23,11 +23,11 @@ requeued AS (
   UPDATE deliveries d
   SET status = ${REQUEUED.to}, updated_at = now()
   FROM batch WHERE d.id = batch.id
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.attempt_count, d.seq
+  RETURNING d.id, d.endpoint_id, d.tenant_id, d.attempt_count, d.seq
 ),
 queued AS (
-  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, attempt_count, due_at)
-  SELECT id, endpoint_id, tenant_id, event_id, seq, attempt_count, now() FROM requeued
+  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, attempt_count, due_at)
+  SELECT id, endpoint_id, tenant_id, seq, attempt_count, now() FROM requeued
 ),
 -- The status log: REQUEUED, now RETRYING.
 logged AS (

@@ -36,12 +36,12 @@ requeued AS (
   SET status = ${REQUEUED.to}, updated_at = now()
   FROM target t
   WHERE d.id = t.id AND NOT t.in_flight AND t.unavailable IS NULL
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.attempt_count, d.seq
+  RETURNING d.id, d.endpoint_id, d.tenant_id, d.attempt_count, d.seq
 ),
 -- Due at once: back in the queue, or moved up in it if it waited there.
 queued AS (
-  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, attempt_count, due_at)
-  SELECT id, endpoint_id, tenant_id, event_id, seq, attempt_count, now() FROM requeued
+  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, attempt_count, due_at)
+  SELECT id, endpoint_id, tenant_id, seq, attempt_count, now() FROM requeued
   ON CONFLICT (delivery_id) DO UPDATE SET due_at = now(), locked_by = NULL
 ),
 -- The status log: REQUEUED, now RETRYING.

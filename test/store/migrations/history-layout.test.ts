@@ -1,6 +1,6 @@
 /**
- * The migrations history_indexes, slim_status_log, attempts_in_status_log
- * and deliveries_by_event on a database built on engine v2's first layout
+ * The migrations history_indexes, slim_status_log, attempts_in_status_log,
+ * deliveries_by_event and queue_without_event on a database built on engine v2's first layout
  * (delivery_queue), with deliveries in every state: nothing of the history
  * is lost (every delivery, attempt and status log row; what the log rows
  * said about their delivery is what the readers now join; the attempts read
@@ -154,6 +154,11 @@ describe("the history layout migrations of issue 16", () => {
     expect(indexes.get("deliveries_tenant_idx")).toMatch(/\(tenant_id, id\)$/);
     expect(indexes.get("deliveries_endpoint_idx")).toMatch(/\(endpoint_id, id\)$/);
     expect(indexes.has("attempts_pkey")).toBe(false);
+    // The queue keeps its rows, without a copy of the event's id.
+    const queueColumns = await db.query<{ column_name: string }>(
+      "SELECT column_name FROM information_schema.columns WHERE table_name = 'delivery_queue'",
+    );
+    expect(queueColumns.map((c) => c.column_name)).not.toContain("event_id");
     // An event's deliveries made with the old ids are found without the index on event_id.
     expect(indexes.has("deliveries_event_idx")).toBe(false);
     for (const name of Object.keys(ROWS) as Name[]) {
