@@ -6,7 +6,8 @@
  * changes, this module changes with it.
  *
  * History is delivered events, each with its delivery (SUCCEEDED after one
- * attempt), its attempt, and its two status-log rows (created, succeeded),
+ * attempt) and its two status-log rows (created, succeeded, which records
+ * the attempt),
  * spread evenly over a past interval, with ids of Hookline's shapes (see
  * src/domain/ids.ts and src/store/sql/insert-events.ts): a ULID after the
  * prefix, its time the row's, its random part hex digits of an md5 (valid
@@ -79,35 +80,31 @@ export async function insertHistoryDeliveries(db: Db, h: HistoryShape, lo: numbe
   );
 }
 
-/** Attempts [lo, hi): one per delivery, 200 after 2 ms. */
-export async function insertHistoryAttempts(db: Db, h: HistoryShape, lo: number, hi: number): Promise<void> {
-  await db.query(
-    `INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, response_status, error_class, error,
-                           response_body, response_headers)
-     SELECT '${ID_PREFIX.attempt}' || ${ulidTime("ms + 1")} || upper(substr(md5('attempt' || i), 1, 16)),
-            delivery_id, 1, at + interval '1 ms', 2, 200, '', '', '', NULL
-     FROM (${SERIES}) s`,
-    params(h, lo, hi),
-  );
-}
-
-/** Status-log rows [lo, hi): each delivery's CREATED (kind 1, PENDING) and SUCCEEDED (kind 4), in time order. */
+/**
+ * Status-log rows [lo, hi): each delivery's CREATED (kind 1, PENDING) and
+ * SUCCEEDED (kind 4), in time order. The SUCCEEDED row records the attempt
+ * (started 1 ms after publishing, 200 after 2 ms), as the outcome writer
+ * does (see the migration attempts_in_status_log); the log row holds only
+ * the delivery's id of its ids.
+ */
 export async function insertHistoryStatusLog(db: Db, h: HistoryShape, lo: number, hi: number): Promise<void> {
   await db.query(
-    `INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status,
-                                   attempt_number, response_status, duration_ms, error, next_attempt_at, occurred_at)
-     SELECT delivery_id, event_id, $5, $6, $7, u.kind, u.status, u.attempt, u.response, u.duration, '', NULL, at + u.after
+    `INSERT INTO delivery_updates (delivery_id, kind, status, attempt_number, response_status, duration_ms, error,
+                                   next_attempt_at, occurred_at, attempt_id)
+     SELECT delivery_id, u.kind, u.status, u.attempt, u.response, u.duration, '', NULL, at + u.after,
+            CASE WHEN u.attempt > 0
+                 THEN '${ID_PREFIX.attempt}' || ${ulidTime("ms + 1")} || upper(substr(md5('attempt' || i), 1, 16)) END
      FROM (${SERIES}) s
      CROSS JOIN (VALUES (1, ${DeliveryState.Pending}, 0, 0, 0, interval '0'),
                         (4, ${DeliveryState.Succeeded}, 1, 200, 2, interval '3 ms'))
        AS u (kind, status, attempt, response, duration, after)
      ORDER BY i, u.kind`,
-    [...params(h, lo, hi), h.tenantId, h.eventType],
+    params(h, lo, hi),
   );
 }
 
 /** The tables history is written to, for VACUUM. */
-const HISTORY_TABLES = ["events", "deliveries", "attempts", "delivery_updates"];
+const HISTORY_TABLES = ["events", "deliveries", "delivery_updates"];
 
 /**
  * Makes the whole history, `chunk` events per transaction on each of the
@@ -141,7 +138,6 @@ export async function generateHistory(
         try {
           await insertHistoryEvents(db, h, lo, hi);
           await insertHistoryDeliveries(db, h, lo, hi);
-          await insertHistoryAttempts(db, h, lo, hi);
           await insertHistoryStatusLog(db, h, lo, hi);
           await db.query("COMMIT");
         } catch (err) {

@@ -2,11 +2,12 @@
  * Reading deliveries: listing with filters (newest first) and one delivery
  * with its attempts.
  */
-import type { EntityManager, FilterQuery } from "@mikro-orm/postgresql";
+import { type EntityManager, type FilterQuery, raw } from "@mikro-orm/postgresql";
 import { Attempt, Delivery, Endpoint } from "../store/entities/index.js";
-import type { Sql } from "../store/sql.js";
+import { ofEvent } from "../store/sql/deliveries-of-event.js";
 import { requeueDelivery } from "../store/sql/requeue.js";
 import { requeueFailed } from "../store/sql/requeue-failed.js";
+import type { Sql } from "../store/sql.js";
 import { ALL_STATES } from "./delivery/state.js";
 import { FailedPreconditionError, NotFoundError, ValidationError } from "./errors.js";
 import { checkPageSize, decodePageToken, encodePageToken } from "./validate.js";
@@ -38,7 +39,8 @@ export async function listDeliveries(
   const where: FilterQuery<Delivery> = {};
   if (filter.tenantId) where.tenantId = filter.tenantId;
   if (filter.endpointId) where.endpointId = filter.endpointId;
-  if (filter.eventId) where.eventId = filter.eventId;
+  // By id range, not an index on event_id (see deliveries-of-event.ts).
+  if (filter.eventId) Object.assign(where, { [raw((alias) => ofEvent(alias, "?"), Array(3).fill(filter.eventId))]: [] });
   if (filter.eventType) where.eventType = filter.eventType;
   if (filter.status) where.status = filter.status as Delivery["status"];
   if (filter.createdAfter || filter.createdBefore) {

@@ -120,8 +120,8 @@ describe("UpdateEndpoint", () => {
          VALUES ('dlv_01JPAUSE00000000000000000', 'evt_01JPAUSE0000000000000000000', $1, 'pause', 't.e', 1)
          RETURNING id, event_id, endpoint_id, tenant_id, seq
        )
-       INSERT INTO delivery_queue (delivery_id, event_id, endpoint_id, tenant_id, seq, due_at)
-       SELECT id, event_id, endpoint_id, tenant_id, seq, now() FROM d`,
+       INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, due_at)
+       SELECT id, endpoint_id, tenant_id, seq, now() FROM d`,
       [id],
     );
     await new Promise((res) => setTimeout(res, 500));

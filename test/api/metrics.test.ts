@@ -57,8 +57,8 @@ it("counts publishes, attempts by result, finished deliveries and latency, and r
        FROM endpoints WHERE url LIKE '%/good'
        RETURNING id, event_id, endpoint_id, tenant_id, seq
      )
-     INSERT INTO delivery_queue (delivery_id, event_id, endpoint_id, tenant_id, seq, due_at)
-     SELECT id, event_id, endpoint_id, tenant_id, seq, now() - interval '60 seconds' FROM d`,
+     INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, due_at)
+     SELECT id, endpoint_id, tenant_id, seq, now() - interval '60 seconds' FROM d`,
   );
   // Database gauges are read at most once a second (METRICS_DB_MAX_AGE_MS).
   await expect.poll(async () => (await scrape()).get("hookline_queue_due"), { timeout: 5_000 }).toBe(1);

@@ -138,7 +138,7 @@ it("ends every delivery as its policy says, with every attempt stored and logged
     `SELECT d.id, d.event_id, substring(e.url from '[^/]*$') AS path, d.status FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id`,
   );
   const attempts = await db.query<{ delivery_id: string; number: number; response_status: number; error_class: string; started_at: Date; duration_ms: number }>(
-    "SELECT delivery_id, number, response_status, error_class, started_at, duration_ms FROM attempts ORDER BY delivery_id, number",
+    "SELECT delivery_id, number, response_status, error_class, started_at, duration_ms FROM delivery_attempts ORDER BY delivery_id, number",
   );
   const updates = await db.query<{ delivery_id: string; kind: number; attempt_number: number }>(
     "SELECT delivery_id, kind, attempt_number FROM delivery_updates ORDER BY xid, seq",

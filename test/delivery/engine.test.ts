@@ -5,6 +5,8 @@
  * per-endpoint limits and ordering users configure. Short delays come from
  * configuration; nothing in the scheduler is mocked.
  */
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { DeliveryStatus } from "../../gen/hookline/v1/delivery_pb.js";
@@ -14,7 +16,6 @@ import {
   type CreateEndpointRequestSchema,
   WebhookAdmin,
 } from "../../gen/hookline/v1/webhook_admin_pb.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { useClient } from "../support/clients.js";
 import { useTestDatabase } from "../support/database.js";
 import { useTestHookline } from "../support/hookline.js";
@@ -120,7 +121,7 @@ describe("Retry-After", () => {
     expect(r.requests[1]!.at - r.requests[0]!.at).toBeGreaterThanOrEqual(950);
     expect(d.attempts[1]).toMatchObject({ number: 1, responseStatus: 429, error: "HTTP 429" });
     const rows = await db.query<{ response_headers: Record<string, string> }>(
-      "SELECT response_headers FROM attempts WHERE delivery_id = $1 AND number = 1",
+      "SELECT response_headers FROM delivery_attempts WHERE delivery_id = $1 AND number = 1",
       [d.id],
     );
     expect(rows[0]!.response_headers).toMatchObject({ "retry-after": "1" });

@@ -94,7 +94,7 @@ it("stops sending while outcomes cannot be stored: sent and unstored stay under 
     Number(
       (
         await db.query<{ n: string }>(
-          "SELECT count(*) AS n FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.tenant_id = 'stall'",
+          "SELECT count(*) AS n FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.tenant_id = 'stall'",
         )
       )[0]!.n,
     );

@@ -375,7 +375,7 @@ describe("after fuzzing", () => {
                                                    OR NOT EXISTS (SELECT 1 FROM endpoints ep WHERE ep.id = d.endpoint_id)) AS orphan_deliveries,
         (SELECT count(*)::int FROM deliveries d JOIN events e ON e.id = d.event_id JOIN endpoints ep ON ep.id = d.endpoint_id
           WHERE d.tenant_id <> e.tenant_id OR d.tenant_id <> ep.tenant_id OR d.event_type <> e.event_type) AS deliveries_across_tenants,
-        (SELECT count(*)::int FROM attempts a WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)) AS orphan_attempts,
+        (SELECT count(*)::int FROM delivery_attempts a WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)) AS orphan_attempts,
         (SELECT count(*)::int FROM delivery_updates u WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id)) AS orphan_updates,
         (SELECT count(*)::int FROM endpoints WHERE tenant_id !~ ${NAME} OR length(tenant_id) > 128 OR url !~ '^https?://'
           OR jsonb_typeof(secrets) <> 'array' OR jsonb_array_length(secrets) = 0

@@ -26,7 +26,7 @@ it("removes ended deliveries, their attempts, log rows and events once older tha
   const both = await ingest.publish({ tenantId: "keep", eventType: "t.e", payload: { case: "payloadJson", value: "{}" } });
   const alone = await ingest.publish({ tenantId: "gone", eventType: "t.e", payload: { case: "payloadJson", value: "{}" } });
   await r.waitFor(3);
-  await expect.poll(() => count("SELECT count(*) AS n FROM attempts")).toBe(3);
+  await expect.poll(() => count("SELECT count(*) AS n FROM delivery_attempts")).toBe(3);
   // Ended deliveries age out; the retrying one (next attempt in 1 h) stays.
   await expect
     .poll(() => count("SELECT count(*) AS n FROM deliveries"), { timeout: 10_000, interval: 200 })
@@ -38,12 +38,12 @@ it("removes ended deliveries, their attempts, log rows and events once older tha
   expect(live).toEqual({ endpoint_id: down!.id, event_id: both.eventId, status: 2 });
   expect(await count("SELECT count(*) AS n FROM events WHERE id = $1", [alone.eventId])).toBe(0);
   // Attempts and status history: only the live delivery's are left.
-  expect(await db.query("SELECT d.endpoint_id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id")).toEqual([
+  expect(await db.query("SELECT d.endpoint_id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id")).toEqual([
     { endpoint_id: down!.id },
   ]);
-  expect(await count("SELECT count(*) AS n FROM attempts")).toBe(1);
+  expect(await count("SELECT count(*) AS n FROM delivery_attempts")).toBe(1);
   await expect
-    .poll(() => db.query("SELECT endpoint_id, kind FROM delivery_updates ORDER BY xid, seq"), { timeout: 5_000 })
+    .poll(() => db.query("SELECT d.endpoint_id, u.kind FROM delivery_updates u LEFT JOIN deliveries d ON d.id = u.delivery_id ORDER BY u.xid, u.seq"), { timeout: 5_000 })
     .toEqual([
       { endpoint_id: down!.id, kind: 1 },
       { endpoint_id: down!.id, kind: 3 },

@@ -472,8 +472,8 @@ const TENANT_TABLES: Record<string, string> = {
   endpoints: "SELECT * FROM endpoints WHERE tenant_id = $1 ORDER BY id",
   events: "SELECT * FROM events WHERE tenant_id = $1 ORDER BY id",
   deliveries: "SELECT * FROM deliveries WHERE tenant_id = $1 ORDER BY id",
-  attempts: "SELECT a.* FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.tenant_id = $1 ORDER BY a.id",
-  delivery_updates: "SELECT * FROM delivery_updates WHERE tenant_id = $1 ORDER BY seq",
+  attempts: "SELECT a.* FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.tenant_id = $1 ORDER BY a.id",
+  delivery_updates: "SELECT u.* FROM delivery_updates u JOIN deliveries d ON d.id = u.delivery_id WHERE d.tenant_id = $1 ORDER BY u.seq",
   event_types: "SELECT * FROM event_types WHERE tenant_id = $1 ORDER BY name",
   api_keys: "SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY id",
   idempotency_keys: "SELECT * FROM idempotency_keys WHERE tenant_id = $1 ORDER BY key",
@@ -499,7 +499,7 @@ async function alphaMarkers(): Promise<string[]> {
   const ids = await db.query<{ id: string }>(
     `SELECT id FROM endpoints WHERE tenant_id = $1 UNION ALL SELECT id FROM events WHERE tenant_id = $1
      UNION ALL SELECT id FROM deliveries WHERE tenant_id = $1 UNION ALL SELECT id FROM api_keys WHERE tenant_id = $1
-     UNION ALL SELECT a.id FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.tenant_id = $1`,
+     UNION ALL SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.tenant_id = $1`,
     [A],
   );
   const urls = await db.query<{ url: string }>("SELECT url FROM endpoints WHERE tenant_id = $1", [A]);

@@ -9,8 +9,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveryState } from "../../src/domain/delivery/state.js";
 import { newId } from "../../src/domain/ids.js";
-import type { Sql } from "../../src/store/sql.js";
 import { recordOutcomes } from "../../src/store/sql/record-outcomes.js";
+import type { Sql } from "../../src/store/sql.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { insertDeliveries, insertEndpoint } from "../support/rows.js";
 
@@ -33,13 +33,12 @@ afterAll(async () => {
 const CHANGING = ["status", "attempt_count", "last_response_status", "last_error", "updated_at"];
 
 describe("the history row of a delivery", () => {
-  it("has indexes on columns that never change, and no partial ones", async () => {
+  it("has indexes, and index predicates, on columns that never change", async () => {
     const { rows } = await client.query<{ indexname: string; indexdef: string }>(
       "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'deliveries'",
     );
     expect(rows.length).toBeGreaterThan(1);
     for (const r of rows) {
-      expect(r.indexdef, r.indexname).not.toMatch(/ WHERE /);
       for (const column of CHANGING) expect(r.indexdef, r.indexname).not.toMatch(new RegExp(`\\b${column}\\b`));
     }
   });

@@ -21,8 +21,8 @@ async function insertAs(applicationName: string, id: string): Promise<void> {
   const client = new pg.Client({ connectionString: db.url, application_name: applicationName });
   await client.connect();
   await client.query(
-    `INSERT INTO delivery_queue (delivery_id, event_id, endpoint_id, tenant_id, seq, due_at)
-     VALUES ($1, 'evt_w', 'ep_w', 't', 1, now())`,
+    `INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, due_at)
+     VALUES ($1, 'ep_w', 't', 1, now())`,
     [id],
   );
   await client.end();

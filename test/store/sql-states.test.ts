@@ -253,6 +253,8 @@ const NOT_OPERATIONS = new Set([
   "endpointFree",
   "tenantFree",
   "leaseEnd",
+  // A piece of statements (deliveries-of-event.ts), tested on its own and through retention and listing.
+  "ofEvent",
   // Group commit over insertEvents.
   "InsertQueue",
   "InsertQueueFullError",

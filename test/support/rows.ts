@@ -112,8 +112,8 @@ export async function insertDeliveries(db: TestDatabase, endpointId: string, n: 
        RETURNING id, event_id, endpoint_id, tenant_id, seq, status, attempt_count
      )
      -- Live ones (PENDING, RETRYING) wait in the queue, with their due time and lease.
-     INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, attempt_count, due_at, locked_by)
-     SELECT id, endpoint_id, tenant_id, event_id, seq, attempt_count, ${row.nextAttemptAt ?? "now() - interval '1 second'"}, $5
+     INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, attempt_count, due_at, locked_by)
+     SELECT id, endpoint_id, tenant_id, seq, attempt_count, ${row.nextAttemptAt ?? "now() - interval '1 second'"}, $5
      FROM d WHERE status IN (1, 2)`,
     [endpointId, eventIds, deliveryIds, row.status ?? 1, row.lockedBy ?? null, row.attemptCount ?? 0, at],
   );
@@ -145,8 +145,8 @@ export async function insertAttempt(db: TestDatabase, deliveryId: string, number
 /** Logs a CREATED status change of each of `deliveryIds`, occurred at `occurredAt` (SQL expression). */
 export async function insertStatusLogRows(db: TestDatabase, deliveryIds: readonly string[], occurredAt = "now()"): Promise<void> {
   await db.query(
-    `INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, occurred_at)
-     SELECT id, event_id, endpoint_id, tenant_id, event_type, 1, 1, ${occurredAt} FROM deliveries WHERE id = ANY ($1)`,
+    `INSERT INTO delivery_updates (delivery_id, kind, status, occurred_at)
+     SELECT id, 1, 1, ${occurredAt} FROM deliveries WHERE id = ANY ($1)`,
     [deliveryIds],
   );
 }
@@ -258,7 +258,7 @@ export async function attemptsOf(db: TestDatabase, deliveryId: string): Promise<
     `SELECT id, delivery_id AS "deliveryId", number, started_at AS "startedAt", duration_ms AS "durationMs",
             response_status AS "responseStatus", error_class AS "errorClass", error, response_body AS "responseBody",
             response_headers AS "responseHeaders"
-     FROM attempts WHERE delivery_id = $1 ORDER BY number, id`,
+     FROM delivery_attempts WHERE delivery_id = $1 ORDER BY number, id`,
     [deliveryId],
   );
 }
@@ -285,10 +285,12 @@ export interface StoredStatusChange {
 /** The status log rows of `deliveryIds`, in log order. */
 export async function statusLogOf(db: TestDatabase, deliveryIds: readonly string[]): Promise<StoredStatusChange[]> {
   return db.query<StoredStatusChange & Record<string, unknown>>(
-    `SELECT delivery_id AS "deliveryId", event_id AS "eventId", endpoint_id AS "endpointId", tenant_id AS "tenantId",
-            event_type AS "eventType", kind, status, attempt_number AS "attemptNumber", response_status AS "responseStatus",
-            duration_ms AS "durationMs", error, next_attempt_at AS "nextAttemptAt", occurred_at AS "occurredAt"
-     FROM delivery_updates WHERE delivery_id = ANY ($1) ORDER BY xid, seq`,
+    // (The log holds the delivery's id; the rest is its delivery's.)
+    `SELECT u.delivery_id AS "deliveryId", d.event_id AS "eventId", d.endpoint_id AS "endpointId", d.tenant_id AS "tenantId",
+            d.event_type AS "eventType", u.kind, u.status, u.attempt_number AS "attemptNumber", u.response_status AS "responseStatus",
+            u.duration_ms AS "durationMs", u.error, u.next_attempt_at AS "nextAttemptAt", u.occurred_at AS "occurredAt"
+     FROM delivery_updates u JOIN deliveries d ON d.id = u.delivery_id
+     WHERE u.delivery_id = ANY ($1) ORDER BY u.xid, u.seq`,
     [deliveryIds],
   );
 }
@@ -327,7 +329,7 @@ export interface RowCounts {
 export async function rowCounts(db: TestDatabase): Promise<RowCounts> {
   const [row] = await db.query<RowCounts & Record<string, unknown>>(
     `SELECT (SELECT count(*) FROM events)::int AS events, (SELECT count(*) FROM deliveries)::int AS deliveries,
-            (SELECT count(*) FROM attempts)::int AS attempts, (SELECT count(*) FROM delivery_updates)::int AS "statusLog",
+            (SELECT count(*) FROM delivery_attempts)::int AS attempts, (SELECT count(*) FROM delivery_updates)::int AS "statusLog",
             (SELECT count(*) FROM idempotency_keys)::int AS "idempotencyKeys", (SELECT count(*) FROM workers)::int AS workers`,
   );
   return row!;

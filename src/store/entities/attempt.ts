@@ -1,6 +1,10 @@
 import { EntitySchema } from "@mikro-orm/core";
 
-/** An attempt row: one HTTP request made for a delivery. */
+/**
+ * An attempt: one HTTP request made for a delivery. Read only, from the view
+ * `delivery_attempts`: attempts are recorded in the status log row of their
+ * outcome, or in `attempts` (see the migration attempts_in_status_log).
+ */
 export class Attempt {
   id!: string;
   deliveryId!: string;
@@ -15,11 +19,13 @@ export class Attempt {
   responseHeaders: Record<string, string> | null = null;
 }
 
-/** MikroORM mapping of {@link Attempt} to the `attempts` table. */
+/** MikroORM mapping of {@link Attempt} to the `delivery_attempts` view. */
 export const AttemptSchema = new EntitySchema<Attempt>({
   class: Attempt,
-  tableName: "attempts",
+  tableName: "delivery_attempts",
   properties: {
+    // The ORM needs an identifier; the view has no key: ids are random ULIDs
+    // made by the scheduler, and attempts are read by delivery.
     id: { type: "string", columnType: "text", primary: true },
     deliveryId: { type: "string", columnType: "text" },
     number: { type: "integer" },

@@ -12,6 +12,11 @@ import { Migration20261207000000_circuit_probe } from "./Migration20261207000000
 import { Migration20261207050000_api_key_revocations } from "./Migration20261207050000_api_key_revocations.js";
 import { Migration20261207100000_hot_path_foreign_keys } from "./Migration20261207100000_hot_path_foreign_keys.js";
 import { Migration20261207110000_delivery_queue } from "./Migration20261207110000_delivery_queue.js";
+import { Migration20261208000000_history_indexes } from "./Migration20261208000000_history_indexes.js";
+import { Migration20261208010000_slim_status_log } from "./Migration20261208010000_slim_status_log.js";
+import { Migration20261208020000_attempts_in_status_log } from "./Migration20261208020000_attempts_in_status_log.js";
+import { Migration20261208030000_deliveries_by_event } from "./Migration20261208030000_deliveries_by_event.js";
+import { Migration20261208040000_queue_without_event } from "./Migration20261208040000_queue_without_event.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -25,4 +30,9 @@ export const migrationsList = [
   { name: "Migration20261207050000_api_key_revocations", class: Migration20261207050000_api_key_revocations },
   { name: "Migration20261207100000_hot_path_foreign_keys", class: Migration20261207100000_hot_path_foreign_keys },
   { name: "Migration20261207110000_delivery_queue", class: Migration20261207110000_delivery_queue },
+  { name: "Migration20261208000000_history_indexes", class: Migration20261208000000_history_indexes },
+  { name: "Migration20261208010000_slim_status_log", class: Migration20261208010000_slim_status_log },
+  { name: "Migration20261208020000_attempts_in_status_log", class: Migration20261208020000_attempts_in_status_log },
+  { name: "Migration20261208030000_deliveries_by_event", class: Migration20261208030000_deliveries_by_event },
+  { name: "Migration20261208040000_queue_without_event", class: Migration20261208040000_queue_without_event },
 ];

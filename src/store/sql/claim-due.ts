@@ -154,9 +154,11 @@ claimed AS (
   UPDATE delivery_queue q
   SET locked_by = ${p.add(req.workerId, "text")},
       due_at = ${leaseEnd(p, req, "ep")}
-  FROM due, events e, endpoints ep
-  WHERE q.delivery_id = due.delivery_id AND e.id = q.event_id AND ep.id = q.endpoint_id
-  RETURNING q.delivery_id AS id, q.event_id, q.endpoint_id, q.tenant_id, e.event_type, q.attempt_count, q.due_at AS next_attempt_at,
+  -- The event through the history row (primary keys): the queue row does
+  -- not copy the event's id (see the migration queue_without_event).
+  FROM due, deliveries d, events e, endpoints ep
+  WHERE q.delivery_id = due.delivery_id AND d.id = q.delivery_id AND e.id = d.event_id AND ep.id = q.endpoint_id
+  RETURNING q.delivery_id AS id, d.event_id, q.endpoint_id, q.tenant_id, e.event_type, q.attempt_count, q.due_at AS next_attempt_at,
     e.body, ep.url, ep.headers, ep.secrets, ep.signature_scheme, ep.retry_policy, ep.timeout_ms,
     ep.max_in_flight, ep.rate_limit_per_second, ep.ordered, ep.consecutive_failures >= ${threshold} AS probe
 ),

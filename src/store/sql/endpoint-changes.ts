@@ -25,11 +25,11 @@ failed AS (
   SET status = ${DELETED.to}, updated_at = now(), last_error = 'endpoint deleted'
   FROM dequeued q
   WHERE d.id = q.delivery_id AND d.status IN ${DELETED.from}
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.last_error
+  RETURNING d.id, d.attempt_count, d.last_error
 ),
 logged AS (
-  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, error)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${DELETED.log}, ${DELETED.to}, attempt_count, last_error FROM failed
+  INSERT INTO delivery_updates (delivery_id, kind, status, attempt_number, error)
+  SELECT id, ${DELETED.log}, ${DELETED.to}, attempt_count, last_error FROM failed
   RETURNING 1
 )
 SELECT count(*)::int AS n FROM logged`;

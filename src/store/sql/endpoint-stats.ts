@@ -29,7 +29,7 @@ SELECT count(*)::int AS attempts,
        count(*) FILTER (WHERE a.response_status BETWEEN 200 AND 299)::int AS ok,
        coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms), 0)::float8 AS p50,
        coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms), 0)::float8 AS p95
-FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.endpoint_id = $1 AND a.started_at >= $2`;
 
 /** Counts and attempt latencies of endpoint `endpointId` since `since`. */

@@ -23,11 +23,11 @@ failed AS (
   SET status = ${DISABLED.to}, updated_at = now(), last_error = 'endpoint disabled: ' || ep.disabled_reason
   FROM dequeued q, endpoints ep
   WHERE d.id = q.delivery_id AND ep.id = d.endpoint_id AND d.status IN ${DISABLED.from}
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.last_error
+  RETURNING d.id, d.attempt_count, d.last_error
 )
 -- The status log: ENDPOINT_DISABLED, now FAILED.
-INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, error)
-SELECT id, event_id, endpoint_id, tenant_id, event_type, ${DISABLED.log}, ${DISABLED.to}, attempt_count, last_error FROM failed`;
+INSERT INTO delivery_updates (delivery_id, kind, status, attempt_number, error)
+SELECT id, ${DISABLED.log}, ${DISABLED.to}, attempt_count, last_error FROM failed`;
 
 /** Fails every live delivery of endpoints that were disabled, with the reason, and logs it. */
 export async function failPendingOfDisabled(sql: Sql, endpointIds: readonly string[]): Promise<void> {

@@ -191,7 +191,7 @@ fanned AS (
   -- Deliveries take their seq (publish order, for ordered endpoints) in the
   -- order the events were given.
   ORDER BY f.ord
-  RETURNING id, event_id, endpoint_id, tenant_id, event_type, seq
+  RETURNING id, event_id, endpoint_id, tenant_id, seq
 ),
 -- Its row in the live queue: due now, held, parked, or leased to this process.
 -- (What it needs of the fan-out row, it reads from the endpoint by primary
@@ -199,8 +199,8 @@ fanned AS (
 -- estimating one row for the fan-out, 150 ms for one event to 1,000
 -- endpoints.)
 queued AS (
-  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, due_at, locked_by)
-  SELECT d.id, d.endpoint_id, d.tenant_id, d.event_id, d.seq,
+  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, due_at, locked_by)
+  SELECT d.id, d.endpoint_id, d.tenant_id, d.seq,
          ${lease ? `CASE WHEN d.parked THEN NULL WHEN d.id IN (SELECT id FROM leased) THEN ${leaseEnd(p, lease, "d")} ELSE d.due END` : "CASE WHEN d.parked THEN NULL ELSE d.due END"},
          ${lease ? `CASE WHEN d.id IN (SELECT id FROM leased) THEN ${worker} END` : "NULL"}
   FROM (
@@ -217,12 +217,12 @@ queued AS (
     FROM fanned fd
     JOIN endpoints ep ON ep.id = fd.endpoint_id
   ) d
-  RETURNING delivery_id, event_id, locked_by
 ),
 -- The status log (see delivery-updates.ts): each new delivery, CREATED, PENDING.
+-- (Only the delivery's id: readers join its history row for the rest.)
 logged AS (
-  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${CREATED.log}, ${CREATED.to} FROM fanned
+  INSERT INTO delivery_updates (delivery_id, kind, status)
+  SELECT id, ${CREATED.log}, ${CREATED.to} FROM fanned
 )
 -- One row per event, then one per leased delivery.
 SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids,
@@ -231,7 +231,9 @@ SELECT i.id, coalesce(c.n, 0)::int AS delivery_count, c.ids AS delivery_ids,
        NULL::text AS signature_scheme, NULL::jsonb AS retry_policy, NULL::int AS timeout_ms,
        NULL::int AS max_in_flight
 FROM inserted i
-LEFT JOIN (SELECT event_id, count(*) AS n, array_agg(delivery_id) FILTER (WHERE locked_by IS NULL) AS ids FROM queued GROUP BY event_id) c
+-- (Counted off fanned, which has the event's id; the queue row does not.)
+LEFT JOIN (SELECT d.event_id, count(*) AS n, array_agg(d.id) FILTER (WHERE ${lease ? "d.id NOT IN (SELECT id FROM leased)" : "true"}) AS ids
+           FROM fanned d GROUP BY d.event_id) c
   ON c.event_id = i.id${leasedRows}`;
   return { text, values: p.values };
 }

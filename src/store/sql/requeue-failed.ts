@@ -23,16 +23,16 @@ requeued AS (
   UPDATE deliveries d
   SET status = ${REQUEUED.to}, updated_at = now()
   FROM batch WHERE d.id = batch.id
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.seq
+  RETURNING d.id, d.endpoint_id, d.tenant_id, d.attempt_count, d.seq
 ),
 queued AS (
-  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, attempt_count, due_at)
-  SELECT id, endpoint_id, tenant_id, event_id, seq, attempt_count, now() FROM requeued
+  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, attempt_count, due_at)
+  SELECT id, endpoint_id, tenant_id, seq, attempt_count, now() FROM requeued
 ),
 -- The status log: REQUEUED, now RETRYING.
 logged AS (
-  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, next_attempt_at)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${REQUEUED.log}, ${REQUEUED.to}, attempt_count, now() FROM requeued
+  INSERT INTO delivery_updates (delivery_id, kind, status, attempt_number, next_attempt_at)
+  SELECT id, ${REQUEUED.log}, ${REQUEUED.to}, attempt_count, now() FROM requeued
 ),
 woken AS (
   SELECT pg_notify('hookline_due', '') WHERE EXISTS (SELECT 1 FROM requeued)

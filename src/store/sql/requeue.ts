@@ -36,18 +36,18 @@ requeued AS (
   SET status = ${REQUEUED.to}, updated_at = now()
   FROM target t
   WHERE d.id = t.id AND NOT t.in_flight AND t.unavailable IS NULL
-  RETURNING d.id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type, d.attempt_count, d.seq
+  RETURNING d.id, d.endpoint_id, d.tenant_id, d.attempt_count, d.seq
 ),
 -- Due at once: back in the queue, or moved up in it if it waited there.
 queued AS (
-  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, event_id, seq, attempt_count, due_at)
-  SELECT id, endpoint_id, tenant_id, event_id, seq, attempt_count, now() FROM requeued
+  INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, attempt_count, due_at)
+  SELECT id, endpoint_id, tenant_id, seq, attempt_count, now() FROM requeued
   ON CONFLICT (delivery_id) DO UPDATE SET due_at = now(), locked_by = NULL
 ),
 -- The status log: REQUEUED, now RETRYING.
 logged AS (
-  INSERT INTO delivery_updates (delivery_id, event_id, endpoint_id, tenant_id, event_type, kind, status, attempt_number, next_attempt_at)
-  SELECT id, event_id, endpoint_id, tenant_id, event_type, ${REQUEUED.log}, ${REQUEUED.to}, attempt_count, now() FROM requeued
+  INSERT INTO delivery_updates (delivery_id, kind, status, attempt_number, next_attempt_at)
+  SELECT id, ${REQUEUED.log}, ${REQUEUED.to}, attempt_count, now() FROM requeued
 ),
 woken AS (
   SELECT pg_notify('hookline_due', '') FROM requeued

@@ -6,7 +6,8 @@
  *   see the migration hot_path_foreign_keys);
  * - events published before the cutoff that have no delivery left;
  * - status log rows recorded before the cutoff, except those of deliveries
- *   still live (they go once the delivery ends and ages out);
+ *   still live (they go once the delivery ends and ages out), first: they
+ *   are read joined to their deliveries (see delivery-updates.ts);
  * - idempotency keys whose window has passed.
  * Deliveries and events are found by primary key: their ids begin with
  * their (event's) time, so "published before the cutoff" is an id range and
@@ -17,6 +18,7 @@
 // which the store may import (see test/layers.test.ts).
 import { firstIdAt } from "../../domain/ids.js";
 import { inBatches, type Sql } from "../sql.js";
+import { ofEvent } from "./deliveries-of-event.js";
 import { ENDED_STATES } from "./states.js";
 
 const PRUNE_DELIVERIES = `
@@ -39,7 +41,7 @@ SELECT count(*)::int AS n FROM gone`;
 const PRUNE_EVENTS = `
 WITH doomed AS (
   SELECT e.id FROM events e
-  WHERE e.id < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+  WHERE e.id < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE ${ofEvent("d", "e.id")})
   ORDER BY e.id
   LIMIT $2
   FOR UPDATE SKIP LOCKED
@@ -76,9 +78,11 @@ export async function pruneOlderThan(sql: Sql, cutoff: Date, batch = 1_000): Pro
     inBatches(batch, async () => (await sql.query<{ n: number }>(text, values))[0]?.n ?? 0);
   /** Runs a DELETE, counting its rows. */
   const run = (text: string, values: unknown[]) => counted(`WITH gone AS (${text} RETURNING 1) SELECT count(*)::int AS n FROM gone`, values);
+  // The log first: its rows are read joined to their deliveries (see
+  // delivery-updates.ts), so a delivery goes only once its rows have gone.
+  pruned.updates = await run(PRUNE_UPDATES, [cutoff, batch]);
   pruned.deliveries = await counted(PRUNE_DELIVERIES, [firstIdAt("delivery", cutoff), cutoff, batch]);
   pruned.events = await run(PRUNE_EVENTS, [firstIdAt("event", cutoff), batch]);
-  pruned.updates = await run(PRUNE_UPDATES, [cutoff, batch]);
   pruned.keys = await run(PRUNE_KEYS, [batch]);
   return pruned;
 }
