@@ -138,6 +138,8 @@ describe("recordOutcomes", () => {
     expect(await attemptsOf(db, id)).toHaveLength(1);
     expect(await statusLogOf(db, [id])).toHaveLength(1);
     expect(await readDelivery(db, id)).toMatchObject({ status: DeliveryState.Retrying, attemptCount: 1 });
+    // Its failure counted once in the endpoint's failures in a row.
+    expect((await readEndpointHealth(db, ep)).consecutiveFailures).toBe(1);
   });
 });
 

@@ -82,6 +82,7 @@ logged AS (
          started_at + make_interval(secs => duration_ms::float8 / 1000),
          attempt_id, error_class, response_body, response_headers
   FROM updated
+  RETURNING delivery_id
 ),
 -- An attempt whose delivery this process no longer held changed nothing, so
 -- it has no log row: it is kept in attempts.
@@ -101,6 +102,7 @@ inserted AS (
     AND NOT EXISTS (SELECT 1 FROM delivery_updates u
                     WHERE u.delivery_id = r.delivery_id AND u.attempt_id = r.attempt_id AND u.attempt_id IS NOT NULL)
     AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = r.delivery_id AND a.id = r.attempt_id)
+  RETURNING delivery_id
 ),
 h AS (
   SELECT * FROM unnest($14::text[], $15::bool[], $16::int[], $17::timestamptz[], $18::text[], $19::bool[])
@@ -117,6 +119,11 @@ calc AS (
          WHEN h.reset OR ep.failing_since IS NULL THEN h.first_failure_at
          ELSE ep.failing_since END AS failing_since_now
   FROM endpoints ep JOIN h ON h.endpoint_id = ep.id
+  -- Only the first time a batch is written: written again after a commit
+  -- that was not confirmed, it records no attempt (each is found recorded
+  -- already) and must not count its failures twice. (A statement lands
+  -- whole or not at all, so the batch's attempts are all new or all known.)
+  WHERE EXISTS (SELECT 1 FROM logged) OR EXISTS (SELECT 1 FROM inserted)
   FOR UPDATE OF ep
 ),
 cooldown AS (
