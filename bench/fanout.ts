@@ -5,15 +5,13 @@
  * one event and prints the time from the publish to the last arrival, and
  * to the 50th and 90th percentile arrival.
  */
-import { randomBytes } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { PublishRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
-import { spawnHookline } from "../test/support/process.js";
 import { GrpcLoad } from "./grpc-load.js";
-import { benchDatabase, ReceiverProcess } from "./run.js";
+import { benchDatabase, ReceiverProcess, spawnBenchHookline } from "./run.js";
 
 const now = () => performance.timeOrigin + performance.now();
 const endpoints = Number(process.argv[2] ?? 1_000);
@@ -21,20 +19,7 @@ const runs = Number(process.argv[3] ?? 3);
 
 const db = await benchDatabase();
 const receiver = await ReceiverProcess.start();
-const hookline = await spawnHookline(
-  {
-    DATABASE_URL: db.url,
-    HOOKLINE_HOST: "127.0.0.1",
-    HOOKLINE_PORT: "0",
-    HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
-    HOOKLINE_SECRET_KEY: randomBytes(32).toString("hex"),
-    HOOKLINE_LOG_LEVEL: "info",
-    HOOKLINE_DB_POOL_SIZE: "20",
-    HOOKLINE_MAX_IN_FLIGHT: "256",
-  },
-  60_000,
-  "build",
-);
+const hookline = await spawnBenchHookline(db.url);
 try {
   const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: hookline.url }));
   let made = 0;

@@ -8,18 +8,16 @@
  * Options: --size N, --events N per run (default 50,000), --runs N
  * (default 3). HOOKLINE_PROFILE_DIR=dir writes a CPU profile of Hookline.
  */
-import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { PublishBatchRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
-import { spawnHookline } from "../test/support/process.js";
 import { Observer } from "./database-cost.js";
 import { GrpcLoad } from "./grpc-load.js";
 import { cpuMs, PostgresCpu } from "./process-usage.js";
-import { benchDatabase } from "./run.js";
+import { benchDatabase, spawnBenchHookline } from "./run.js";
 
 const now = () => performance.timeOrigin + performance.now();
 const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
@@ -37,20 +35,7 @@ async function main(): Promise<void> {
   const db = await benchDatabase();
   const observer = await Observer.connect(db.url);
   const postgres = await PostgresCpu.ofBackend(observer.backendPid);
-  const hookline = await spawnHookline(
-    {
-      DATABASE_URL: db.url,
-      HOOKLINE_HOST: "127.0.0.1",
-      HOOKLINE_PORT: "0",
-      HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
-      HOOKLINE_SECRET_KEY: randomBytes(32).toString("hex"),
-      HOOKLINE_LOG_LEVEL: "info",
-      HOOKLINE_DB_POOL_SIZE: "20",
-      HOOKLINE_SCHEDULER: "false",
-    },
-    60_000,
-    "build",
-  );
+  const hookline = await spawnBenchHookline(db.url, { HOOKLINE_SCHEDULER: "false" });
   try {
     const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: hookline.url }));
     await admin.createEndpoint({ tenantId: "bench", url: "http://127.0.0.1:9/bench", maxInFlight: 64 });

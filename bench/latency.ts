@@ -11,19 +11,17 @@
  * HOOKLINE_PROFILE_DIR=dir writes a CPU profile of Hookline there
  * (`node --cpu-prof`, see test/support/process.ts).
  */
-import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { PublishRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
-import { spawnHookline } from "../test/support/process.js";
 import { Observer, statementsBetween, topStatements, totalCalls } from "./database-cost.js";
 import { GrpcLoad } from "./grpc-load.js";
 import { liveDeliveries } from "./history.js";
 import { cpuMs, PostgresCpu } from "./process-usage.js";
-import { benchDatabase, ReceiverProcess } from "./run.js";
+import { benchDatabase, ReceiverProcess, spawnBenchHookline } from "./run.js";
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,21 +47,7 @@ async function main(): Promise<void> {
   const receiver = await ReceiverProcess.start();
   const observer = await Observer.connect(db.url);
   const postgres = await PostgresCpu.ofBackend(observer.backendPid);
-  const hookline = await spawnHookline(
-    {
-      DATABASE_URL: db.url,
-      HOOKLINE_HOST: "127.0.0.1",
-      HOOKLINE_PORT: "0",
-      HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
-      HOOKLINE_SECRET_KEY: randomBytes(32).toString("hex"),
-      HOOKLINE_LOG_LEVEL: "info",
-      HOOKLINE_DB_POOL_SIZE: "20",
-      HOOKLINE_MAX_IN_FLIGHT: "256",
-      ...extra,
-    },
-    60_000,
-    "build",
-  );
+  const hookline = await spawnBenchHookline(db.url, extra);
   try {
     const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: hookline.url }));
     const { endpoint } = await admin.createEndpoint({ tenantId: "bench", url: `${receiver.url}/bench`, maxInFlight: 64 });

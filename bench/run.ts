@@ -206,6 +206,26 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+/** A bench Hookline's environment: on `databaseUrl`, loopback only (the receiver too), `extra` last. */
+export function benchHooklineEnv(databaseUrl: string, secretKey: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    HOOKLINE_HOST: "127.0.0.1",
+    HOOKLINE_PORT: "0",
+    HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
+    HOOKLINE_SECRET_KEY: secretKey,
+    HOOKLINE_LOG_LEVEL: "info",
+    HOOKLINE_DB_POOL_SIZE: "20",
+    HOOKLINE_MAX_IN_FLIGHT: "256",
+    ...extra,
+  };
+}
+
+/** Starts one Hookline from dist/ for the phase scripts (latency.ts, ingest.ts, fanout.ts), with a key of its own. */
+export function spawnBenchHookline(databaseUrl: string, extra: Record<string, string> = {}): Promise<HooklineProcess> {
+  return spawnHookline(benchHooklineEnv(databaseUrl, randomBytes(32).toString("hex"), extra), 60_000, "build");
+}
+
 /** Databases for a run, on one server: DATABASE_URL's, or an embedded one with pg_stat_statements loaded. */
 export interface BenchDatabase {
   /** The run's database. */
@@ -295,17 +315,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
   const procs: HooklineProcess[] = [];
   // One key for every Hookline process of the run: they share the database.
   const secretKey = randomBytes(32).toString("hex");
-  const env = (extra: Record<string, string>) => ({
-    DATABASE_URL: db.url,
-    HOOKLINE_HOST: "127.0.0.1",
-    HOOKLINE_PORT: "0",
-    HOOKLINE_ALLOWED_CIDRS: "127.0.0.0/8",
-    HOOKLINE_SECRET_KEY: secretKey,
-    HOOKLINE_LOG_LEVEL: "info",
-    HOOKLINE_DB_POOL_SIZE: "20",
-    HOOKLINE_MAX_IN_FLIGHT: "256",
-    ...extra,
-  });
+  const env = (extra: Record<string, string>) => benchHooklineEnv(db.url, secretKey, extra);
   const spawn = async (extra: Record<string, string> = {}) => {
     const p = await spawnHookline(env(extra), 60_000, from);
     procs.push(p);

@@ -120,11 +120,6 @@ export class Claimer {
     return this.taken.length;
   }
 
-  /** Whether the last wanted claim was not made for want of room (see run). */
-  get starved(): boolean {
-    return this.starvedOfRoom;
-  }
-
   /**
    * Whether a claim now may find work that earlier ones left for want of
    * room: a finished attempt frees room, and claims only then (see

@@ -129,8 +129,6 @@ export class Scheduler {
   private readonly writer: OutcomeWriter;
   private readonly lanes: Lanes;
   private readonly claimer: Claimer;
-  /** A written batch closed a circuit: the next written outcome asks for a claim (see record). */
-  private released = false;
   private readonly wakes: WakeSchedule;
   private readonly outcomeContext: OutcomeContext;
   private readonly openSecrets: (sealed: ClaimedDelivery["secrets"]) => ClaimedDelivery["secrets"];
@@ -430,10 +428,7 @@ export class Scheduler {
     for (const c of [...changes.closed, ...changes.disabled]) this.lanes.unblock(c.endpointId);
     // Their held deliveries are released once the batch's follow-ups are
     // done, before its writes resolve: those ask for a claim (see record).
-    if (changes.closed.length > 0) {
-      this.released = true;
-      this.claimer.markLeftBehind();
-    }
+    if (changes.closed.length > 0) this.claimer.markLeftBehind();
     const affected = new Set([...changes.opened, ...changes.disabled].map((c) => c.endpointId));
     if (affected.size > 0) await this.release(this.lanes.drop((id) => affected.has(id)));
   }
@@ -517,14 +512,15 @@ export class Scheduler {
    * (see Lanes.next).
    *
    * Once it is written, a claim is asked for only when the write may have
-   * made work claimable: the claims were held back for want of room (see
-   * Claimer.starved), the attempt failed (its lane was held for its
+   * made work claimable: the attempt failed (its lane was held for its
    * failures while unwritten, and the claims left the endpoint out), its
-   * endpoint is ordered (the next delivery was let out of the parking), or a
-   * circuit closed (its held deliveries were released; see onHealthChanges).
-   * A success of an ordinary endpoint changes nothing a claim could find:
-   * asking anyway was one claim per delivery that found nothing, half the
-   * statements of a quiet process (2.1 of 4.2 per event at 10 events/s).
+   * endpoint is ordered (the next delivery was let out of the parking), or
+   * the claimer may have work waiting (Claimer.mayHaveDue: claims held back
+   * for want of room, work left behind, a closed circuit's held deliveries
+   * released; see onHealthChanges). A success of an ordinary endpoint in a
+   * quiet process changes nothing a claim could find: asking anyway was one
+   * claim per delivery that found nothing, half the statements of a quiet
+   * process (2.1 of 4.2 per event at 10 events/s).
    */
   private record(outcome: AttemptOutcome, ordered: boolean): void {
     void this.writer.write(outcome).finally(() => {
@@ -532,10 +528,7 @@ export class Scheduler {
       // A lane held for its failures may go on now (see lanes.ts).
       this.pump();
       if (this.lanes.inFlight === 0 && this.lanes.unwritten === 0) this.drained?.();
-      if (this.claimer.starved || !outcome.success || ordered || this.released) {
-        this.released = false;
-        this.wakes.soon();
-      }
+      if (!outcome.success || ordered || this.claimer.mayHaveDue()) this.wakes.soon();
     });
     if (outcome.nextAttemptAt) this.wakes.at(outcome.nextAttemptAt.getTime());
   }

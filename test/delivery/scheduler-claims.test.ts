@@ -5,18 +5,17 @@
  * work behind for want of room: see Claimer.mayHaveDue) nor when a success
  * is written (it makes nothing claimable: see Scheduler.record).
  */
-import { randomBytes } from "node:crypto";
 import { afterEach, expect, it } from "vitest";
 import { AddressGuard } from "../../src/delivery/address-guard.js";
 import { Scheduler } from "../../src/delivery/scheduler.js";
 import { DeliveryState } from "../../src/domain/delivery/state.js";
 import { newId } from "../../src/domain/ids.js";
-import { SecretBox } from "../../src/signing/secret-box.js";
 import { InsertQueue } from "../../src/store/sql/insert-queue.js";
 import type { Sql } from "../../src/store/sql.js";
 import { captureLog } from "../support/log.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 import { insertEndpoint } from "../support/rows.js";
+import { schedulerOptions } from "../support/scheduler.js";
 import { useTestStore } from "../support/store.js";
 
 const { db, sql } = useTestStore(4);
@@ -55,32 +54,17 @@ afterEach(async () => {
 });
 
 function schedulerOn(counted: Sql): Scheduler {
-  return new Scheduler({
-    sql: counted,
-    databaseUrl: db.url,
-    // The store's connections' name (see orm.ts): the wake-ups of this
-    // process's own publishes are skipped, as in a Hookline process.
-    applicationName: "hookline",
-    log: captureLog("error").log,
-    secrets: new SecretBox(randomBytes(32)),
-    maxInFlight: 8,
-    claimBatchSize: 64,
-    // No poll: every claim comes from the scheduler's own triggers.
-    pollIntervalMs: 3_600_000,
-    leaseMarginMs: 30_000,
-    requestTimeoutMs: 5_000,
-    responseBodyLimit: 4_096,
-    addressGuard: new AddressGuard(["127.0.0.0/8"]),
-    defaultRetryPolicy: { kind: "schedule", delaysMs: [60_000] },
-    jitter: 0,
-    throttleMinDelayMs: 0,
-    retryAfterCapMs: 60_000,
-    endpointMaxInFlight: 10,
-    circuitFailureThreshold: 5,
-    circuitCooldownMs: 30_000,
-    circuitMaxCooldownMs: 600_000,
-    disableAfterMs: 86_400_000,
-  });
+  return new Scheduler(
+    schedulerOptions(counted, db.url, {
+      // The store's connections' name (see orm.ts): the wake-ups of this
+      // process's own publishes are skipped, as in a Hookline process.
+      applicationName: "hookline",
+      log: captureLog("error").log,
+      requestTimeoutMs: 5_000,
+      addressGuard: new AddressGuard(["127.0.0.0/8"]),
+      defaultRetryPolicy: { kind: "schedule", delaysMs: [60_000] },
+    }),
+  );
 }
 
 async function publishOne(queue: InsertQueue): Promise<string> {

@@ -3,40 +3,16 @@
  * draining -> stopped (or idle -> stopped), what each mode allows, and the
  * changes it refuses.
  */
-import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { AddressGuard } from "../../src/delivery/address-guard.js";
 import { Scheduler } from "../../src/delivery/scheduler.js";
-import { SecretBox } from "../../src/signing/secret-box.js";
-import { captureLog } from "../support/log.js";
 import { workerIds } from "../support/rows.js";
+import { schedulerOptions } from "../support/scheduler.js";
 import { useTestStore } from "../support/store.js";
 
 const { db, sql } = useTestStore();
 
 function schedulerOf(): Scheduler {
-  return new Scheduler({
-    sql,
-    databaseUrl: db.url,
-    log: captureLog("warn").log,
-    secrets: new SecretBox(randomBytes(32)),
-    maxInFlight: 8,
-    claimBatchSize: 64,
-    pollIntervalMs: 3_600_000,
-    leaseMarginMs: 30_000,
-    requestTimeoutMs: 15_000,
-    responseBodyLimit: 4_096,
-    addressGuard: new AddressGuard([]),
-    defaultRetryPolicy: { kind: "schedule", delaysMs: [1_000] },
-    jitter: 0,
-    throttleMinDelayMs: 0,
-    retryAfterCapMs: 60_000,
-    endpointMaxInFlight: 10,
-    circuitFailureThreshold: 5,
-    circuitCooldownMs: 30_000,
-    circuitMaxCooldownMs: 600_000,
-    disableAfterMs: 86_400_000,
-  });
+  return new Scheduler(schedulerOptions(sql, db.url));
 }
 
 describe("Scheduler modes", () => {
