@@ -2,17 +2,20 @@
  * `npx tsx bench/explain.ts`: EXPLAIN (ANALYZE, BUFFERS) of the hot
  * statements as the store builds them, on a fresh database with a backlog:
  * the publish (1 and 1,000 events, leased to a scheduler), the claim over
- * the due window, and the fan-out of one event to 1,000 endpoints. Each statement is run for real
+ * the due window, the outcomes of 128 claimed deliveries, and the fan-out of one event to 1,000 endpoints. Each statement is run for real
  * (ANALYZE executes it), through the store's own functions.
  *
  * Options: --backlog N (due deliveries queued first, default 100,000).
  */
 import { parseArgs } from "node:util";
 import pg from "pg";
+import type { AttemptOutcome } from "../src/domain/delivery/outcome.js";
+import { DeliveryState } from "../src/domain/delivery/state.js";
 import { newId } from "../src/domain/ids.js";
 import { databaseUrl } from "../src/store/embedded-postgres.js";
 import { claimDue } from "../src/store/sql/claim-due.js";
 import { insertEvents } from "../src/store/sql/insert-events.js";
+import { recordOutcomes } from "../src/store/sql/record-outcomes.js";
 import type { Sql } from "../src/store/sql.js";
 import { openStore } from "../src/store/store.js";
 import { startPostgresServer } from "../test/support/postgres-server.js";
@@ -58,6 +61,33 @@ try {
   await explain("publish, 1 event, leased", store, (sql) => insertEvents(sql, [event()], 86_400_000, lease));
   await explain("publish, 1,000 events, leased", store, (sql) => insertEvents(sql, Array.from({ length: 1_000 }, event), 86_400_000, lease));
   await explain("claim, window of 512, 256 rows", store, (sql) => claimDue(sql, { ...ROOM, limit: 256, lookahead: 512 }));
+  // The outcomes of 128 claimed deliveries, each a success at the first attempt.
+  const claimed = await claimDue(store.sql, { ...ROOM, limit: 128, lookahead: 256 });
+  const outcomes: AttemptOutcome[] = claimed.map((d) => ({
+    attemptId: newId("attempt"),
+    deliveryId: d.id,
+    endpointId: d.endpointId,
+    attemptNumber: d.attemptNumber,
+    startedAt: new Date(),
+    durationMs: 1,
+    responseStatus: 200,
+    errorClass: "",
+    error: "",
+    responseBody: "ok",
+    responseHeaders: { "content-type": "text/plain" },
+    status: DeliveryState.Succeeded,
+    nextAttemptAt: null,
+    success: true,
+    gone: false,
+  }));
+  const rules = { circuitFailureThreshold: 5, circuitCooldownMs: 30_000, circuitMaxCooldownMs: 600_000, disableAfterMs: 5 * 86_400_000 };
+  await explain(`outcomes of ${outcomes.length} claimed deliveries, all succeeded`, store, (sql) => recordOutcomes(sql, ROOM.workerId, outcomes, rules));
+  // The outcomes of 128 more: half of them failed and are retried later, half succeeded.
+  const again = await claimDue(store.sql, { ...ROOM, limit: 128, lookahead: 256 });
+  const retried = again.map((d) => ({ ...outcomes[0]!, attemptId: newId("attempt"), deliveryId: d.id, endpointId: d.endpointId })).map((o, i) =>
+    i % 2 === 0 ? o : { ...o, responseStatus: 500, errorClass: "http", error: "HTTP 500", success: false, status: DeliveryState.Retrying, nextAttemptAt: new Date(Date.now() + 60_000) },
+  );
+  await explain(`outcomes of ${outcomes.length} claimed deliveries, half retried`, store, (sql) => recordOutcomes(sql, ROOM.workerId, retried, rules));
   // Fan-out: one event of a tenant with 1,000 endpoints, 256 of its deliveries leased.
   const fanout = Array.from({ length: 1_000 }, () => newId("endpoint"));
   await store.sql.query(

@@ -1,0 +1,114 @@
+/**
+ * `npm run bench:drain`: only the backlog phase of the bench, for working on
+ * the cost of a delivery. A Hookline with the scheduler off takes a backlog
+ * of --events events (PublishBatch of 1,000, one endpoint with
+ * `max_in_flight` 64) and stops; a second one, with the scheduler on,
+ * delivers it to the bench receiver. Printed per run: deliveries/s, the CPU
+ * of Hookline and of PostgreSQL per delivery, the WAL and the statements
+ * per delivery (delivery only, the publish is outside the window), and the
+ * statements with the most time.
+ *
+ * Options: --events N (default 30,000), --runs N (default 2; each run
+ * publishes a new backlog). HOOKLINE_PROFILE_DIR=dir writes a CPU profile of
+ * the delivering Hookline.
+ */
+import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { PublishBatchRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
+import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
+import { Observer, statementsBetween, topStatements, totalCalls } from "./database-cost.js";
+import { GrpcLoad } from "./grpc-load.js";
+import { liveDeliveries } from "./history.js";
+import { cpuMs, PostgresCpu } from "./process-usage.js";
+import { spawnHookline } from "../test/support/process.js";
+import { benchDatabase, benchHooklineEnv, ReceiverProcess } from "./run.js";
+
+const now = () => performance.timeOrigin + performance.now();
+const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
+const SIZE = 1000;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      events: { type: "string", default: "30000" },
+      runs: { type: "string", default: "2" },
+    },
+  });
+  const events = Math.ceil(Number(values.events) / SIZE) * SIZE;
+  const db = await benchDatabase();
+  const observer = await Observer.connect(db.url);
+  const postgres = await PostgresCpu.ofBackend(observer.backendPid);
+  const receiver = await ReceiverProcess.start();
+  const profileDir = process.env.HOOKLINE_PROFILE_DIR;
+  // One key for every process of the run: the endpoint's secret is sealed with it.
+  const key = randomBytes(32).toString("hex");
+  const spawnBenchHookline = (extra: Record<string, string> = {}) => spawnHookline(benchHooklineEnv(db.url, key, extra), 60_000, "build");
+  delete process.env.HOOKLINE_PROFILE_DIR;
+  try {
+    let received = 0;
+    for (let run = 1; run <= Number(values.runs); run++) {
+      // The backlog, published with the scheduler off.
+      const ingest = await spawnBenchHookline({ HOOKLINE_SCHEDULER: "false" });
+      const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: ingest.url }));
+      if (run === 1) await admin.createEndpoint({ tenantId: "bench", url: `${receiver.url}/drain`, maxInFlight: 64 });
+      const load = new GrpcLoad(ingest.url);
+      const batch = () =>
+        toBinary(
+          PublishBatchRequestSchema,
+          create(PublishBatchRequestSchema, {
+            events: Array.from({ length: SIZE }, (_, i) => ({ tenantId: "bench", eventType: "bench.event", payload: { case: "payloadJson" as const, value: payload(i) } })),
+          }),
+        );
+      let sent = 0;
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (sent < events) {
+            sent += SIZE;
+            await load.call("/hookline.v1.EventIngest/PublishBatch", [batch()]);
+          }
+        }),
+      );
+      load.close();
+      await ingest.kill("SIGTERM");
+
+      // The delivery.
+      const wal0 = await observer.walLsn();
+      const statements0 = await observer.statements();
+      const pg0 = postgres ? await postgres.cpuMs() : Number.NaN;
+      if (profileDir) process.env.HOOKLINE_PROFILE_DIR = profileDir;
+      const hookline = await spawnBenchHookline();
+      delete process.env.HOOKLINE_PROFILE_DIR;
+      const t0 = now();
+      const stats = await receiver.waitFor(received + events, 300_000);
+      const elapsed = now() - t0;
+      received = stats.count;
+      while ((await liveDeliveries(observer)) > 0) await new Promise((r) => setTimeout(r, 20));
+      const hooklineMs = await cpuMs(hookline.child.pid!);
+      const pgMs = postgres ? (await postgres.cpuMs()) - pg0 : Number.NaN;
+      const wal = (await observer.walLsn()) - wal0;
+      const statements1 = await observer.statements();
+      await hookline.kill("SIGTERM");
+      const f = (x: number) => x.toFixed(0);
+      console.log(
+        `run ${run}: ${events.toLocaleString("en")} deliveries in ${f(elapsed)} ms (${f(events / (elapsed / 1000))}/s, ` +
+          `includes the start of Hookline); CPU per delivery Hookline ${f((hooklineMs * 1000) / events)} us, ` +
+          `PostgreSQL ${f((pgMs * 1000) / events)} us; WAL ${f(wal / events)} B per delivery`,
+      );
+      if (statements0 && statements1) {
+        const s = statementsBetween(statements0, statements1);
+        const t = totalCalls(s);
+        console.log(`  ${(t.calls / events).toFixed(3)} statements per delivery, ${((t.execMs * 1000) / events).toFixed(1)} us of execution`);
+        for (const line of topStatements(s, events)) console.log(`  ${line}`);
+      }
+    }
+  } finally {
+    receiver.stop();
+    await observer.close();
+    await db.drop();
+  }
+}
+
+await main();
