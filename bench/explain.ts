@@ -5,7 +5,9 @@
  * the due window, the outcomes of 128 claimed deliveries, and the fan-out of one event to 1,000 endpoints. Each statement is run for real
  * (ANALYZE executes it), through the store's own functions.
  *
- * Options: --backlog N (due deliveries queued first, default 100,000).
+ * Options: --backlog N (due deliveries queued first, default 100,000);
+ * --generic: the generic plan of each statement (not run), which a prepared
+ * statement gets once PostgreSQL finds it no worse than the custom ones.
  */
 import { parseArgs } from "node:util";
 import pg from "pg";
@@ -21,7 +23,7 @@ import { openStore } from "../src/store/store.js";
 import { startPostgresServer } from "../test/support/postgres-server.js";
 import { ROOM } from "./db-cycle.js";
 
-const { values } = parseArgs({ options: { backlog: { type: "string", default: "100000" } } });
+const { values } = parseArgs({ options: { backlog: { type: "string", default: "100000" }, generic: { type: "boolean", default: false } } });
 const backlog = Number(values.backlog);
 
 const event = () => {
@@ -32,8 +34,11 @@ const event = () => {
 /** Runs `fn` with its statements explained instead of answered; prints each plan. */
 async function explain(title: string, store: { sql: Sql }, fn: (sql: Sql) => Promise<unknown>): Promise<void> {
   const sql: Sql = {
-    query: async (text, values) => {
-      const rows = await store.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, values);
+    query: async (text, params) => {
+      // A generic plan cannot be run: it is shown, with its estimates.
+      const rows = values.generic
+        ? await store.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN (GENERIC_PLAN) ${text}`)
+        : await store.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params);
       console.log(`\n=== ${title}\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
       return [] as never;
     },
