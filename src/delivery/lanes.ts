@@ -426,6 +426,34 @@ export class Lanes {
   }
 
   /**
+   * The most `endpointId`'s ready buffer may hold now: its prefetch beyond
+   * its free slots, within what its tenant may still lease (see capacity).
+   * A lone endpoint's buffer is bounded by its tenant's (192 of a prefetch
+   * of 256 with the defaults), so claims follow this, not the prefetch.
+   */
+  bufferTarget(endpointId: string): number {
+    const lane = this.lanes.get(endpointId);
+    if (!lane) return 0;
+    const own = this.limitOf(lane) + this.prefetchOf(lane) - lane.inFlight;
+    return Math.max(0, Math.min(own, lane.queue.length + this.tenantRoom(lane.tenantId)));
+  }
+
+  /**
+   * Whether some lane's ready buffer is at most half its target (see
+   * bufferTarget): the claims that refill buffers wait for that.
+   */
+  anyBufferLow(): boolean {
+    for (const [id, lane] of this.lanes) if (lane.queue.length * 2 <= this.bufferTarget(id)) return true;
+    return this.lanes.size === 0;
+  }
+
+  /** Deliveries a tenant may still lease here: twice its share (requests in flight and as many buffered) less what it has. */
+  private tenantRoom(tenantId: string): number {
+    const t = this.tenantLoad(tenantId);
+    return 2 * this.tenantShare() - t.inFlight - t.buffered;
+  }
+
+  /**
    * The `top` endpoints with the most attempts in flight, busiest first, and
    * the attempts in flight to all the others together.
    */
@@ -500,10 +528,7 @@ export class Lanes {
     const free = new Map<string, number>();
     let nextTokenInMs: number | undefined;
     const tenantShare = this.tenantShare();
-    const tenantRoom = (tenantId: string) => {
-      const t = this.tenantLoad(tenantId);
-      return 2 * tenantShare - t.inFlight - t.buffered;
-    };
+    const tenantRoom = (tenantId: string) => this.tenantRoom(tenantId);
     for (const [id, lane] of this.lanes) {
       if (this.dropIfIdle(id, lane, now)) continue;
       const buffered = lane.queue.length;

@@ -167,6 +167,7 @@ export class Scheduler {
       requestTimeoutMs: options.requestTimeoutMs,
       endpointMaxInFlight: options.endpointMaxInFlight,
       circuitFailureThreshold: options.circuitFailureThreshold,
+      buffersLow: () => this.lanes.anyBufferLow(),
       onClaimed: (claimed) => this.admit(claimed),
       wakeAt: (at) => this.wakes.at(at),
     });
@@ -486,22 +487,17 @@ export class Scheduler {
 
   /**
    * The attempt's slot is free (with `ended`, its outcome was recorded):
-   * start what may start, and claim again when nothing buffered could take
-   * the slot, or when the endpoint's buffer ran half empty.
+   * start what may start, and ask for a refill claim, made once some lane's
+   * ready buffer runs low (see Claimer.refill).
    */
   private finished(delivery: ClaimedDelivery, ended: { durationMs: number; success: boolean } | undefined): void {
     this.lanes.settle(delivery.endpointId, ended);
     if (this.lanes.inFlight === 0 && this.lanes.unwritten === 0) this.drained?.();
-    const started = this.pump();
+    this.pump();
     // Only if claims left work for want of room (see Claimer.mayHaveDue):
     // otherwise the claim finds nothing, and a quiet process made one per
     // delivery.
-    if (
-      (started === 0 || this.lanes.bufferedOf(delivery.endpointId) * 2 <= this.lanes.prefetch(delivery.endpointId)) &&
-      this.claimer.mayHaveDue()
-    ) {
-      this.wakes.soon();
-    }
+    if (this.claimer.mayHaveDue()) this.claimer.refill();
   }
 
   /**
@@ -512,12 +508,14 @@ export class Scheduler {
    * (see Lanes.next).
    *
    * Once it is written, a claim is asked for only when the write may have
-   * made work claimable: the attempt failed (its lane was held for its
+   * made work claimable (a refill, see Claimer.refill, in the last case): the attempt failed (its lane was held for its
    * failures while unwritten, and the claims left the endpoint out), its
-   * endpoint is ordered (the next delivery was let out of the parking), or
-   * the claimer may have work waiting (Claimer.mayHaveDue: claims held back
-   * for want of room, work left behind, a closed circuit's held deliveries
-   * released; see onHealthChanges). A success of an ordinary endpoint in a
+   * endpoint is ordered (the next delivery was let out of the parking), a
+   * claim was held back for want of room (Claimer.starvedOfRoom: room
+   * counts unwritten outcomes), or the claimer may have work waiting
+   * (Claimer.mayHaveDue: work left behind, a closed circuit's held
+   * deliveries released; see onHealthChanges) and the endpoint's buffer ran
+   * half empty (see bufferLow). A success of an ordinary endpoint in a
    * quiet process changes nothing a claim could find: asking anyway was one
    * claim per delivery that found nothing, half the statements of a quiet
    * process (2.1 of 4.2 per event at 10 events/s).
@@ -528,7 +526,8 @@ export class Scheduler {
       // A lane held for its failures may go on now (see lanes.ts).
       this.pump();
       if (this.lanes.inFlight === 0 && this.lanes.unwritten === 0) this.drained?.();
-      if (!outcome.success || ordered || this.claimer.mayHaveDue()) this.wakes.soon();
+      if (!outcome.success || ordered || this.claimer.starvedOfRoom) this.wakes.soon();
+      else if (this.claimer.mayHaveDue()) this.claimer.refill();
     });
     if (outcome.nextAttemptAt) this.wakes.at(outcome.nextAttemptAt.getTime());
   }

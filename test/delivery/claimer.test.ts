@@ -28,6 +28,7 @@ function claimerOf(maxInFlight = 8, overrides: Partial<ClaimerOptions> = {}) {
     requestTimeoutMs: 15_000,
     endpointMaxInFlight: 100,
     circuitFailureThreshold: 5,
+    buffersLow: () => lanes.anyBufferLow(),
     onClaimed: (rows) => {
       claimed.push(...rows);
       for (const d of rows) lanes.add(d);
@@ -36,6 +37,30 @@ function claimerOf(maxInFlight = 8, overrides: Partial<ClaimerOptions> = {}) {
     ...overrides,
   });
   return { claimer, lanes, claimed, wakeAts };
+}
+
+/** A delivery of endpoint `ep` as a claim returns it, its lease an hour long. */
+function delivery(id: string): ClaimedDelivery {
+  return {
+    id,
+    eventId: "evt_1",
+    endpointId: "ep",
+    tenantId: "t",
+    eventType: "t.e",
+    attemptNumber: 1,
+    body: "{}",
+    url: "http://127.0.0.1/",
+    headers: {},
+    secrets: [],
+    signatureScheme: "standard-webhooks",
+    retryPolicy: null,
+    timeoutMs: null,
+    maxInFlight: 4,
+    rateLimitPerSecond: null,
+    ordered: false,
+    probe: false,
+    leaseUntil: new Date(Date.now() + 3_600_000),
+  };
 }
 
 describe("Claimer: decisions", () => {
@@ -124,6 +149,23 @@ describe("Claimer: decisions", () => {
     expect(adaptLookahead(LOOKAHEAD_MIN, 0, 64)).toBe(LOOKAHEAD_MIN);
   });
 
+  it("makes a refill claim only while some lane's buffer is low, and a wanted one always", () => {
+    let low = false;
+    const { claimer } = claimerOf(8, { buffersLow: () => low });
+    void claimer.close();
+    expect(claimer.mayHaveDue()).toBe(true);
+    claimer.refill();
+    expect(claimer.plan(16)).toBeUndefined();
+    // Not kept once passed over: the next freed slot asks again.
+    low = true;
+    expect(claimer.plan(16)).toBeUndefined();
+    claimer.refill();
+    expect(claimer.plan(16)).toEqual({ window: true });
+    low = false;
+    claimer.want();
+    expect(claimer.plan(16)).toEqual({ window: true });
+  });
+
   it("counts the room publish statements hold until they end", () => {
     const { claimer } = claimerOf(8);
     // Room for 8 requests and as many buffered, within 8 unwritten outcomes.
@@ -135,6 +177,19 @@ describe("Claimer: decisions", () => {
     expect(claimer.beginLease()).toBeUndefined();
     claimer.endLease(lease);
     expect(claimer.room()).toBe(8);
+  });
+
+  it("leaves no room while as many outcomes as requests may be in flight wait to be written", () => {
+    const { claimer, lanes } = claimerOf(8);
+    for (let i = 0; i < 8; i++) {
+      lanes.add(delivery(`d${i}`));
+      expect(lanes.next()).toBeDefined();
+      lanes.settle("ep", { durationMs: 1, success: true });
+    }
+    expect(lanes.unwritten).toBe(8);
+    expect(claimer.room()).toBe(0);
+    lanes.written("ep");
+    expect(claimer.room()).toBe(1);
   });
 });
 

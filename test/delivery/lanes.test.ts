@@ -47,6 +47,26 @@ const startAll = (lanes: Lanes, now?: number) => {
 };
 
 describe("Lanes", () => {
+  it("finds a lane's buffer low at half what it may hold, within its tenant's room", () => {
+    // Room for 16 requests: the one tenant's share is 8 (it may lease 16), its endpoint's 4.
+    const lanes = new Lanes({ defaultMaxInFlight: 100, capacity: 16 });
+    // No lane yet: a claim may find work for any.
+    expect(lanes.anyBufferLow()).toBe(true);
+    add(lanes, "ep", plain);
+    startAll(lanes);
+    finish(lanes, "ep", 1, true);
+    for (let i = 0; i < 11; i++) add(lanes, "ep", plain);
+    expect(startAll(lanes)).toBe(4);
+    // A prefetch of 16, but with 4 in flight the tenant may buffer 12 more at most.
+    expect(lanes.prefetch("ep")).toBe(16);
+    expect(lanes.bufferTarget("ep")).toBe(12);
+    expect(lanes.bufferedOf("ep")).toBe(7);
+    expect(lanes.anyBufferLow()).toBe(false);
+    finish(lanes, "ep", 1, true);
+    expect(startAll(lanes)).toBe(1);
+    expect(lanes.anyBufferLow()).toBe(true);
+  });
+
   it("gives no ready buffer until a response time is known, then one sized by it", () => {
     const lanes = lanesOf(10);
     add(lanes, "ep", plain);
