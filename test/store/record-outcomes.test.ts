@@ -236,6 +236,26 @@ describe("recordOutcomes and endpoint health", () => {
   });
 });
 
+describe("recordOutcomes and healthy endpoints", () => {
+  it("leaves the row of an endpoint with nothing to reset alone on successes, and resets one with failures", async () => {
+    const clean = await insertEndpoint(db);
+    const failing = await insertEndpoint(db, { consecutiveFailures: 2, failingSince: "now() - interval '1 minute'" });
+    const [c] = await insertDeliveries(db, clean, 1, { lockedBy: "w1" });
+    const [f] = await insertDeliveries(db, failing, 1, { lockedBy: "w1" });
+    const version = async (id: string) =>
+      (await db.query<{ v: string }>("SELECT xmin::text AS v FROM endpoints WHERE id = $1", [id]))[0]!.v;
+    const [cleanBefore, failingBefore] = [await version(clean), await version(failing)];
+    const changes = await recordOutcomes(sql, "w1", [attemptOutcome(c!, clean), attemptOutcome(f!, failing)], HEALTH_RULES);
+    expect(changes).toEqual({ opened: [], closed: [], disabled: [] });
+    // The clean endpoint's row was not written; the other one's failures were reset.
+    expect(await version(clean)).toBe(cleanBefore);
+    expect(await version(failing)).not.toBe(failingBefore);
+    expect(await readEndpointHealth(db, failing)).toMatchObject({ consecutiveFailures: 0 });
+    // Both deliveries ended, with their attempts.
+    expect(await db.query("SELECT 1 FROM delivery_queue WHERE delivery_id = ANY ($1)", [[c, f]])).toEqual([]);
+  });
+});
+
 describe("recordOutcomes and ordered endpoints", () => {
   it("lets the next parked delivery out when the one before it ends, and only that one", async () => {
     const ep = await insertEndpoint(db, { ordered: true });

@@ -132,7 +132,12 @@ calc AS (
   -- that was not confirmed, it records no attempt (each is found recorded
   -- already) and must not count its failures twice. (A statement lands
   -- whole or not at all, so the batch's attempts are all new or all known.)
-  WHERE EXISTS (SELECT 1 FROM logged) OR EXISTS (SELECT 1 FROM inserted)
+  WHERE (EXISTS (SELECT 1 FROM logged) OR EXISTS (SELECT 1 FROM inserted))
+    -- Successes only, on an endpoint with nothing to reset: its row would
+    -- be written (and locked) unchanged, one row per delivery when each
+    -- endpoint has one, as in a fan-out. Left alone.
+    AND NOT (h.reset AND h.failures = 0 AND ep.consecutive_failures = 0 AND ep.failing_since IS NULL
+             AND ep.circuit_open_until IS NULL AND ep.circuit_probe_until IS NULL AND ep.circuit_cooldown_ms IS NULL)
   FOR UPDATE OF ep
 ),
 cooldown AS (
