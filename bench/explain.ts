@@ -6,8 +6,10 @@
  * (ANALYZE executes it), through the store's own functions.
  *
  * Options: --backlog N (due deliveries queued first, default 100,000);
- * --generic: the generic plan of each statement (not run), which a prepared
- * statement gets once PostgreSQL finds it no worse than the custom ones.
+ * --generic: each statement prepared and run on its generic plan, which a
+ * prepared statement gets once PostgreSQL finds it no worse than the custom
+ * ones. --history N: deliveries delivered first (claimed, a success
+ * recorded), so the status log holds their attempts (default 10,000).
  */
 import { parseArgs } from "node:util";
 import pg from "pg";
@@ -23,7 +25,9 @@ import { openStore } from "../src/store/store.js";
 import { startPostgresServer } from "../test/support/postgres-server.js";
 import { ROOM } from "./db-cycle.js";
 
-const { values } = parseArgs({ options: { backlog: { type: "string", default: "100000" }, generic: { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  options: { backlog: { type: "string", default: "100000" }, generic: { type: "boolean", default: false }, history: { type: "string", default: "10000" } },
+});
 const backlog = Number(values.backlog);
 
 const event = () => {
@@ -31,19 +35,35 @@ const event = () => {
   return { id: newId("event"), tenantId: "t", eventType: "invoice.paid", channels: [], idempotencyKey: null, body, data: body };
 };
 
-/** Runs `fn` with its statements explained instead of answered; prints each plan. */
+let generic: pg.Client | undefined;
+let prepared = 0;
+
+/**
+ * Runs `fn` with its statements explained instead of answered; prints each
+ * plan. With --generic, each is prepared and run on its generic plan.
+ */
 async function explain(title: string, store: { sql: Sql }, fn: (sql: Sql) => Promise<unknown>): Promise<void> {
   const sql: Sql = {
     query: async (text, params) => {
-      // A generic plan cannot be run: it is shown, with its estimates.
-      const rows = values.generic
-        ? await store.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN (GENERIC_PLAN) ${text}`)
-        : await store.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params);
+      let rows: { "QUERY PLAN": string }[];
+      if (generic) {
+        // The plan a prepared statement runs on after its fifth call, when
+        // PostgreSQL finds it no worse than the custom ones: forced here,
+        // and explained by auto_explain (EXPLAIN takes no parameters).
+        const notices: string[] = [];
+        const onNotice = (n: { message?: string }) => notices.push(n.message ?? "");
+        generic.on("notice", onNotice);
+        await generic.query({ name: `explained_${++prepared}`, text, values: params });
+        generic.off("notice", onNotice);
+        rows = notices.flatMap((n) => n.split("\n")).map((line) => ({ "QUERY PLAN": line }));
+      } else {
+        rows = await store.sql.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, params);
+      }
       console.log(`\n=== ${title}\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
       return [] as never;
     },
   };
-  await fn(sql).catch(() => {});
+  await fn(sql).catch((err: unknown) => console.log(`\n=== ${title}: ${String(err)}`));
 }
 
 const server = await startPostgresServer();
@@ -53,7 +73,22 @@ try {
   await admin.query("DROP DATABASE IF EXISTS hookline_explain");
   await admin.query("CREATE DATABASE hookline_explain");
   await admin.end();
-  const store = await openStore(databaseUrl(server.serverUrl, "hookline_explain"), 4, "hookline-explain");
+  const url = databaseUrl(server.serverUrl, "hookline_explain");
+  const store = await openStore(url, 4, "hookline-explain");
+  if (values.generic) {
+    generic = new pg.Client({ connectionString: url });
+    await generic.connect();
+    for (const setting of [
+      "LOAD 'auto_explain'",
+      "SET plan_cache_mode = force_generic_plan",
+      "SET auto_explain.log_min_duration = 0",
+      "SET auto_explain.log_analyze = on",
+      "SET auto_explain.log_buffers = on",
+      "SET auto_explain.log_level = notice",
+    ]) {
+      await generic.query(setting);
+    }
+  }
   await store.sql.query(
     `INSERT INTO endpoints (id, tenant_id, url, secrets) VALUES ($1, 't', 'http://127.0.0.1:9/hook', '[{"secret":"whsec_x","expiresAt":null}]')`,
     [newId("endpoint")],
@@ -61,38 +96,46 @@ try {
   for (let done = 0; done < backlog; done += 1_000) {
     await insertEvents(store.sql, Array.from({ length: Math.min(1_000, backlog - done) }, event), 86_400_000);
   }
+  const rules = { circuitFailureThreshold: 5, circuitCooldownMs: 30_000, circuitMaxCooldownMs: 600_000, disableAfterMs: 5 * 86_400_000 };
+  /** Successful first attempts of `claimed`. */
+  const succeeded = (claimed: readonly { id: string; endpointId: string; attemptNumber: number }[]): AttemptOutcome[] =>
+    claimed.map((d) => ({
+      attemptId: newId("attempt"),
+      deliveryId: d.id,
+      endpointId: d.endpointId,
+      attemptNumber: d.attemptNumber,
+      startedAt: new Date(),
+      durationMs: 1,
+      responseStatus: 200,
+      errorClass: "",
+      error: "",
+      responseBody: "ok",
+      responseHeaders: { "content-type": "text/plain" },
+      status: DeliveryState.Succeeded,
+      nextAttemptAt: null,
+      success: true,
+      gone: false,
+    }));
+  // History: deliveries delivered, their attempts in the status log.
+  for (let done = 0; done < Number(values.history); done += 1_000) {
+    const claimed = await claimDue(store.sql, { ...ROOM, limit: 1_000, lookahead: 1_000 });
+    await recordOutcomes(store.sql, ROOM.workerId, succeeded(claimed), rules);
+  }
   await store.sql.query("VACUUM ANALYZE");
   const lease = { ...ROOM, limit: 1_000 };
   await explain("publish, 1 event, leased", store, (sql) => insertEvents(sql, [event()], 86_400_000, lease));
   await explain("publish, 1,000 events, leased", store, (sql) => insertEvents(sql, Array.from({ length: 1_000 }, event), 86_400_000, lease));
   await explain("claim, window of 512, 256 rows", store, (sql) => claimDue(sql, { ...ROOM, limit: 256, lookahead: 512 }));
-  // The outcomes of 128 claimed deliveries, each a success at the first attempt.
-  const claimed = await claimDue(store.sql, { ...ROOM, limit: 128, lookahead: 256 });
-  const outcomes: AttemptOutcome[] = claimed.map((d) => ({
-    attemptId: newId("attempt"),
-    deliveryId: d.id,
-    endpointId: d.endpointId,
-    attemptNumber: d.attemptNumber,
-    startedAt: new Date(),
-    durationMs: 1,
-    responseStatus: 200,
-    errorClass: "",
-    error: "",
-    responseBody: "ok",
-    responseHeaders: { "content-type": "text/plain" },
-    status: DeliveryState.Succeeded,
-    nextAttemptAt: null,
-    success: true,
-    gone: false,
-  }));
-  const rules = { circuitFailureThreshold: 5, circuitCooldownMs: 30_000, circuitMaxCooldownMs: 600_000, disableAfterMs: 5 * 86_400_000 };
-  await explain(`outcomes of ${outcomes.length} claimed deliveries, all succeeded`, store, (sql) => recordOutcomes(sql, ROOM.workerId, outcomes, rules));
+  // The outcomes of claimed deliveries, each a success at the first attempt: a backlog's batch and a small one.
+  for (const n of [128, 16]) {
+    const outcomes = succeeded(await claimDue(store.sql, { ...ROOM, limit: n, lookahead: 2 * n }));
+    await explain(`outcomes of ${outcomes.length} claimed deliveries, all succeeded`, store, (sql) => recordOutcomes(sql, ROOM.workerId, outcomes, rules));
+  }
   // The outcomes of 128 more: half of them failed and are retried later, half succeeded.
-  const again = await claimDue(store.sql, { ...ROOM, limit: 128, lookahead: 256 });
-  const retried = again.map((d) => ({ ...outcomes[0]!, attemptId: newId("attempt"), deliveryId: d.id, endpointId: d.endpointId })).map((o, i) =>
+  const retried = succeeded(await claimDue(store.sql, { ...ROOM, limit: 128, lookahead: 256 })).map((o, i) =>
     i % 2 === 0 ? o : { ...o, responseStatus: 500, errorClass: "http", error: "HTTP 500", success: false, status: DeliveryState.Retrying, nextAttemptAt: new Date(Date.now() + 60_000) },
   );
-  await explain(`outcomes of ${outcomes.length} claimed deliveries, half retried`, store, (sql) => recordOutcomes(sql, ROOM.workerId, retried, rules));
+  await explain(`outcomes of ${retried.length} claimed deliveries, half retried`, store, (sql) => recordOutcomes(sql, ROOM.workerId, retried, rules));
   // Fan-out: one event of a tenant with 1,000 endpoints, 256 of its deliveries leased.
   const fanout = Array.from({ length: 1_000 }, () => newId("endpoint"));
   await store.sql.query(
@@ -105,6 +148,7 @@ try {
   await explain("publish, 1 event to 1,000 endpoints, 256 leased", store, (sql) =>
     insertEvents(sql, [fanEvent()], 86_400_000, { ...ROOM, newTenant: { free: 256, newEndpointFree: 1 }, limit: 256 }),
   );
+  await generic?.end();
   await store.close();
 } finally {
   await server.stop();
