@@ -51,10 +51,10 @@ export interface ClaimerOptions {
   endpointMaxInFlight: number;
   circuitFailureThreshold: number;
   /**
-   * Whether some lane's ready buffer ran low (see Lanes.anyBufferLow): a
+   * Whether the endpoint's ready buffer ran low (see Lanes.bufferLow): a
    * refill claim (see refill) is made only then.
    */
-  buffersLow: () => boolean;
+  bufferLow: (endpointId: string) => boolean;
   /** Given every claim's rows, as soon as they are claimed. */
   onClaimed: (claimed: readonly ClaimedDelivery[]) => void;
   /** Told of a moment to claim again (a rate-limit token, a backoff after a failed claim). */
@@ -86,8 +86,8 @@ export class Claimer {
   private taken: string[] = [];
   /** Some trigger asked for a claim over the due window (see want). */
   private windowWanted = false;
-  /** A freed slot or written outcome asked to refill the buffers (see refill). */
-  private refillWanted = false;
+  /** Endpoints whose freed slots or written outcomes asked to refill their buffers (see refill). */
+  private readonly refillFor = new Set<string>();
   /** The last claim was by id and took under half of its ids (see plan). */
   private byIdStalling = false;
   /** The claim's window of due rows; see adaptLookahead. */
@@ -140,7 +140,7 @@ export class Claimer {
    * cool-down, deliveries given back or released (see markLeftBehind).
    */
   mayHaveDue(): boolean {
-    return this.leftBehind || this.starved || this.windowWanted || this.refillWanted || this.taken.length > 0;
+    return this.leftBehind || this.starved || this.windowWanted || this.refillFor.size > 0 || this.taken.length > 0;
   }
 
   /** Due work appeared that this process's claims have not seen (deliveries released): the next freed slot claims. */
@@ -178,16 +178,18 @@ export class Claimer {
   }
 
   /**
-   * Asks for a claim over the due window to refill the ready buffers (a
-   * freed slot, a written outcome, while earlier claims left work behind):
-   * made only while some lane's buffer is low when its turn comes. Slots
-   * free by the hundred while one claim runs, and each asked for one more:
-   * the claims ran back to back, each taking what the one before had left
-   * room for (62-72 rows on a one-endpoint backlog, with 130 buffered when
-   * it began). Waiting for a low buffer makes them fewer and larger.
+   * Asks for a claim over the due window to refill `endpointId`'s ready
+   * buffer (a slot of it freed, an outcome of it written, while earlier
+   * claims left work behind): made only while that buffer is low, now and
+   * when its turn comes. Slots free by the hundred while one claim runs,
+   * and each asked for one more: the claims ran back to back, each taking
+   * what the one before had left room for (62-72 rows on a one-endpoint
+   * backlog, with 130 buffered when it began). Waiting for a low buffer
+   * makes them fewer and larger.
    */
-  refill(): void {
-    this.refillWanted = true;
+  refill(endpointId: string): void {
+    if (!this.options.bufferLow(endpointId)) return;
+    this.refillFor.add(endpointId);
     this.claim();
   }
 
@@ -249,13 +251,14 @@ export class Claimer {
     let plan: ClaimPlan;
     if (this.taken.length > 0 && !(this.windowWanted && this.byIdStalling)) {
       plan = { ids: this.taken.splice(0, wanted) };
-    } else if (this.windowWanted || (this.refillWanted && this.options.buffersLow())) {
+    } else if (this.windowWanted || this.refillStillWanted()) {
       this.windowWanted = false;
-      this.refillWanted = false;
+      this.refillFor.clear();
       plan = WINDOW;
     } else {
-      // A refill no buffer needs now: the next freed slot asks again.
-      this.refillWanted = false;
+      // Refills no buffer needs any more (a claim filled them meanwhile):
+      // the next freed slot asks again.
+      this.refillFor.clear();
       return undefined;
     }
     this.byIdStalling = false;
@@ -285,6 +288,12 @@ export class Claimer {
     this.leftBehind = claimed >= wanted || rowsLeft || excludedFull;
   }
 
+  /** Some endpoint that asked for a refill still has a low buffer. */
+  private refillStillWanted(): boolean {
+    for (const id of this.refillFor) if (this.options.bufferLow(id)) return true;
+    return false;
+  }
+
   /** This process's room as the claim and the publish statement take it (see lease-room.ts). */
   private leaseRoom(capacity: Capacity): LeaseRoom {
     const o = this.options;
@@ -308,7 +317,7 @@ export class Claimer {
     while (!this.closed) {
       const free = this.room();
       if (free <= 0) {
-        if (this.taken.length > 0 || this.windowWanted || this.refillWanted) this.starved = true;
+        if (this.taken.length > 0 || this.windowWanted || this.refillFor.size > 0) this.starved = true;
         return;
       }
       this.starved = false;

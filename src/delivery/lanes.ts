@@ -439,12 +439,13 @@ export class Lanes {
   }
 
   /**
-   * Whether some lane's ready buffer is at most half its target (see
-   * bufferTarget): the claims that refill buffers wait for that.
+   * Whether `endpointId`'s ready buffer is at most half its target (see
+   * bufferTarget), or it has no lane: the claims that refill buffers wait
+   * for that.
    */
-  anyBufferLow(): boolean {
-    for (const [id, lane] of this.lanes) if (lane.queue.length * 2 <= this.bufferTarget(id)) return true;
-    return this.lanes.size === 0;
+  bufferLow(endpointId: string): boolean {
+    const lane = this.lanes.get(endpointId);
+    return lane === undefined || lane.queue.length * 2 <= this.bufferTarget(endpointId);
   }
 
   /** Deliveries a tenant may still lease here: twice its share (requests in flight and as many buffered) less what it has. */

@@ -167,7 +167,7 @@ export class Scheduler {
       requestTimeoutMs: options.requestTimeoutMs,
       endpointMaxInFlight: options.endpointMaxInFlight,
       circuitFailureThreshold: options.circuitFailureThreshold,
-      buffersLow: () => this.lanes.anyBufferLow(),
+      bufferLow: (endpointId) => this.lanes.bufferLow(endpointId),
       onClaimed: (claimed) => this.admit(claimed),
       wakeAt: (at) => this.wakes.at(at),
     });
@@ -487,8 +487,8 @@ export class Scheduler {
 
   /**
    * The attempt's slot is free (with `ended`, its outcome was recorded):
-   * start what may start, and ask for a refill claim, made once some lane's
-   * ready buffer runs low (see Claimer.refill).
+   * start what may start, and ask for a refill claim, made once the
+   * endpoint's ready buffer runs low (see Claimer.refill).
    */
   private finished(delivery: ClaimedDelivery, ended: { durationMs: number; success: boolean } | undefined): void {
     this.lanes.settle(delivery.endpointId, ended);
@@ -497,7 +497,7 @@ export class Scheduler {
     // Only if claims left work for want of room (see Claimer.mayHaveDue):
     // otherwise the claim finds nothing, and a quiet process made one per
     // delivery.
-    if (this.claimer.mayHaveDue()) this.claimer.refill();
+    if (this.claimer.mayHaveDue()) this.claimer.refill(delivery.endpointId);
   }
 
   /**
@@ -527,7 +527,7 @@ export class Scheduler {
       this.pump();
       if (this.lanes.inFlight === 0 && this.lanes.unwritten === 0) this.drained?.();
       if (!outcome.success || ordered || this.claimer.starvedOfRoom) this.wakes.soon();
-      else if (this.claimer.mayHaveDue()) this.claimer.refill();
+      else if (this.claimer.mayHaveDue()) this.claimer.refill(outcome.endpointId);
     });
     if (outcome.nextAttemptAt) this.wakes.at(outcome.nextAttemptAt.getTime());
   }

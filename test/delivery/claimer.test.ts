@@ -28,7 +28,7 @@ function claimerOf(maxInFlight = 8, overrides: Partial<ClaimerOptions> = {}) {
     requestTimeoutMs: 15_000,
     endpointMaxInFlight: 100,
     circuitFailureThreshold: 5,
-    buffersLow: () => lanes.anyBufferLow(),
+    bufferLow: (endpointId) => lanes.bufferLow(endpointId),
     onClaimed: (rows) => {
       claimed.push(...rows);
       for (const d of rows) lanes.add(d);
@@ -149,19 +149,23 @@ describe("Claimer: decisions", () => {
     expect(adaptLookahead(LOOKAHEAD_MIN, 0, 64)).toBe(LOOKAHEAD_MIN);
   });
 
-  it("makes a refill claim only while some lane's buffer is low, and a wanted one always", () => {
-    let low = false;
-    const { claimer } = claimerOf(8, { buffersLow: () => low });
+  it("makes a refill claim only while the asking endpoint's buffer is low, and a wanted one always", () => {
+    const low = new Set<string>();
+    const { claimer } = claimerOf(8, { bufferLow: (id) => low.has(id) });
     void claimer.close();
-    expect(claimer.mayHaveDue()).toBe(true);
-    claimer.refill();
+    claimer.refill("a");
     expect(claimer.plan(16)).toBeUndefined();
     // Not kept once passed over: the next freed slot asks again.
-    low = true;
+    low.add("a");
     expect(claimer.plan(16)).toBeUndefined();
-    claimer.refill();
+    claimer.refill("b");
+    expect(claimer.plan(16)).toBeUndefined();
+    claimer.refill("a");
     expect(claimer.plan(16)).toEqual({ window: true });
-    low = false;
+    // Asked while low, refilled before its turn: no claim.
+    claimer.refill("a");
+    low.delete("a");
+    expect(claimer.plan(16)).toBeUndefined();
     claimer.want();
     expect(claimer.plan(16)).toEqual({ window: true });
   });

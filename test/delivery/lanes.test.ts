@@ -50,8 +50,8 @@ describe("Lanes", () => {
   it("finds a lane's buffer low at half what it may hold, within its tenant's room", () => {
     // Room for 16 requests: the one tenant's share is 8 (it may lease 16), its endpoint's 4.
     const lanes = new Lanes({ defaultMaxInFlight: 100, capacity: 16 });
-    // No lane yet: a claim may find work for any.
-    expect(lanes.anyBufferLow()).toBe(true);
+    // No lane yet: a claim may find work for it.
+    expect(lanes.bufferLow("ep")).toBe(true);
     add(lanes, "ep", plain);
     startAll(lanes);
     finish(lanes, "ep", 1, true);
@@ -61,10 +61,10 @@ describe("Lanes", () => {
     expect(lanes.prefetch("ep")).toBe(16);
     expect(lanes.bufferTarget("ep")).toBe(12);
     expect(lanes.bufferedOf("ep")).toBe(7);
-    expect(lanes.anyBufferLow()).toBe(false);
+    expect(lanes.bufferLow("ep")).toBe(false);
     finish(lanes, "ep", 1, true);
     expect(startAll(lanes)).toBe(1);
-    expect(lanes.anyBufferLow()).toBe(true);
+    expect(lanes.bufferLow("ep")).toBe(true);
   });
 
   it("gives no ready buffer until a response time is known, then one sized by it", () => {
