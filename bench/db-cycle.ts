@@ -54,6 +54,35 @@ export const ROOM = {
   circuitFailureThreshold: 5,
 };
 
+/** Health rules of the cycle's outcome writes (also used by bench/explain.ts). */
+export const RULES = {
+  circuitFailureThreshold: 5,
+  circuitCooldownMs: 30_000,
+  circuitMaxCooldownMs: 600_000,
+  disableAfterMs: 5 * 86_400_000,
+};
+
+/** A successful attempt of `delivery`, as the scheduler hands it to the outcome writer (also used by bench/explain.ts). */
+export function succeeded(delivery: { id: string; endpointId: string; attemptNumber: number }): AttemptOutcome {
+  return {
+    attemptId: newId("attempt"),
+    deliveryId: delivery.id,
+    endpointId: delivery.endpointId,
+    attemptNumber: delivery.attemptNumber,
+    startedAt: new Date(),
+    durationMs: 1,
+    responseStatus: 200,
+    errorClass: "",
+    error: "",
+    responseBody: "ok",
+    responseHeaders: { "content-type": "text/plain" },
+    status: DeliveryState.Succeeded,
+    nextAttemptAt: null,
+    success: true,
+    gone: false,
+  };
+}
+
 /** Runs `options.events` events through publish, take and outcome. */
 export async function runDeliveryCycle(store: Store, options: CycleOptions): Promise<CycleTiming> {
   const timing: CycleTiming = { ms: { publish: 0, take: 0, outcomes: 0 }, metered: { publish: 0, take: 0, outcomes: 0 } };
@@ -70,12 +99,7 @@ export async function runDeliveryCycle(store: Store, options: CycleOptions): Pro
   const pending: AttemptOutcome[] = [];
   const flush = () =>
     phase("outcomes", () =>
-      recordOutcomes(store.sql, "db-cost", pending.splice(0), {
-        circuitFailureThreshold: 5,
-        circuitCooldownMs: 30_000,
-        circuitMaxCooldownMs: 600_000,
-        disableAfterMs: 5 * 86_400_000,
-      }),
+      recordOutcomes(store.sql, "db-cost", pending.splice(0), RULES),
     );
   for (let done = 0; done < options.events; done += options.batch) {
     const n = Math.min(options.batch, options.events - done);
@@ -97,25 +121,7 @@ export async function runDeliveryCycle(store: Store, options: CycleOptions): Pro
     const claimed =
       ids.length === 0 ? [] : await phase("take", () => claimDue(store.sql, { ...ROOM, limit: ids.length, lookahead: ids.length, ids }));
     if (claimed.length !== ids.length) throw new Error(`took ${claimed.length} of ${ids.length} new deliveries`);
-    for (const d of [...inserted.leased, ...claimed]) {
-      pending.push({
-        attemptId: newId("attempt"),
-        deliveryId: d.id,
-        endpointId: d.endpointId,
-        attemptNumber: d.attemptNumber,
-        startedAt: new Date(),
-        durationMs: 1,
-        responseStatus: 200,
-        errorClass: "",
-        error: "",
-        responseBody: "ok",
-        responseHeaders: { "content-type": "text/plain" },
-        status: DeliveryState.Succeeded,
-        nextAttemptAt: null,
-        success: true,
-        gone: false,
-      });
-    }
+    for (const d of [...inserted.leased, ...claimed]) pending.push(succeeded(d));
     if (pending.length >= options.outcomesPerWrite) await flush();
   }
   if (pending.length > 0) await flush();

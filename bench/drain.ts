@@ -14,20 +14,16 @@
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { PublishBatchRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
 import { Observer, statementsBetween, topStatements, totalCalls } from "./database-cost.js";
-import { GrpcLoad } from "./grpc-load.js";
+import { GrpcLoad, publishBatches } from "./grpc-load.js";
 import { liveDeliveries } from "./history.js";
 import { cpuMs, PostgresCpu } from "./process-usage.js";
-import { spawnHookline } from "../test/support/process.js";
-import { benchDatabase, benchHooklineEnv, ReceiverProcess } from "./run.js";
+import { benchDatabase, ReceiverProcess, spawnBenchHookline } from "./run.js";
 
 const now = () => performance.timeOrigin + performance.now();
-const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
 const SIZE = 1000;
 
 async function main(): Promise<void> {
@@ -45,32 +41,16 @@ async function main(): Promise<void> {
   const profileDir = process.env.HOOKLINE_PROFILE_DIR;
   // One key for every process of the run: the endpoint's secret is sealed with it.
   const key = randomBytes(32).toString("hex");
-  const spawnBenchHookline = (extra: Record<string, string> = {}) => spawnHookline(benchHooklineEnv(db.url, key, extra), 60_000, "build");
   delete process.env.HOOKLINE_PROFILE_DIR;
   try {
     let received = 0;
     for (let run = 1; run <= Number(values.runs); run++) {
       // The backlog, published with the scheduler off.
-      const ingest = await spawnBenchHookline({ HOOKLINE_SCHEDULER: "false" });
+      const ingest = await spawnBenchHookline(db.url, { HOOKLINE_SCHEDULER: "false" }, key);
       const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: ingest.url }));
       if (run === 1) await admin.createEndpoint({ tenantId: "bench", url: `${receiver.url}/drain`, maxInFlight: 64 });
       const load = new GrpcLoad(ingest.url);
-      const batch = () =>
-        toBinary(
-          PublishBatchRequestSchema,
-          create(PublishBatchRequestSchema, {
-            events: Array.from({ length: SIZE }, (_, i) => ({ tenantId: "bench", eventType: "bench.event", payload: { case: "payloadJson" as const, value: payload(i) } })),
-          }),
-        );
-      let sent = 0;
-      await Promise.all(
-        Array.from({ length: 4 }, async () => {
-          while (sent < events) {
-            sent += SIZE;
-            await load.call("/hookline.v1.EventIngest/PublishBatch", [batch()]);
-          }
-        }),
-      );
+      await publishBatches(load, events, SIZE);
       load.close();
       await ingest.kill("SIGTERM");
 
@@ -79,7 +59,7 @@ async function main(): Promise<void> {
       const statements0 = await observer.statements();
       const pg0 = postgres ? await postgres.cpuMs() : Number.NaN;
       if (profileDir) process.env.HOOKLINE_PROFILE_DIR = profileDir;
-      const hookline = await spawnBenchHookline();
+      const hookline = await spawnBenchHookline(db.url, {}, key);
       delete process.env.HOOKLINE_PROFILE_DIR;
       // Hookline's CPU from when it serves (its start is not a delivery's
       // cost), over the deliveries that arrived after that.

@@ -13,7 +13,6 @@
  */
 import { parseArgs } from "node:util";
 import pg from "pg";
-import type { AttemptOutcome } from "../src/domain/delivery/outcome.js";
 import { DeliveryState } from "../src/domain/delivery/state.js";
 import { newId } from "../src/domain/ids.js";
 import { databaseUrl } from "../src/store/embedded-postgres.js";
@@ -23,7 +22,7 @@ import { recordOutcomes } from "../src/store/sql/record-outcomes.js";
 import type { Sql } from "../src/store/sql.js";
 import { openStore } from "../src/store/store.js";
 import { startPostgresServer } from "../test/support/postgres-server.js";
-import { ROOM } from "./db-cycle.js";
+import { ROOM, RULES, succeeded } from "./db-cycle.js";
 
 const { values } = parseArgs({
   options: { backlog: { type: "string", default: "100000" }, generic: { type: "boolean", default: false }, history: { type: "string", default: "10000" } },
@@ -108,30 +107,10 @@ try {
   for (let done = 0; done < backlog; done += 1_000) {
     await insertEvents(store.sql, Array.from({ length: Math.min(1_000, backlog - done) }, event), 86_400_000);
   }
-  const rules = { circuitFailureThreshold: 5, circuitCooldownMs: 30_000, circuitMaxCooldownMs: 600_000, disableAfterMs: 5 * 86_400_000 };
-  /** Successful first attempts of `claimed`. */
-  const succeeded = (claimed: readonly { id: string; endpointId: string; attemptNumber: number }[]): AttemptOutcome[] =>
-    claimed.map((d) => ({
-      attemptId: newId("attempt"),
-      deliveryId: d.id,
-      endpointId: d.endpointId,
-      attemptNumber: d.attemptNumber,
-      startedAt: new Date(),
-      durationMs: 1,
-      responseStatus: 200,
-      errorClass: "",
-      error: "",
-      responseBody: "ok",
-      responseHeaders: { "content-type": "text/plain" },
-      status: DeliveryState.Succeeded,
-      nextAttemptAt: null,
-      success: true,
-      gone: false,
-    }));
   // History: deliveries delivered, their attempts in the status log.
   for (let done = 0; done < Number(values.history); done += 1_000) {
     const claimed = await claimDue(store.sql, { ...ROOM, limit: 1_000, lookahead: 1_000 });
-    await recordOutcomes(store.sql, ROOM.workerId, succeeded(claimed), rules);
+    await recordOutcomes(store.sql, ROOM.workerId, claimed.map(succeeded), RULES);
   }
   await store.sql.query("VACUUM ANALYZE");
   const lease = { ...ROOM, limit: 1_000 };
@@ -140,14 +119,14 @@ try {
   await explain("claim, window of 512, 256 rows", store, (sql) => claimDue(sql, { ...ROOM, limit: 256, lookahead: 512 }));
   // The outcomes of claimed deliveries, each a success at the first attempt: a backlog's batch and a small one.
   for (const n of [128, 16]) {
-    const outcomes = succeeded(await claimDue(store.sql, { ...ROOM, limit: n, lookahead: 2 * n }));
-    await explain(`outcomes of ${outcomes.length} claimed deliveries, all succeeded`, store, (sql) => recordOutcomes(sql, ROOM.workerId, outcomes, rules));
+    const outcomes = (await claimDue(store.sql, { ...ROOM, limit: n, lookahead: 2 * n })).map(succeeded);
+    await explain(`outcomes of ${outcomes.length} claimed deliveries, all succeeded`, store, (sql) => recordOutcomes(sql, ROOM.workerId, outcomes, RULES));
   }
   // The outcomes of 128 more: half of them failed and are retried later, half succeeded.
-  const retried = succeeded(await claimDue(store.sql, { ...ROOM, limit: 128, lookahead: 256 })).map((o, i) =>
+  const retried = (await claimDue(store.sql, { ...ROOM, limit: 128, lookahead: 256 })).map(succeeded).map((o, i) =>
     i % 2 === 0 ? o : { ...o, responseStatus: 500, errorClass: "http", error: "HTTP 500", success: false, status: DeliveryState.Retrying, nextAttemptAt: new Date(Date.now() + 60_000) },
   );
-  await explain(`outcomes of ${retried.length} claimed deliveries, half retried`, store, (sql) => recordOutcomes(sql, ROOM.workerId, retried, rules));
+  await explain(`outcomes of ${retried.length} claimed deliveries, half retried`, store, (sql) => recordOutcomes(sql, ROOM.workerId, retried, RULES));
   // Fan-out: one event of a tenant with 1,000 endpoints, 256 of its deliveries leased.
   const fanout = Array.from({ length: 1_000 }, () => newId("endpoint"));
   await store.sql.query(

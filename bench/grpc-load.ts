@@ -5,6 +5,8 @@
  * Hookline, not the client. It checks every answer's grpc-status.
  */
 import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { PublishBatchRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 
 /** A gRPC channel to one server, over a few HTTP/2 connections used in turn. */
 export class GrpcLoad {
@@ -57,4 +59,32 @@ export function frame(message: Uint8Array): Buffer {
   out.writeUInt32BE(message.length, 1);
   out.set(message, 5);
   return out;
+}
+
+/** The bench's event payload: about 230 bytes, with its number and its send time (ms since the epoch) for latency. */
+export function benchPayload(i: number): string {
+  return `{"i":${i},"t":${performance.timeOrigin + performance.now()},"pad":"${"x".repeat(200)}"}`;
+}
+
+/**
+ * Publishes `total` events of tenant "bench" (type bench.event) through
+ * `load`, in PublishBatch calls of `size`, `inFlight` calls at a time.
+ */
+export async function publishBatches(load: GrpcLoad, total: number, size: number, inFlight = 4): Promise<void> {
+  const batch = () =>
+    toBinary(
+      PublishBatchRequestSchema,
+      create(PublishBatchRequestSchema, {
+        events: Array.from({ length: size }, (_, i) => ({ tenantId: "bench", eventType: "bench.event", payload: { case: "payloadJson" as const, value: benchPayload(i) } })),
+      }),
+    );
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (sent < total) {
+        sent += size;
+        await load.call("/hookline.v1.EventIngest/PublishBatch", [batch()]);
+      }
+    }),
+  );
 }

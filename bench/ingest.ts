@@ -9,18 +9,15 @@
  * (default 3). HOOKLINE_PROFILE_DIR=dir writes a CPU profile of Hookline.
  */
 import { parseArgs } from "node:util";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { PublishBatchRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
 import { Observer } from "./database-cost.js";
-import { GrpcLoad } from "./grpc-load.js";
+import { GrpcLoad, publishBatches } from "./grpc-load.js";
 import { cpuMs, PostgresCpu } from "./process-usage.js";
 import { benchDatabase, spawnBenchHookline } from "./run.js";
 
 const now = () => performance.timeOrigin + performance.now();
-const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -40,24 +37,7 @@ async function main(): Promise<void> {
     const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: hookline.url }));
     await admin.createEndpoint({ tenantId: "bench", url: "http://127.0.0.1:9/bench", maxInFlight: 64 });
     const load = new GrpcLoad(hookline.url);
-    const batch = () =>
-      toBinary(
-        PublishBatchRequestSchema,
-        create(PublishBatchRequestSchema, {
-          events: Array.from({ length: size }, (_, i) => ({ tenantId: "bench", eventType: "bench.event", payload: { case: "payloadJson" as const, value: payload(i) } })),
-        }),
-      );
-    const publish = async (total: number) => {
-      let sent = 0;
-      await Promise.all(
-        Array.from({ length: 4 }, async () => {
-          while (sent < total) {
-            sent += size;
-            await load.call("/hookline.v1.EventIngest/PublishBatch", [batch()]);
-          }
-        }),
-      );
-    };
+    const publish = (total: number) => publishBatches(load, total, size);
     await publish(5 * size);
     for (let run = 1; run <= Number(values.runs); run++) {
       const cpu0 = await cpuMs(hookline.child.pid!);

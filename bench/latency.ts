@@ -18,14 +18,13 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { PublishRequestSchema } from "../gen/hookline/v1/event_ingest_pb.js";
 import { WebhookAdmin } from "../gen/hookline/v1/webhook_admin_pb.js";
 import { Observer, statementsBetween, topStatements, totalCalls } from "./database-cost.js";
-import { GrpcLoad } from "./grpc-load.js";
+import { benchPayload, GrpcLoad } from "./grpc-load.js";
 import { liveDeliveries } from "./history.js";
 import { cpuMs, PostgresCpu } from "./process-usage.js";
 import { benchDatabase, ReceiverProcess, spawnBenchHookline } from "./run.js";
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN;
@@ -55,7 +54,7 @@ async function main(): Promise<void> {
     const load = new GrpcLoad(hookline.url);
     const publish = (i: number) =>
       load.call("/hookline.v1.EventIngest/Publish", [
-        toBinary(PublishRequestSchema, create(PublishRequestSchema, { tenantId: "bench", eventType: "bench.event", payload: { case: "payloadJson", value: payload(i) } })),
+        toBinary(PublishRequestSchema, create(PublishRequestSchema, { tenantId: "bench", eventType: "bench.event", payload: { case: "payloadJson", value: benchPayload(i) } })),
       ]);
     // Warm up: connections, the JIT, prepared statements.
     await Promise.all(Array.from({ length: 200 }, (_, i) => publish(i)));

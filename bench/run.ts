@@ -48,7 +48,7 @@ import {
   topStatements,
   totalCalls,
 } from "./database-cost.js";
-import { GrpcLoad } from "./grpc-load.js";
+import { benchPayload, GrpcLoad } from "./grpc-load.js";
 import { generateHistory, liveDeliveries } from "./history.js";
 import { cpuMs, PostgresCpu, rssMb, sampleRss } from "./process-usage.js";
 
@@ -221,9 +221,17 @@ export function benchHooklineEnv(databaseUrl: string, secretKey: string, extra: 
   };
 }
 
-/** Starts one Hookline from dist/ for the phase scripts (latency.ts, ingest.ts, fanout.ts), with a key of its own. */
-export function spawnBenchHookline(databaseUrl: string, extra: Record<string, string> = {}): Promise<HooklineProcess> {
-  return spawnHookline(benchHooklineEnv(databaseUrl, randomBytes(32).toString("hex"), extra), 60_000, "build");
+/**
+ * Starts one Hookline from dist/ for the phase scripts (latency.ts,
+ * ingest.ts, fanout.ts, drain.ts), with a key of its own unless given
+ * (processes that share a database's endpoints need the same key).
+ */
+export function spawnBenchHookline(
+  databaseUrl: string,
+  extra: Record<string, string> = {},
+  secretKey = randomBytes(32).toString("hex"),
+): Promise<HooklineProcess> {
+  return spawnHookline(benchHooklineEnv(databaseUrl, secretKey, extra), 60_000, "build");
 }
 
 /** Databases for a run, on one server: DATABASE_URL's, or an embedded one with pg_stat_statements loaded. */
@@ -281,7 +289,6 @@ interface Reading {
   statements: Map<string, StatementCalls> | undefined;
 }
 
-const payload = (i: number) => `{"i":${i},"t":${now()},"pad":"${"x".repeat(200)}"}`;
 
 /**
  * A claim statement of the scheduler, by its text: it locks due rows with
@@ -343,7 +350,7 @@ export async function runBench(scaleName = "quick", from: "sources" | "build" = 
     create(PublishRequestSchema, {
       tenantId,
       eventType: "bench.event",
-      payload: { case: "payloadJson", value: payload(i) },
+      payload: { case: "payloadJson", value: benchPayload(i) },
     });
   const publish = (l: GrpcLoad, i: number) => l.call("/hookline.v1.EventIngest/Publish", [toBinary(PublishRequestSchema, event(i))]);
   /** Publishes `total` events in batches of `size`, 4 calls in flight; returns events/s. */

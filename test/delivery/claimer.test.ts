@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { adaptLookahead, Claimer, type ClaimerOptions, LOOKAHEAD_MAX, LOOKAHEAD_MIN, MAX_TAKEN } from "../../src/delivery/claimer.js";
 import { Lanes } from "../../src/delivery/lanes.js";
 import type { ClaimedDelivery } from "../../src/domain/delivery/claimed-delivery.js";
+import { sampleClaimed } from "../support/claimed.js";
 import { captureLog } from "../support/log.js";
 import { insertDeliveries, insertEndpoint } from "../support/rows.js";
 import { useTestStore } from "../support/store.js";
@@ -37,30 +38,6 @@ function claimerOf(maxInFlight = 8, overrides: Partial<ClaimerOptions> = {}) {
     ...overrides,
   });
   return { claimer, lanes, claimed, wakeAts };
-}
-
-/** A delivery of endpoint `ep` as a claim returns it, its lease an hour long. */
-function delivery(id: string): ClaimedDelivery {
-  return {
-    id,
-    eventId: "evt_1",
-    endpointId: "ep",
-    tenantId: "t",
-    eventType: "t.e",
-    attemptNumber: 1,
-    body: "{}",
-    url: "http://127.0.0.1/",
-    headers: {},
-    secrets: [],
-    signatureScheme: "standard-webhooks",
-    retryPolicy: null,
-    timeoutMs: null,
-    maxInFlight: 4,
-    rateLimitPerSecond: null,
-    ordered: false,
-    probe: false,
-    leaseUntil: new Date(Date.now() + 3_600_000),
-  };
 }
 
 describe("Claimer: decisions", () => {
@@ -186,7 +163,7 @@ describe("Claimer: decisions", () => {
   it("leaves no room while as many outcomes as requests may be in flight wait to be written", () => {
     const { claimer, lanes } = claimerOf(8);
     for (let i = 0; i < 8; i++) {
-      lanes.add(delivery(`d${i}`));
+      lanes.add(sampleClaimed({ id: `d${i}`, maxInFlight: 4 }));
       expect(lanes.next()).toBeDefined();
       lanes.settle("ep", { durationMs: 1, success: true });
     }

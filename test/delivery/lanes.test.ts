@@ -2,35 +2,23 @@
 import { describe, expect, it } from "vitest";
 import { type LaneLimits, Lanes, PREFETCH_HOLD_MS } from "../../src/delivery/lanes.js";
 import type { ClaimedDelivery } from "../../src/domain/delivery/claimed-delivery.js";
+import { sampleClaimed } from "../support/claimed.js";
 
 const plain = { tenantId: "t", maxInFlight: 4, rateLimitPerSecond: null, single: false };
 /** Lanes of a process with room for 1,000 requests: fair shares never bind in these tests. */
 const lanesOf = (defaultMaxInFlight: number, circuitFailureThreshold?: number) =>
   new Lanes({ defaultMaxInFlight, capacity: 1_000, circuitFailureThreshold });
 
-let deliveries = 0;
-/** A claimed delivery of `endpointId` under `limits`, its lease an hour long. */
-function claimed(endpointId: string, limits: LaneLimits, leaseUntil = new Date(Date.now() + 3_600_000)): ClaimedDelivery {
-  return {
-    id: `dlv_${++deliveries}`,
-    eventId: "evt_1",
+/** A claimed delivery of `endpointId` under `limits`, its lease an hour long unless given. */
+function claimed(endpointId: string, limits: LaneLimits, leaseUntil?: Date): ClaimedDelivery {
+  return sampleClaimed({
     endpointId,
     tenantId: limits.tenantId,
-    eventType: "t.e",
-    attemptNumber: 1,
-    body: "{}",
-    url: "http://127.0.0.1/",
-    headers: {},
-    secrets: [],
-    signatureScheme: "standard-webhooks",
-    retryPolicy: null,
-    timeoutMs: null,
     maxInFlight: limits.maxInFlight,
     rateLimitPerSecond: limits.rateLimitPerSecond,
     ordered: limits.single,
-    probe: false,
-    leaseUntil,
-  };
+    ...(leaseUntil ? { leaseUntil } : {}),
+  });
 }
 /** One delivery of `endpointId` claimed into its lane. */
 const add = (lanes: Lanes, endpointId: string, limits: LaneLimits, now?: number) => lanes.add(claimed(endpointId, limits), now);
