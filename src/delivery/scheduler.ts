@@ -362,22 +362,17 @@ export class Scheduler {
 
   /**
    * Starts what the lanes let start now (see Lanes.next), and gives back
-   * the buffered deliveries whose leases ran too short meanwhile. Returns
-   * how many started.
+   * the buffered deliveries whose leases ran too short meanwhile.
    *
    * Attempts sent and not yet stored (in flight, or finished and waiting for
    * the outcome writer) stay under 2 x maxInFlight: those are what a crash
    * of this process sends twice, so the bound on duplicates holds however
    * far the writer falls behind (a slow or starved database, a busy CPU).
    */
-  private pump(): number {
-    if (this.currentMode !== "running" || this.lanes.buffered === 0) return 0;
+  private pump(): void {
+    if (this.currentMode !== "running" || this.lanes.buffered === 0) return;
     const now = Date.now();
-    let started = 0;
-    for (let delivery = this.lanes.next(now); delivery !== undefined; delivery = this.lanes.next(now)) {
-      this.run(delivery);
-      started++;
-    }
+    for (let delivery = this.lanes.next(now); delivery !== undefined; delivery = this.lanes.next(now)) this.run(delivery);
     const expired = this.lanes.takeExpired();
     if (expired.length > 0) {
       this.options.log.warn({ deliveries: expired.length }, "buffered deliveries outlived their lease margin; giving them back");
@@ -387,7 +382,6 @@ export class Scheduler {
         this.wakes.soon();
       });
     }
-    return started;
   }
 
   /**
