@@ -172,7 +172,7 @@ export async function startHookline(config: Config, log: Logger): Promise<Hookli
     undefined,
     config.publishWriters,
     config.publishPendingBytes,
-    scheduler ? { begin: () => scheduler.beginLease(), end: (lease, leased) => scheduler.endLease(lease, leased) } : undefined,
+    scheduler ? { begin: (parts) => scheduler.beginLease(parts), end: (lease, leased) => scheduler.endLease(lease, leased) } : undefined,
   );
   // Tenant-controlled schema work runs in threads, with a deadline, tenants served in turn (domain/schema-pool.ts).
   const schemaLog = log.child({ component: "schemas" });

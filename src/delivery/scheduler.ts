@@ -241,12 +241,13 @@ export class Scheduler {
   /**
    * The room a publish statement may lease new deliveries in (see
    * insert-events.ts and Claimer.beginLease); undefined when there is none,
-   * or this scheduler is not running. Each lease given is ended with
+   * or this scheduler is not running; a `parts`th of the room when up to
+   * `parts` statements may run at once. Each lease given is ended with
    * endLease.
    */
-  beginLease(): PublishLease | undefined {
+  beginLease(parts = 1): PublishLease | undefined {
     if (this.currentMode !== "running") return undefined;
-    return this.claimer.beginLease();
+    return this.claimer.beginLease(parts);
   }
 
   /**

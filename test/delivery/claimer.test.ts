@@ -160,6 +160,19 @@ describe("Claimer: decisions", () => {
     expect(claimer.room()).toBe(8);
   });
 
+  it("gives each of the publish statements that may run at once its part of the room", () => {
+    const { claimer } = claimerOf(8);
+    // Two at once: half each, and the second is not left with nothing.
+    const first = claimer.beginLease(2)!;
+    expect(first.limit).toBe(4);
+    const second = claimer.beginLease(2)!;
+    expect(second.limit).toBe(4);
+    expect(claimer.room()).toBe(0);
+    expect(claimer.beginLease(2)).toBeUndefined();
+    claimer.endLease(first);
+    expect(claimer.beginLease(2)!.limit).toBe(4);
+  });
+
   it("leaves no room while as many outcomes as requests may be in flight wait to be written", () => {
     const { claimer, lanes } = claimerOf(8);
     for (let i = 0; i < 8; i++) {

@@ -91,7 +91,7 @@ it("claims for none of the deliveries of a quiet process: each was leased by its
   await started;
   const leaser = scheduler;
   const queue = new InsertQueue(counting.sql, 86_400_000, 1_000, 2, 64 << 20, {
-    begin: () => leaser.beginLease(),
+    begin: (parts) => leaser.beginLease(parts),
     end: (lease, leased) => leaser.endLease(lease, leased),
   });
   const before = counting.claims();

@@ -19,11 +19,12 @@ import { type InsertedEvent, insertEvents, type NewEvent, type PublishLease } fr
 
 /**
  * The local scheduler's side of leasing at publish (see insertEvents): its
- * room when a statement starts, and the deliveries the statement leased to
- * it once it ends (none if it failed). Every `begin` is followed by one `end`.
+ * room when a statement starts, a `parts`th of it with up to `parts`
+ * statements running at once, and the deliveries the statement leased to it
+ * once it ends (none if it failed). Every `begin` is followed by one `end`.
  */
 export interface Leaser {
-  begin(): PublishLease | undefined;
+  begin(parts: number): PublishLease | undefined;
   end(lease: PublishLease, leased: ClaimedDelivery[]): void;
 }
 
@@ -103,7 +104,7 @@ export class InsertQueue {
 
   /** One statement, with a lease to the local scheduler when it has room. */
   private async insertLeasing(events: readonly NewEvent[]): Promise<InsertedEvent[]> {
-    const lease = this.leaser?.begin();
+    const lease = this.leaser?.begin(this.writers);
     let leased: ClaimedDelivery[] = [];
     try {
       const result = await insertEvents(this.sql, events, this.idempotencyWindowMs, lease);
