@@ -170,6 +170,52 @@ describe("hardened responses", () => {
     }
   });
 
+  it("passes over informational answers (102, 103) to the response after them", async () => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.writeProcessing();
+        res.writeEarlyHints({ link: "</style.css>; rel=preload" });
+        res.writeHead(201, { "content-type": "text/plain" }).end("created");
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const result = await httpClient({ guard: loopbackAllowed }).post(new URL(`http://127.0.0.1:${port}/`), {}, BODY, 5_000);
+      expect(result).toEqual({ status: 201, body: "created", headers: { "content-type": "text/plain" } });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it("rejects with the caller's reason when its signal aborts, and closes the connection", async () => {
+    let closed!: () => void;
+    const connectionClosed = new Promise<void>((resolve) => {
+      closed = resolve;
+    });
+    // Reads the request and never answers.
+    const server = http.createServer((req) => {
+      req.resume();
+      req.socket.on("close", closed);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const controller = new AbortController();
+      const arrived = new Promise<void>((resolve) => server.once("request", () => resolve()));
+      const sent = httpClient({ guard: loopbackAllowed }).post(new URL(`http://127.0.0.1:${port}/`), {}, BODY, 30_000, controller.signal);
+      await arrived;
+      controller.abort(new Error("the caller went away"));
+      await expect(sent).rejects.toThrow("the caller went away");
+      await connectionClosed;
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it("cuts a 10 MB response at the cap and closes the connection instead of reading on", async () => {
     // The server declares 10 MB, sends 1 MB and then waits: a client that read
     // to the end would wait for the timeout; one that stops at the cap returns
