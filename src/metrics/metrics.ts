@@ -251,12 +251,19 @@ export class Metrics {
     this.connectionsRefused.inc();
   }
 
+  /**
+   * The counters of each label value, kept: finding a child by its labels
+   * hashes them on every call (a few of the handful of values there are).
+   */
+  private readonly attemptsBy = new Map<string, Counter.Internal>();
+  private readonly finishedBy = new Map<string, Counter.Internal>();
+
   /** Counts one attempt and, when it ended the delivery, the delivery. */
   attempt(responseStatus: number, errorClass: string, durationMs: number, ended: "succeeded" | "failed" | null): void {
     const result = responseStatus > 0 ? `${Math.floor(responseStatus / 100)}xx` : errorClass || "error";
-    this.attempts.inc({ result });
+    child(this.attemptsBy, this.attempts, "result", result).inc();
     this.latency.observe(durationMs / 1000);
-    if (ended) this.finished.inc({ status: ended });
+    if (ended) child(this.finishedBy, this.finished, "status", ended).inc();
   }
 
   /** Counts one attempt outcome the database refused for good (see delivery/outcome-writer.ts). */
@@ -316,3 +323,13 @@ export interface MetricsText {
  * scraping every 15 s and a person reloading need.
  */
 export const RENDERS_PER_SECOND = 10;
+
+/** The child of `counter` for `label` = `value`, made once and kept in `children`. */
+function child(children: Map<string, Counter.Internal>, counter: Counter, label: string, value: string): Counter.Internal {
+  let c = children.get(value);
+  if (!c) {
+    c = counter.labels({ [label]: value });
+    children.set(value, c);
+  }
+  return c;
+}
