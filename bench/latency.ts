@@ -6,7 +6,8 @@
  * Hookline and PostgreSQL per run, so several runs give a range.
  *
  * Options: --rate N (default 500), --seconds N (default 8), --runs N
- * (default 3), --env K=V (extra Hookline environment, repeatable; with
+ * (default 3), --warm-up S (seconds of publishing at the rate before the
+ * runs, default 3), --env K=V (extra Hookline environment, repeatable; with
  * HOOKLINE_SCHEDULER=false only the publishes are measured).
  * HOOKLINE_PROFILE_DIR=dir writes a CPU profile of Hookline there
  * (`node --cpu-prof`, see test/support/process.ts).
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
       rate: { type: "string", default: "500" },
       seconds: { type: "string", default: "8" },
       runs: { type: "string", default: "3" },
+      "warm-up": { type: "string", default: "3" },
       env: { type: "string", multiple: true, default: [] },
     },
   });
@@ -56,10 +58,16 @@ async function main(): Promise<void> {
       load.call("/hookline.v1.EventIngest/Publish", [
         toBinary(PublishRequestSchema, create(PublishRequestSchema, { tenantId: "bench", eventType: "bench.event", payload: { case: "payloadJson", value: benchPayload(i) } })),
       ]);
-    // Warm up: connections, the JIT, prepared statements.
-    await Promise.all(Array.from({ length: 200 }, (_, i) => publish(i)));
+    // Warm up: connections, the JIT, prepared statements; then --warm-up
+    // seconds at the rate (a fresh process's first seconds cost a quarter
+    // more CPU while V8 compiles; see bench/run.ts, warmUpSeconds).
+    const warmUp = 200 + Math.round(rate * Number(values["warm-up"]));
+    for (let i = 0; i < warmUp; i += 200) {
+      await Promise.all(Array.from({ length: Math.min(200, warmUp - i) }, (_, j) => publish(i + j)));
+      if (i >= 200) await sleep(Math.max(0, (200 * 1000) / rate - 50));
+    }
     const delivering = extra.HOOKLINE_SCHEDULER !== "false";
-    if (delivering) await receiver.waitFor(200, 30_000);
+    if (delivering) await receiver.waitFor(warmUp, 60_000);
     for (let run = 1; run <= Number(values.runs); run++) {
       receiver.send({ cmd: "reset" });
       const cpu0 = await cpuMs(hookline.child.pid!);
