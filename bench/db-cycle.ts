@@ -63,7 +63,7 @@ export const RULES = {
 };
 
 /** A successful attempt of `delivery`, as the scheduler hands it to the outcome writer (also used by bench/explain.ts). */
-export function succeeded(delivery: { id: string; endpointId: string; attemptNumber: number }): AttemptOutcome {
+export function succeeded(delivery: { id: string; endpointId: string; attemptNumber: number; leaseUntil: Date }): AttemptOutcome {
   return {
     attemptId: newId("attempt"),
     deliveryId: delivery.id,
@@ -80,6 +80,7 @@ export function succeeded(delivery: { id: string; endpointId: string; attemptNum
     nextAttemptAt: null,
     success: true,
     gone: false,
+    leaseUntil: delivery.leaseUntil,
   };
 }
 

@@ -107,7 +107,7 @@ export interface OutcomeContext extends RetryRules {
  * throttling) until it is exhausted, then it gives up.
  */
 export function decideOutcome(
-  delivery: Pick<ClaimedDelivery, "id" | "endpointId" | "attemptNumber" | "retryPolicy">,
+  delivery: Pick<ClaimedDelivery, "id" | "endpointId" | "attemptNumber" | "retryPolicy" | "leaseUntil">,
   result: HttpResult,
   startedAt: Date,
   durationMs: number,
@@ -134,6 +134,7 @@ export function decideOutcome(
     success: ended.event === DeliveryEvent.AttemptSucceeded,
     status: statusAfterAttempt(ended.event),
     nextAttemptAt: ended.nextAttemptAt,
+    leaseUntil: delivery.leaseUntil,
   };
 }
 

@@ -401,7 +401,7 @@ export class Scheduler {
     const leasesLeft = AbortSignal.timeout(Math.max(0, earliest - Date.now() - this.options.leaseMarginMs / 2));
     const signal = AbortSignal.any([this.stopDeadline.signal, leasesLeft]);
     this.releasing = this.releasing.then(() =>
-      retryTransient(() => releaseUnstarted(this.options.sql, this.workerId, ids), {
+      retryTransient(() => releaseUnstarted(this.options.sql, this.workerId, deliveries), {
         signal,
         onRetry: (err, failures, delayMs) =>
           this.options.log.warn({ err, deliveries: ids.length, failures, retryInMs: delayMs }, "giving back unstarted deliveries failed; retrying"),

@@ -16,7 +16,7 @@ const context: OutcomeContext = {
 const startedAt = new Date("2026-12-01T00:00:00Z");
 
 function decide(result: HttpResult, attemptNumber = 1) {
-  return decideOutcome({ id: "dlv_1", endpointId: "ep_1", attemptNumber, retryPolicy: null }, result, startedAt, 20, context);
+  return decideOutcome({ id: "dlv_1", endpointId: "ep_1", attemptNumber, retryPolicy: null, leaseUntil: startedAt }, result, startedAt, 20, context);
 }
 
 const ok: HttpResult = { status: 204, body: "", headers: {} };

@@ -11,7 +11,7 @@ import { DeliveryState } from "../../src/domain/delivery/state.js";
 import type { Sql } from "../../src/store/sql.js";
 import type { AttemptOutcome, HealthChanges } from "../../src/domain/delivery/outcome.js";
 import { captureLog, LEVEL } from "../support/log.js";
-import { attemptOutcome, HEALTH_RULES } from "../support/outcomes.js";
+import { attemptOutcome, HEALTH_RULES, type OutcomeKind } from "../support/outcomes.js";
 import {
   attemptsOf,
   blockOutcomeWrites,
@@ -45,11 +45,20 @@ function writer(options: Partial<OutcomeWriterOptions> = {}): OutcomeWriter {
   return new OutcomeWriter({ sql, workerId: "w1", rules: HEALTH_RULES, log: captureLog("warn").log, ...options });
 }
 
+/** The end of the leases of "w1" in these tests, and so their token (see ClaimedDelivery.leaseUntil). */
+const LEASE_UNTIL = new Date(Date.now() + 3_600_000);
+const LEASE = { lockedBy: "w1", nextAttemptAt: `'${LEASE_UNTIL.toISOString()}'::timestamptz` };
+
 /** `n` deliveries of a new endpoint leased by "w1", and their endpoint. */
 async function leased(n: number, endpoint: Parameters<typeof insertEndpoint>[1] = {}): Promise<{ ep: string; ids: string[] }> {
   const ep = await insertEndpoint(db, endpoint);
-  const ids = await insertDeliveries(db, ep, n, { lockedBy: "w1", nextAttemptAt: "now() + interval '30 seconds'" });
+  const ids = await insertDeliveries(db, ep, n, LEASE);
   return { ep, ids };
+}
+
+/** attemptOutcome, made under the lease of `leased`'s deliveries. */
+function outcome(deliveryId: string, endpointId: string, kind?: OutcomeKind, overrides: Partial<AttemptOutcome> = {}): AttemptOutcome {
+  return attemptOutcome(deliveryId, endpointId, kind, { leaseUntil: LEASE_UNTIL, ...overrides });
 }
 
 describe("batching", () => {
@@ -57,7 +66,7 @@ describe("batching", () => {
     const { ep, ids } = await leased(10);
     const counting = countingSql();
     const w = writer({ sql: counting.sql });
-    const results = await Promise.all(ids.map((id) => w.write(attemptOutcome(id, ep))));
+    const results = await Promise.all(ids.map((id) => w.write(outcome(id, ep))));
     expect(results).toEqual(Array(10).fill("stored"));
     expect(counting.batches).toEqual([10]);
     for (const id of ids) expect(await readDelivery(db, id)).toMatchObject({ status: DeliveryState.Succeeded, lockedBy: null });
@@ -68,9 +77,9 @@ describe("batching", () => {
     const counting = countingSql();
     const w = writer({ sql: counting.sql });
     const lock = await blockOutcomeWrites(db);
-    const first = w.write(attemptOutcome(ids[0]!, ep));
+    const first = w.write(outcome(ids[0]!, ep));
     await lock.waiters();
-    const rest = ids.slice(1).map((id) => w.write(attemptOutcome(id, ep)));
+    const rest = ids.slice(1).map((id) => w.write(outcome(id, ep)));
     await lock.release();
     expect(await Promise.all([first, ...rest])).toEqual(Array(4).fill("stored"));
     expect(counting.batches).toEqual([1, 3]);
@@ -80,14 +89,14 @@ describe("batching", () => {
     const { ep, ids } = await leased(5);
     const counting = countingSql();
     const w = writer({ sql: counting.sql, maxBatch: 2 });
-    await Promise.all(ids.map((id) => w.write(attemptOutcome(id, ep))));
+    await Promise.all(ids.map((id) => w.write(outcome(id, ep))));
     expect(counting.batches).toEqual([2, 2, 1]);
   });
 
   it("flushes: resolves once everything queued so far is stored", async () => {
     const { ep, ids } = await leased(3);
     const w = writer();
-    for (const id of ids) void w.write(attemptOutcome(id, ep));
+    for (const id of ids) void w.write(outcome(id, ep));
     await w.flush();
     for (const id of ids) expect(await attemptsOf(db, id)).toHaveLength(1);
   });
@@ -99,7 +108,7 @@ describe("health follow-ups", () => {
     const [waiting] = await insertDeliveries(db, ep, 1);
     const told: HealthChanges[] = [];
     const w = writer({ onHealthChanges: async (c) => void told.push(c) });
-    expect(await w.write(attemptOutcome(ids[0]!, ep, "retry"))).toBe("stored");
+    expect(await w.write(outcome(ids[0]!, ep, "retry"))).toBe("stored");
     expect(told.map((c) => c.opened.map((o) => o.endpointId))).toEqual([[ep]]);
     expect((await dueIn(db, [waiting!])).get(waiting!)).toBe(HEALTH_RULES.circuitCooldownMs / 1000);
   });
@@ -108,7 +117,7 @@ describe("health follow-ups", () => {
     const { ep, ids } = await leased(1);
     const [waiting] = await insertDeliveries(db, ep, 1);
     const w = writer();
-    await w.write(attemptOutcome(ids[0]!, ep, "failed", { responseStatus: 410, gone: true }));
+    await w.write(outcome(ids[0]!, ep, "failed", { responseStatus: 410, gone: true }));
     expect((await readEndpointHealth(db, ep)).disabled).toBe(true);
     expect(await readDelivery(db, waiting!)).toMatchObject({ status: DeliveryState.Failed, lastError: "endpoint disabled: 410 Gone" });
   });
@@ -120,7 +129,7 @@ describe("health follow-ups", () => {
     const w = writer({ log: captured.log });
     // Only the follow-up changes the waiting delivery's queue row.
     const lock = await lockQueueRows(db, [waiting!]);
-    const written = w.write(attemptOutcome(ids[0]!, ep, "failed", { responseStatus: 410, gone: true }));
+    const written = w.write(outcome(ids[0]!, ep, "failed", { responseStatus: 410, gone: true }));
     const [blocked] = await lock.waiters();
     await db.query("SELECT pg_terminate_backend($1)", [blocked]);
     const retrying = await captured.waitFor((l) => l.msg === "failing the live deliveries of disabled endpoints failed; retrying");
@@ -138,7 +147,7 @@ describe("errors", () => {
     const captured = captureLog("warn");
     const w = writer({ log: captured.log });
     const lock = await blockOutcomeWrites(db);
-    const writes = ids.map((id) => w.write(attemptOutcome(id, ep)));
+    const writes = ids.map((id) => w.write(outcome(id, ep)));
     const [blocked] = await lock.waiters();
     // As a restart of the database or a lost connection would.
     await db.query("SELECT pg_terminate_backend($1)", [blocked]);
@@ -157,9 +166,9 @@ describe("errors", () => {
     const unwritable: Array<{ outcome: AttemptOutcome; err: unknown }> = [];
     const w = writer({ sql: counting.sql, log: captured.log, onUnwritable: (outcome, err) => unwritable.push({ outcome, err }) });
     // Text cannot hold a NUL character (22021); a Date that is not one is no timestamp (22007).
-    const nul = attemptOutcome(ids[5]!, ep, "retry", { responseBody: "half a body\u0000" });
-    const nan = attemptOutcome(ids[12]!, ep, "retry", { startedAt: new Date(Number.NaN) });
-    const outcomes = ids.map((id, i) => (i === 5 ? nul : i === 12 ? nan : attemptOutcome(id, ep, "retry")));
+    const nul = outcome(ids[5]!, ep, "retry", { responseBody: "half a body\u0000" });
+    const nan = outcome(ids[12]!, ep, "retry", { startedAt: new Date(Number.NaN) });
+    const outcomes = ids.map((id, i) => (i === 5 ? nul : i === 12 ? nan : outcome(id, ep, "retry")));
     const results = await Promise.all(outcomes.map((o) => w.write(o)));
     expect(results.filter((r) => r === "unwritable")).toHaveLength(2);
     expect(results[5]).toBe("unwritable");
@@ -189,15 +198,15 @@ describe("errors", () => {
     // The failure counted by the endpoint's health: the 14 stored ones only.
     expect((await readEndpointHealth(db, ep)).consecutiveFailures).toBe(14);
     // Nothing stalls behind them.
-    const [later] = await insertDeliveries(db, ep, 1, { lockedBy: "w1" });
-    expect(await w.write(attemptOutcome(later!, ep))).toBe("stored");
+    const [later] = await insertDeliveries(db, ep, 1, LEASE);
+    expect(await w.write(outcome(later!, ep))).toBe("stored");
   });
 
   it("gives up a refused outcome written alone", async () => {
     const { ep, ids } = await leased(1);
     const unwritable: string[] = [];
     const w = writer({ onUnwritable: (o) => unwritable.push(o.deliveryId) });
-    expect(await w.write(attemptOutcome(ids[0]!, ep, "retry", { error: "\u0000" }))).toBe("unwritable");
+    expect(await w.write(outcome(ids[0]!, ep, "retry", { error: "\u0000" }))).toBe("unwritable");
     expect(unwritable).toEqual(ids);
   });
 });
@@ -208,16 +217,16 @@ describe("abandon", () => {
     const captured = captureLog("warn");
     const w = writer({ log: captured.log });
     const lock = await blockOutcomeWrites(db);
-    const first = w.write(attemptOutcome(ids[0]!, ep));
+    const first = w.write(outcome(ids[0]!, ep));
     const [blocked] = await lock.waiters();
     await db.query("SELECT pg_terminate_backend($1)", [blocked]);
     await captured.waitFor((l) => l.msg === "writing attempt outcomes failed; retrying");
     // The retry is blocked in its turn, and two more outcomes wait behind it.
     await lock.waiters();
-    const queued = ids.slice(1).map((id) => w.write(attemptOutcome(id, ep)));
+    const queued = ids.slice(1).map((id) => w.write(outcome(id, ep)));
     expect(w.abandon().map((o) => o.deliveryId)).toEqual(ids);
     expect(await Promise.all([first, ...queued])).toEqual(["abandoned", "abandoned", "abandoned"]);
-    expect(await w.write(attemptOutcome(ids[0]!, ep))).toBe("abandoned");
+    expect(await w.write(outcome(ids[0]!, ep))).toBe("abandoned");
     // Flushing waits for nothing now, not even a statement still blocked.
     await w.flush();
     await lock.release();

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { holdForCircuit, releaseHeld, sweepBlocked } from "../../src/store/sql/circuit-holds.js";
 import { recordOutcomes } from "../../src/store/sql/record-outcomes.js";
-import { attemptOutcome, HEALTH_RULES } from "../support/outcomes.js";
+import { HEALTH_RULES, leasedOutcome } from "../support/outcomes.js";
 import { dueIn, insertDeliveries, insertEndpoint, readDelivery, readEndpointHealth } from "../support/rows.js";
 import { useTestStore } from "../support/store.js";
 
@@ -76,7 +76,7 @@ describe("releaseHeld", () => {
 
 describe("recordOutcomes and circuits", () => {
   const outcome = (deliveryId: string, endpointId: string, success: boolean) =>
-    attemptOutcome(deliveryId, endpointId, success ? "succeeded" : "retry");
+    leasedOutcome(db, deliveryId, endpointId, success ? "succeeded" : "retry");
 
   it("closes the circuit on a probe's success and says how long it held deliveries", async () => {
     const ep = await insertEndpoint(db, {
@@ -85,7 +85,7 @@ describe("recordOutcomes and circuits", () => {
       circuitProbeUntil: "now() + interval '35 seconds'",
     });
     const [probe] = await insertDeliveries(db, ep, 1, { lockedBy: "w1", nextAttemptAt: "now() + interval '35 seconds'" });
-    const changes = await recordOutcomes(sql, "w1", [outcome(probe!, ep, true)], HEALTH_RULES);
+    const changes = await recordOutcomes(sql, "w1", [await outcome(probe!, ep, true)], HEALTH_RULES);
     expect(changes.closed).toHaveLength(1);
     expect(changes.closed[0]!.heldUntil.getTime()).toBeGreaterThan(Date.now() + 30_000);
     expect(await readEndpointHealth(db, ep)).toMatchObject({ circuitOpenUntil: null, circuitProbeUntil: null, consecutiveFailures: 0 });
@@ -99,7 +99,7 @@ describe("recordOutcomes and circuits", () => {
       circuitCooldownMs: 10_000,
     });
     const [probe] = await insertDeliveries(db, ep, 1, { lockedBy: "w1", nextAttemptAt: "now() + interval '35 seconds'" });
-    const changes = await recordOutcomes(sql, "w1", [outcome(probe!, ep, false)], HEALTH_RULES);
+    const changes = await recordOutcomes(sql, "w1", [await outcome(probe!, ep, false)], HEALTH_RULES);
     expect(changes.opened.map((c) => c.endpointId)).toEqual([ep]);
     expect(await readEndpointHealth(db, ep)).toMatchObject({ circuitOpenForS: 20, circuitProbeUntil: null, circuitCooldownMs: 20_000 });
   });
@@ -107,7 +107,7 @@ describe("recordOutcomes and circuits", () => {
   it("keeps a retry written while its endpoint is blocked from coming due before the block ends", async () => {
     const ep = await insertEndpoint(db, { consecutiveFailures: 9, circuitOpenUntil: "now() + interval '50 seconds'" });
     const [late] = await insertDeliveries(db, ep, 1, { lockedBy: "w1", nextAttemptAt: "now() + interval '30 seconds'" });
-    await recordOutcomes(sql, "w1", [outcome(late!, ep, false)], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await outcome(late!, ep, false)], HEALTH_RULES);
     expect((await dueIn(db, [late!])).get(late!)).toBe(50);
   });
 });

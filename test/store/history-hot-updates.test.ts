@@ -45,7 +45,8 @@ describe("the history row of a delivery", () => {
 
   it("is updated HOT by the outcomes of attempts, retried and ended alike", async () => {
     const endpointId = await insertEndpoint(db);
-    const ids = await insertDeliveries(db, endpointId, 40, { lockedBy: "w1", nextAttemptAt: "now() + interval '1 minute'" });
+    const leaseUntil = new Date(Date.now() + 60_000);
+    const ids = await insertDeliveries(db, endpointId, 40, { lockedBy: "w1", nextAttemptAt: `'${leaseUntil.toISOString()}'::timestamptz` });
     // The outcome statement on this test's own connection, so that its
     // statistics can be flushed at once (pg_stat_force_next_flush).
     const sql: Sql = { query: async (text, values) => (await client.query(text, values)).rows as never };
@@ -76,6 +77,7 @@ describe("the history row of a delivery", () => {
         nextAttemptAt: i % 2 === 0 ? null : new Date(Date.now() + 60_000),
         success: i % 2 === 0,
         gone: false,
+        leaseUntil,
       })),
       { circuitFailureThreshold: 1_000, circuitCooldownMs: 1_000, circuitMaxCooldownMs: 1_000, disableAfterMs: 86_400_000 },
     );

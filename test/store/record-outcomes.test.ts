@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { DeliveryUpdateKind } from "../../gen/hookline/v1/delivery_pb.js";
 import { DeliveryState } from "../../src/domain/delivery/state.js";
 import { foldHealth, recordOutcomes } from "../../src/store/sql/record-outcomes.js";
-import { attemptOutcome, HEALTH_RULES } from "../support/outcomes.js";
+import { attemptOutcome, HEALTH_RULES, leasedOutcome } from "../support/outcomes.js";
 import {
   attemptsOf,
   deliveriesOf,
@@ -34,7 +34,7 @@ describe("recordOutcomes", () => {
   it("writes each attempt whole, and the delivery's new state, lease given back", async () => {
     const { ep, id } = await leased();
     const startedAt = new Date(Date.now() - 1_000);
-    const outcome = attemptOutcome(id, ep, "succeeded", {
+    const outcome = await leasedOutcome(db, id, ep, "succeeded", {
       startedAt,
       durationMs: 42,
       responseStatus: 201,
@@ -69,7 +69,7 @@ describe("recordOutcomes", () => {
   it("schedules a retry at the outcome's time and records the error", async () => {
     const { ep, id } = await leased();
     const retryAt = new Date(Date.now() + 90_000);
-    await recordOutcomes(sql, "w1", [attemptOutcome(id, ep, "retry", { nextAttemptAt: retryAt, error: "HTTP 503" })], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await leasedOutcome(db, id, ep, "retry", { nextAttemptAt: retryAt, error: "HTTP 503" })], HEALTH_RULES);
     expect(await readDelivery(db, id)).toMatchObject({
       status: DeliveryState.Retrying,
       lockedBy: null,
@@ -88,9 +88,9 @@ describe("recordOutcomes", () => {
       sql,
       "w1",
       [
-        attemptOutcome(ok!, ep, "succeeded", { startedAt, durationMs: 250 }),
-        attemptOutcome(again!, ep, "retry", { startedAt, durationMs: 250, nextAttemptAt: retryAt }),
-        attemptOutcome(failed!, ep, "failed", { startedAt, durationMs: 250, attemptNumber: 3 }),
+        await leasedOutcome(db, ok!, ep, "succeeded", { startedAt, durationMs: 250 }),
+        await leasedOutcome(db, again!, ep, "retry", { startedAt, durationMs: 250, nextAttemptAt: retryAt }),
+        await leasedOutcome(db, failed!, ep, "failed", { startedAt, durationMs: 250, attemptNumber: 3 }),
       ],
       HEALTH_RULES,
     );
@@ -122,7 +122,7 @@ describe("recordOutcomes", () => {
     const [takenOver] = await insertDeliveries(db, ep, 1, { lockedBy: "w2", nextAttemptAt: "now() + interval '20 seconds'" });
     const [released] = await insertDeliveries(db, ep, 1, { status: DeliveryState.Retrying });
     const before = await readDelivery(db, takenOver!);
-    await recordOutcomes(sql, "w1", [attemptOutcome(takenOver!, ep), attemptOutcome(released!, ep)], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await leasedOutcome(db, takenOver!, ep), await leasedOutcome(db, released!, ep)], HEALTH_RULES);
     expect(await readDelivery(db, takenOver!)).toEqual(before);
     expect(await readDelivery(db, released!)).toMatchObject({ status: DeliveryState.Retrying, attemptCount: 0 });
     expect(await attemptsOf(db, takenOver!)).toHaveLength(1);
@@ -130,9 +130,27 @@ describe("recordOutcomes", () => {
     expect(await statusLogOf(db, [takenOver!, released!])).toEqual([]);
   });
 
+  it("changes nothing under a later lease of the same process: the attempt was made under one that lapsed", async () => {
+    const { ep, id } = await leased();
+    const earlier = await leasedOutcome(db, id, ep, "retry");
+    // The lease lapsed, and this process claimed the delivery again (a second attempt is in flight under it).
+    await db.query("UPDATE delivery_queue SET due_at = date_trunc('milliseconds', now() + interval '40 seconds') WHERE delivery_id = $1", [id]);
+    const before = await readDelivery(db, id);
+    await recordOutcomes(sql, "w1", [earlier], HEALTH_RULES);
+    // The delivery is the later lease's: still leased, no attempt used up, no log row; the attempt is kept.
+    expect(await readDelivery(db, id)).toEqual(before);
+    expect(await statusLogOf(db, [id])).toEqual([]);
+    expect((await attemptsOf(db, id)).map((a) => a.id)).toEqual([earlier.attemptId]);
+    // The later lease's own outcome is written.
+    const later = await leasedOutcome(db, id, ep, "succeeded", { attemptId: "atm_later" });
+    await recordOutcomes(sql, "w1", [later], HEALTH_RULES);
+    expect(await readDelivery(db, id)).toMatchObject({ status: DeliveryState.Succeeded, lockedBy: null });
+    expect((await statusLogOf(db, [id])).map((u) => u.kind)).toEqual([DeliveryUpdateKind.SUCCEEDED]);
+  });
+
   it("keeps one attempt, one state change and one log row when the same batch is written twice", async () => {
     const { ep, id } = await leased();
-    const batch = [attemptOutcome(id, ep, "retry")];
+    const batch = [await leasedOutcome(db, id, ep, "retry")];
     await recordOutcomes(sql, "w1", batch, HEALTH_RULES);
     await recordOutcomes(sql, "w1", batch, HEALTH_RULES);
     expect(await attemptsOf(db, id)).toHaveLength(1);
@@ -152,13 +170,13 @@ describe("recordOutcomes and endpoint health", () => {
       sql,
       "w1",
       [
-        attemptOutcome(ids[0]!, ep, "retry", { startedAt: firstStart, error: "HTTP 502" }),
-        attemptOutcome(ids[1]!, ep, "retry", { error: "timed out" }),
+        await leasedOutcome(db, ids[0]!, ep, "retry", { startedAt: firstStart, error: "HTTP 502" }),
+        await leasedOutcome(db, ids[1]!, ep, "retry", { error: "timed out" }),
       ],
       HEALTH_RULES,
     );
     expect(await readEndpointHealth(db, ep)).toMatchObject({ consecutiveFailures: 2, failingSince: firstStart, lastError: "timed out" });
-    await recordOutcomes(sql, "w1", [attemptOutcome(ids[2]!, ep, "succeeded")], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await leasedOutcome(db, ids[2]!, ep, "succeeded")], HEALTH_RULES);
     expect(await readEndpointHealth(db, ep)).toMatchObject({ consecutiveFailures: 0, failingSince: null, lastError: "timed out" });
   });
 
@@ -167,14 +185,14 @@ describe("recordOutcomes and endpoint health", () => {
     const ep = await insertEndpoint(db, { consecutiveFailures: 2, failingSince: since });
     const [id] = await insertDeliveries(db, ep, 1, { lockedBy: "w1" });
     const before = (await readEndpointHealth(db, ep)).failingSince;
-    await recordOutcomes(sql, "w1", [attemptOutcome(id!, ep, "retry")], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await leasedOutcome(db, id!, ep, "retry")], HEALTH_RULES);
     expect(await readEndpointHealth(db, ep)).toMatchObject({ consecutiveFailures: 3, failingSince: before });
   });
 
   it("opens the circuit at the threshold, for the first cool-down, and says so", async () => {
     const ep = await insertEndpoint(db, { consecutiveFailures: HEALTH_RULES.circuitFailureThreshold - 1 });
     const [id] = await insertDeliveries(db, ep, 1, { lockedBy: "w1" });
-    const changes = await recordOutcomes(sql, "w1", [attemptOutcome(id!, ep, "retry")], HEALTH_RULES);
+    const changes = await recordOutcomes(sql, "w1", [await leasedOutcome(db, id!, ep, "retry")], HEALTH_RULES);
     expect(changes.opened.map((c) => c.endpointId)).toEqual([ep]);
     const health = await readEndpointHealth(db, ep);
     expect(health).toMatchObject({ circuitOpenForS: HEALTH_RULES.circuitCooldownMs / 1000, circuitCooldownMs: HEALTH_RULES.circuitCooldownMs });
@@ -188,7 +206,7 @@ describe("recordOutcomes and endpoint health", () => {
       circuitCooldownMs: 10_000,
     });
     const [id] = await insertDeliveries(db, ep, 1, { lockedBy: "w1" });
-    const changes = await recordOutcomes(sql, "w1", [attemptOutcome(id!, ep, "retry")], HEALTH_RULES);
+    const changes = await recordOutcomes(sql, "w1", [await leasedOutcome(db, id!, ep, "retry")], HEALTH_RULES);
     expect(changes.opened).toEqual([]);
     expect(await readEndpointHealth(db, ep)).toMatchObject({ consecutiveFailures: 7, circuitOpenForS: 7, circuitCooldownMs: 10_000 });
   });
@@ -200,7 +218,7 @@ describe("recordOutcomes and endpoint health", () => {
       circuitCooldownMs: 40_000,
     });
     const [id] = await insertDeliveries(db, ep, 1, { lockedBy: "w1" });
-    await recordOutcomes(sql, "w1", [attemptOutcome(id!, ep, "retry")], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await leasedOutcome(db, id!, ep, "retry")], HEALTH_RULES);
     expect(await readEndpointHealth(db, ep)).toMatchObject({
       circuitCooldownMs: HEALTH_RULES.circuitMaxCooldownMs,
       circuitOpenForS: HEALTH_RULES.circuitMaxCooldownMs / 1000,
@@ -209,7 +227,7 @@ describe("recordOutcomes and endpoint health", () => {
 
   it("disables an endpoint that answered 410 Gone, and says so", async () => {
     const { ep, id } = await leased();
-    const changes = await recordOutcomes(sql, "w1", [attemptOutcome(id, ep, "failed", { responseStatus: 410, gone: true })], HEALTH_RULES);
+    const changes = await recordOutcomes(sql, "w1", [await leasedOutcome(db, id, ep, "failed", { responseStatus: 410, gone: true })], HEALTH_RULES);
     expect(changes.disabled).toEqual([{ endpointId: ep, reason: "410 Gone" }]);
     expect(await readEndpointHealth(db, ep)).toMatchObject({ disabled: true, disabledReason: "410 Gone" });
   });
@@ -217,11 +235,11 @@ describe("recordOutcomes and endpoint health", () => {
   it("disables an endpoint failing without a success for longer than the rules allow, and only once", async () => {
     const ep = await insertEndpoint(db, { consecutiveFailures: 1, failingSince: "now() - interval '2 days'" });
     const [first, second] = await insertDeliveries(db, ep, 2, { lockedBy: "w1" });
-    const changes = await recordOutcomes(sql, "w1", [attemptOutcome(first!, ep, "retry")], HEALTH_RULES);
+    const changes = await recordOutcomes(sql, "w1", [await leasedOutcome(db, first!, ep, "retry")], HEALTH_RULES);
     expect(changes.disabled).toEqual([{ endpointId: ep, reason: expect.stringMatching(/^failing without a success since \d{4}-\d\d-\d\dT/) }]);
     const health = await readEndpointHealth(db, ep);
     expect(health).toMatchObject({ disabled: true, disabledReason: changes.disabled[0]!.reason });
-    expect((await recordOutcomes(sql, "w1", [attemptOutcome(second!, ep, "retry")], HEALTH_RULES)).disabled).toEqual([]);
+    expect((await recordOutcomes(sql, "w1", [await leasedOutcome(db, second!, ep, "retry")], HEALTH_RULES)).disabled).toEqual([]);
     expect((await readEndpointHealth(db, ep)).disabledReason).toBe(health.disabledReason);
   });
 
@@ -230,7 +248,7 @@ describe("recordOutcomes and endpoint health", () => {
     const healthy = await insertEndpoint(db, { consecutiveFailures: 2, failingSince: "now() - interval '1 minute'" });
     const [f] = await insertDeliveries(db, failing, 1, { lockedBy: "w1" });
     const [h] = await insertDeliveries(db, healthy, 1, { lockedBy: "w1" });
-    const changes = await recordOutcomes(sql, "w1", [attemptOutcome(f!, failing, "retry"), attemptOutcome(h!, healthy)], HEALTH_RULES);
+    const changes = await recordOutcomes(sql, "w1", [await leasedOutcome(db, f!, failing, "retry"), await leasedOutcome(db, h!, healthy)], HEALTH_RULES);
     expect(changes.opened.map((c) => c.endpointId)).toEqual([failing]);
     expect((await readEndpointHealth(db, healthy)).consecutiveFailures).toBe(0);
   });
@@ -245,7 +263,7 @@ describe("recordOutcomes and healthy endpoints", () => {
     const version = async (id: string) =>
       (await db.query<{ v: string }>("SELECT xmin::text AS v FROM endpoints WHERE id = $1", [id]))[0]!.v;
     const [cleanBefore, failingBefore] = [await version(clean), await version(failing)];
-    const changes = await recordOutcomes(sql, "w1", [attemptOutcome(c!, clean), attemptOutcome(f!, failing)], HEALTH_RULES);
+    const changes = await recordOutcomes(sql, "w1", [await leasedOutcome(db, c!, clean), await leasedOutcome(db, f!, failing)], HEALTH_RULES);
     expect(changes).toEqual({ opened: [], closed: [], disabled: [] });
     // The clean endpoint's row was not written; the other one's failures were reset.
     expect(await version(clean)).toBe(cleanBefore);
@@ -261,7 +279,7 @@ describe("recordOutcomes and ordered endpoints", () => {
     const ep = await insertEndpoint(db, { ordered: true });
     const [head] = await insertDeliveries(db, ep, 1, { lockedBy: "w1" });
     await insertDeliveries(db, ep, 2, { nextAttemptAt: "NULL" });
-    await recordOutcomes(sql, "w1", [attemptOutcome(head!, ep, "succeeded")], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await leasedOutcome(db, head!, ep, "succeeded")], HEALTH_RULES);
     const [, next, last] = await deliveriesOf(db, ep);
     expect(next!.dueInS).toBeLessThanOrEqual(0);
     expect(last!.dueInS).toBeNull();
@@ -271,7 +289,7 @@ describe("recordOutcomes and ordered endpoints", () => {
     const ep = await insertEndpoint(db, { ordered: true });
     const [head] = await insertDeliveries(db, ep, 1, { lockedBy: "w1" });
     await insertDeliveries(db, ep, 1, { nextAttemptAt: "NULL" });
-    await recordOutcomes(sql, "w1", [attemptOutcome(head!, ep, "failed")], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await leasedOutcome(db, head!, ep, "failed")], HEALTH_RULES);
     expect((await deliveriesOf(db, ep))[1]!.dueInS).toBeLessThanOrEqual(0);
   });
 
@@ -279,7 +297,7 @@ describe("recordOutcomes and ordered endpoints", () => {
     const ep = await insertEndpoint(db, { ordered: true });
     const [head] = await insertDeliveries(db, ep, 1, { lockedBy: "w1" });
     await insertDeliveries(db, ep, 1, { nextAttemptAt: "NULL" });
-    await recordOutcomes(sql, "w1", [attemptOutcome(head!, ep, "retry")], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await leasedOutcome(db, head!, ep, "retry")], HEALTH_RULES);
     expect((await deliveriesOf(db, ep))[1]!.dueInS).toBeNull();
   });
 
@@ -287,7 +305,7 @@ describe("recordOutcomes and ordered endpoints", () => {
     const ep = await insertEndpoint(db);
     const [done] = await insertDeliveries(db, ep, 1, { lockedBy: "w1" });
     const [parked] = await insertDeliveries(db, ep, 1, { nextAttemptAt: "NULL" });
-    await recordOutcomes(sql, "w1", [attemptOutcome(done!, ep)], HEALTH_RULES);
+    await recordOutcomes(sql, "w1", [await leasedOutcome(db, done!, ep)], HEALTH_RULES);
     expect((await readDelivery(db, parked!))!.dueInS).toBeNull();
   });
 });

@@ -185,6 +185,7 @@ const outcome: AttemptOutcome = {
   nextAttemptAt: new Date(),
   success: false,
   gone: false,
+  leaseUntil: new Date(),
 };
 
 const box = { open: (s: string) => s, seal: (s: string) => s } as unknown as SecretBox;
@@ -204,7 +205,7 @@ const OPERATIONS: Record<string, (r: ReturnType<typeof recorder>) => Promise<unk
     recordOutcomes(sql, "w", [outcome], { circuitFailureThreshold: 5, circuitCooldownMs: 1, circuitMaxCooldownMs: 2, disableAfterMs: 3 }),
   failPendingOfDisabled: ({ sql }) => failPendingOfDisabled(sql, ["ep_1"]),
   releaseLeases: ({ sql }) => releaseLeases(sql, "w"),
-  releaseUnstarted: ({ sql }) => releaseUnstarted(sql, "w", ["dlv_1"]),
+  releaseUnstarted: ({ sql }) => releaseUnstarted(sql, "w", [{ id: "dlv_1", leaseUntil: new Date() }]),
   holdForCircuit: ({ sql }) => holdForCircuit(sql, ["ep_1"]),
   sweepBlocked: ({ sql }) => sweepBlocked(sql),
   releaseHeld: ({ sql }) => releaseHeld(sql, [{ endpointId: "ep_1", heldUntil: new Date() }]),

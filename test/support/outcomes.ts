@@ -4,6 +4,14 @@
  */
 import { DeliveryState } from "../../src/domain/delivery/state.js";
 import type { AttemptOutcome, HealthRules } from "../../src/domain/delivery/outcome.js";
+import type { TestDatabase } from "./database.js";
+
+/**
+ * The lease token of an outcome made under no lease the queue holds: such
+ * an outcome is kept as an attempt only. Tests of writes give the
+ * delivery's own (see leasedOutcome).
+ */
+export const NO_LEASE = new Date(0);
 
 /** Health rules that open no circuit and disable nothing unless a test asks. */
 export const HEALTH_RULES: HealthRules = {
@@ -18,7 +26,8 @@ export type OutcomeKind = "succeeded" | "retry" | "failed";
 
 /**
  * The outcome of attempt 1 of `deliveryId`: a 200, or a 500 with a retry
- * due in a second (or none, "failed"); `overrides` change any field.
+ * due in a second (or none, "failed"); `overrides` change any field. Its
+ * lease is {@link NO_LEASE} unless given.
  */
 export function attemptOutcome(
   deliveryId: string,
@@ -43,6 +52,23 @@ export function attemptOutcome(
     nextAttemptAt: kind === "retry" ? new Date(Date.now() + 1_000) : null,
     success,
     gone: false,
+    leaseUntil: NO_LEASE,
     ...overrides,
   };
+}
+
+/**
+ * {@link attemptOutcome}, made under the lease `deliveryId`'s queue row
+ * holds now (its due time, the lease's token; {@link NO_LEASE} without a
+ * queue row), as if this process had claimed it.
+ */
+export async function leasedOutcome(
+  db: TestDatabase,
+  deliveryId: string,
+  endpointId: string,
+  kind: OutcomeKind = "succeeded",
+  overrides: Partial<AttemptOutcome> = {},
+): Promise<AttemptOutcome> {
+  const [row] = await db.query<{ due_at: Date | null }>("SELECT due_at FROM delivery_queue WHERE delivery_id = $1", [deliveryId]);
+  return attemptOutcome(deliveryId, endpointId, kind, { leaseUntil: row?.due_at ?? NO_LEASE, ...overrides });
 }

@@ -113,7 +113,8 @@ export async function insertDeliveries(db: TestDatabase, endpointId: string, n: 
      )
      -- Live ones (PENDING, RETRYING) wait in the queue, with their due time and lease.
      INSERT INTO delivery_queue (delivery_id, endpoint_id, tenant_id, seq, attempt_count, due_at, locked_by)
-     SELECT id, endpoint_id, tenant_id, seq, attempt_count, ${row.nextAttemptAt ?? "now() - interval '1 second'"}, $5
+     -- On a whole millisecond, as leases are (a JavaScript Date holds the lease's token exactly).
+     SELECT id, endpoint_id, tenant_id, seq, attempt_count, date_trunc('milliseconds', (${row.nextAttemptAt ?? "now() - interval '1 second'"})::timestamptz), $5
      FROM d WHERE status IN (1, 2)`,
     [endpointId, eventIds, deliveryIds, row.status ?? 1, row.lockedBy ?? null, row.attemptCount ?? 0, at],
   );

@@ -33,6 +33,13 @@ export interface ClaimedDelivery {
   ordered: boolean;
   /** The endpoint's circuit is half-open: this attempt is the probe. */
   probe: boolean;
-  /** When this process's lease on the delivery ends. */
+  /**
+   * When this process's lease on the delivery ends: also the lease's token.
+   * Leases end on a whole millisecond and each claim's ends later than the
+   * one before, so the queue row holds exactly this time while, and only
+   * while, it holds this lease; the attempt's outcome and a release change
+   * the delivery only then (not under a later lease of the same process,
+   * taken once this one had lapsed).
+   */
   leaseUntil: Date;
 }

@@ -26,6 +26,8 @@ export interface AttemptOutcome {
   success: boolean;
   /** The endpoint answered 410 Gone: disable it. */
   gone: boolean;
+  /** The end of the lease the attempt was made under, its token (see ClaimedDelivery.leaseUntil). */
+  leaseUntil: Date;
 }
 
 /** How endpoint health is judged. */

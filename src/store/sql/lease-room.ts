@@ -93,7 +93,12 @@ export function tenantFree(p: Params, room: LeaseRoom, t: string): string {
   return `coalesce(${t}.free, ${p.add(room.newTenant.free, "int")})`;
 }
 
-/** The lease's end for a delivery of endpoint `ep`: its request timeout plus the margin, from now. */
+/**
+ * The lease's end for a delivery of endpoint `ep`: its request timeout plus
+ * the margin, from now, on a whole millisecond. It is also the lease's
+ * token (see ClaimedDelivery.leaseUntil): a JavaScript Date holds it
+ * exactly, and the outcome and release statements compare it.
+ */
 export function leaseEnd(p: Params, room: LeaseRoom, ep: string): string {
-  return `now() + make_interval(secs => (coalesce(${ep}.timeout_ms, ${p.add(room.defaultTimeoutMs, "int")}) + ${p.add(room.leaseMarginMs, "int")})::float8 / 1000)`;
+  return `date_trunc('milliseconds', now() + make_interval(secs => (coalesce(${ep}.timeout_ms, ${p.add(room.defaultTimeoutMs, "int")}) + ${p.add(room.leaseMarginMs, "int")})::float8 / 1000))`;
 }

@@ -7,9 +7,11 @@
  * attempt too; and each endpoint's health: consecutive failures, when its
  * current run of failures began, its circuit breaker, and whether it must be
  * disabled (410 Gone, or failing for too long). A delivery changes only while this process still
- * holds its lease (`locked_by` on its queue row); if the lease was lost (the
- * endpoint was deleted, or another process took the delivery over), that
- * owner decides its state now and only the attempt is kept, in `attempts`.
+ * holds the lease the attempt was made under (`locked_by` on its queue row,
+ * and the lease's end as its due time: see ClaimedDelivery.leaseUntil); if
+ * the lease was lost (the endpoint was deleted, another process took the
+ * delivery over, or this one did again after the lease lapsed), the lease's
+ * holder decides its state now and only the attempt is kept, in `attempts`.
  */
 import type { AttemptOutcome, HealthChanges, HealthRules } from "../../domain/delivery/outcome.js";
 import type { Sql } from "../sql.js";
@@ -39,24 +41,29 @@ retried AS (
   -- The retries' own arrays, not r filtered: the planner estimates a
   -- filtered CTE at one row, and chose for it a nested loop whose inner
   -- side scanned every id of the batch again for each row (see ended).
-  FROM unnest($24::text[], $25::int[], $26::timestamptz[]) AS r (delivery_id, number, next_attempt_at)
+  FROM unnest($24::text[], $25::int[], $26::timestamptz[], $28::timestamptz[]) AS r (delivery_id, number, next_attempt_at, lease_until)
   -- The plan must look rows up by id. Column statistics say locked_by is
   -- almost always NULL, so "locked_by = $1" alone was estimated at one row,
   -- and the planner chose a sequential scan with a nested loop over r (42 ms
   -- for 256 outcomes on 10,000 rows). A lease check it cannot estimate (a
   -- CASE) keeps it on the primary key.
   WHERE q.delivery_id = r.delivery_id
-    AND CASE WHEN q.locked_by = $1 THEN true ELSE false END
+    AND CASE WHEN q.locked_by = $1 AND q.due_at = r.lease_until THEN true ELSE false END
   RETURNING q.delivery_id, q.endpoint_id, q.due_at
 ),
--- No join: the ended ids are a list to look up. (Joined to r filtered on
--- next_attempt_at, the batch was estimated at one row and the plan scanned
--- the whole id list once per row: 128 x 128 index probes, 8 of the
--- statement's 13 ms for 128 outcomes.)
+-- No join: the ended ids are a list to look up, and each row's lease is
+-- checked against the list of "id lease-end-in-ms" keys. (Joined to r
+-- filtered on next_attempt_at, the batch was estimated at one row and the
+-- plan scanned the whole id list once per row: 128 x 128 index probes, 8 of
+-- the statement's 13 ms for 128 outcomes. Joined to arrays of its own, a
+-- batch of 128 was planned as a hash join over a sequential scan of the
+-- whole queue: 3 ms on 20,000 rows, and growing with the queue.)
 ended AS (
   DELETE FROM delivery_queue q
   WHERE q.delivery_id = ANY ($27::text[])
-    AND CASE WHEN q.locked_by = $1 THEN true ELSE false END
+    AND CASE WHEN q.locked_by = $1
+              AND q.delivery_id || ' ' || (extract(epoch FROM q.due_at) * 1000)::bigint = ANY ($29::text[])
+             THEN true ELSE false END
   RETURNING q.delivery_id, q.endpoint_id, NULL::timestamptz AS due_at
 ),
 held AS (
@@ -248,6 +255,7 @@ export async function recordOutcomes(
   if (outcomes.length === 0) return { opened: [], closed: [], disabled: [] };
   const health = foldHealth(outcomes);
   const retried = outcomes.filter((o) => o.nextAttemptAt !== null);
+  const ended = outcomes.filter((o) => o.nextAttemptAt === null);
   // Prepared at every batch size: its plan, generic too, probes the primary
   // keys once per outcome whatever the estimates (see bench/explain.ts
   // --generic), and planning it afresh cost 1.2 ms of PostgreSQL's CPU per batch.
@@ -278,7 +286,9 @@ export async function recordOutcomes(
     retried.map((o) => o.deliveryId),
     retried.map((o) => o.attemptNumber),
     retried.map((o) => o.nextAttemptAt),
-    outcomes.filter((o) => o.nextAttemptAt === null).map((o) => o.deliveryId),
+    ended.map((o) => o.deliveryId),
+    retried.map((o) => o.leaseUntil),
+    ended.map((o) => `${o.deliveryId} ${o.leaseUntil.getTime()}`),
   ], true);
   return {
     // Timestamps come back as text on the ORM's pool (MikroORM parses dates itself).
