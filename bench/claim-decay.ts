@@ -7,7 +7,10 @@
  * BUFFERS) of one more claim).
  *
  * Options: --backlog N (default 30,000), --claim N (rows per claim, default
- * 96), --lookahead N (the window, default 128), --steps N (default 6).
+ * 96), --lookahead N (the window, default 128), --steps N (default 6),
+ * --autovacuum (leave autovacuum on for the queue, as it is in production;
+ * off by default), --try SQL (run after the migrations, to measure a
+ * setting or layout before writing its migration; repeatable).
  */
 import { parseArgs } from "node:util";
 import pg from "pg";
@@ -27,6 +30,8 @@ const { values } = parseArgs({
     claim: { type: "string", default: "96" },
     lookahead: { type: "string", default: "128" },
     steps: { type: "string", default: "6" },
+    autovacuum: { type: "boolean", default: false },
+    try: { type: "string", multiple: true, default: [] },
   },
 });
 const backlog = Number(values.backlog);
@@ -62,8 +67,9 @@ try {
   await admin.end();
   const url = databaseUrl(server.serverUrl, "hookline_claim_decay");
   const store = await openStore(url, 4, "hookline-claim-decay");
-  // No autovacuum on the queue: what a claim costs between two vacuums.
-  await store.sql.query("ALTER TABLE delivery_queue SET (autovacuum_enabled = off)");
+  // No autovacuum on the queue unless asked: what a claim costs between two vacuums.
+  if (!values.autovacuum) await store.sql.query("ALTER TABLE delivery_queue SET (autovacuum_enabled = off)");
+  for (const statement of values.try) await store.sql.query(statement);
   await store.sql.query(
     `INSERT INTO endpoints (id, tenant_id, url, secrets) VALUES ($1, 't', 'http://127.0.0.1:9/hook', '[{"secret":"whsec_x","expiresAt":null}]')`,
     [newId("endpoint")],
@@ -87,7 +93,12 @@ try {
       await recordOutcomes(store.sql, ROOM.workerId, got.map(succeeded), RULES);
     }
     claimed += rows;
-    console.log(`  claims of ${perClaim}: ${((ms * 1000) / Math.max(1, rows)).toFixed(1)} us per claimed row`);
+    const [dead] = await store.sql.query<{ n_dead_tup: string; autovacuum_count: string }>(
+      "SELECT n_dead_tup, autovacuum_count FROM pg_stat_user_tables WHERE relname = 'delivery_queue'",
+    );
+    console.log(
+      `  claims of ${perClaim}: ${((ms * 1000) / Math.max(1, rows)).toFixed(1)} us per claimed row; queue dead tuples ${dead?.n_dead_tup}, autovacuums ${dead?.autovacuum_count}`,
+    );
   }
   await store.close();
 } finally {

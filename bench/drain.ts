@@ -9,8 +9,9 @@
  * statements with the most time.
  *
  * Options: --events N (default 30,000), --runs N (default 2; each run
- * publishes a new backlog). HOOKLINE_PROFILE_DIR=dir writes a CPU profile of
- * the delivering Hookline.
+ * publishes a new backlog), --every S (print the deliveries/s of each S
+ * seconds as the backlog drains, to see whether the rate falls as it goes).
+ * HOOKLINE_PROFILE_DIR=dir writes a CPU profile of the delivering Hookline.
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
     options: {
       events: { type: "string", default: "30000" },
       runs: { type: "string", default: "2" },
+      every: { type: "string" },
     },
   });
   const events = Math.ceil(Number(values.events) / SIZE) * SIZE;
@@ -42,17 +44,22 @@ async function main(): Promise<void> {
   // One key for every process of the run: the endpoint's secret is sealed with it.
   const key = randomBytes(32).toString("hex");
   delete process.env.HOOKLINE_PROFILE_DIR;
+  // Killed on the way out, also when a run fails: a Hookline left behind
+  // keeps retrying its database and takes CPU from the next measurement.
+  const live = new Set<{ kill: (signal: NodeJS.Signals) => Promise<unknown> }>();
   try {
     let received = 0;
     for (let run = 1; run <= Number(values.runs); run++) {
       // The backlog, published with the scheduler off.
       const ingest = await spawnBenchHookline(db.url, { HOOKLINE_SCHEDULER: "false" }, key);
+      live.add(ingest);
       const admin = createClient(WebhookAdmin, createGrpcTransport({ baseUrl: ingest.url }));
       if (run === 1) await admin.createEndpoint({ tenantId: "bench", url: `${receiver.url}/drain`, maxInFlight: 64 });
       const load = new GrpcLoad(ingest.url);
       await publishBatches(load, events, SIZE);
       load.close();
       await ingest.kill("SIGTERM");
+      live.delete(ingest);
 
       // The delivery.
       const wal0 = await observer.walLsn();
@@ -60,13 +67,29 @@ async function main(): Promise<void> {
       const pg0 = postgres ? await postgres.cpuMs() : Number.NaN;
       if (profileDir) process.env.HOOKLINE_PROFILE_DIR = profileDir;
       const hookline = await spawnBenchHookline(db.url, {}, key);
+      live.add(hookline);
       delete process.env.HOOKLINE_PROFILE_DIR;
       // Hookline's CPU from when it serves (its start is not a delivery's
       // cost), over the deliveries that arrived after that.
       const hooklineMs0 = await cpuMs(hookline.child.pid!);
       const before = (await receiver.stats()).count;
       const t0 = now();
-      const stats = await receiver.waitFor(received + events, 300_000);
+      const timeoutMs = Math.max(300_000, events * 5);
+      if (values.every) {
+        // The rate of each interval, until the backlog is delivered.
+        const everyMs = Number(values.every) * 1000;
+        let last = before;
+        let lastAt = t0;
+        while (last < received + events && now() - t0 < timeoutMs) {
+          await new Promise((r) => setTimeout(r, Math.min(everyMs, 1_000)));
+          if (now() - lastAt < everyMs) continue;
+          const count = (await receiver.stats()).count;
+          console.log(`  ${((now() - t0) / 1000).toFixed(0)} s: ${(count - before).toLocaleString("en")} delivered, ${((count - last) / ((now() - lastAt) / 1000)).toFixed(0)}/s`);
+          last = count;
+          lastAt = now();
+        }
+      }
+      const stats = await receiver.waitFor(received + events, timeoutMs);
       const elapsed = now() - t0;
       const measured = stats.count - before;
       received = stats.count;
@@ -76,6 +99,7 @@ async function main(): Promise<void> {
       const wal = (await observer.walLsn()) - wal0;
       const statements1 = await observer.statements();
       await hookline.kill("SIGTERM");
+      live.delete(hookline);
       const f = (x: number) => x.toFixed(0);
       console.log(
         `run ${run}: ${measured.toLocaleString("en")} deliveries in ${f(elapsed)} ms (${f(measured / (elapsed / 1000))}/s, ` +
@@ -90,6 +114,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    for (const p of live) await p.kill("SIGKILL").catch(() => {});
     receiver.stop();
     await observer.close();
     await db.drop();

@@ -259,7 +259,9 @@ export interface BenchDatabase {
 
 /** A fresh database for the run: on DATABASE_URL's server, or an embedded one. */
 export async function benchDatabase(): Promise<BenchDatabase> {
-  const { serverUrl, stop: stopServer } = await startPostgresServer({ shared_preload_libraries: "pg_stat_statements" });
+  // BENCH_PG_SETTINGS="name=value ...": more settings of the embedded server, to try one before changing its defaults.
+  const trying = Object.fromEntries((process.env.BENCH_PG_SETTINGS ?? "").split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  const { serverUrl, stop: stopServer } = await startPostgresServer({ shared_preload_libraries: "pg_stat_statements", ...trying });
   const made: string[] = [];
   const admin = async <T>(url: string, fn: (c: pg.Client) => Promise<T>) => {
     const c = new pg.Client({ connectionString: url });
