@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { DeliveryState } from "../../src/domain/delivery/state.js";
+import type { Sql } from "../../src/store/sql.js";
 import { unparkOrphans } from "../../src/store/sql/unpark.js";
 import { deliveriesOf, insertDeliveries, insertEndpoint } from "../support/rows.js";
 import { useTestStore } from "../support/store.js";
@@ -50,5 +51,23 @@ describe("unparkOrphans", () => {
     const [ended] = await insertDeliveries(db, ep, 1, { status: DeliveryState.Succeeded, nextAttemptAt: "NULL" });
     expect(await unparkOrphans(sql)).toBe(0);
     expect((await deliveriesOf(db, ep)).find((d) => d.id === ended)!.nextAttemptAt).toBeNull();
+  });
+
+  it("finds parked deliveries through their own index, not a scan of the whole queue", async () => {
+    const busy = await insertEndpoint(db);
+    await insertDeliveries(db, busy, 20_000);
+    const ordered = await insertEndpoint(db, { ordered: true });
+    await insertDeliveries(db, ordered, 3, PARKED);
+    await db.query("ANALYZE delivery_queue");
+    let plan = "";
+    const explaining: Sql = {
+      query: async (text, values) => {
+        plan = (await sql.query<{ "QUERY PLAN": string }>(`EXPLAIN ${text}`, values)).map((r) => r["QUERY PLAN"]).join("\n");
+        return [] as never;
+      },
+    };
+    await unparkOrphans(explaining);
+    expect(plan).toMatch(/delivery_queue_parked_idx on delivery_queue q/);
+    expect(plan).not.toMatch(/Seq Scan on delivery_queue/);
   });
 });

@@ -17,6 +17,7 @@ import { Migration20261208010000_slim_status_log } from "./Migration202612080100
 import { Migration20261208020000_attempts_in_status_log } from "./Migration20261208020000_attempts_in_status_log.js";
 import { Migration20261208030000_deliveries_by_event } from "./Migration20261208030000_deliveries_by_event.js";
 import { Migration20261208040000_queue_without_event } from "./Migration20261208040000_queue_without_event.js";
+import { Migration20261208050000_parked_index } from "./Migration20261208050000_parked_index.js";
 
 /** Every migration in order, for MikroORM's `migrationsList`. */
 export const migrationsList = [
@@ -35,4 +36,5 @@ export const migrationsList = [
   { name: "Migration20261208020000_attempts_in_status_log", class: Migration20261208020000_attempts_in_status_log },
   { name: "Migration20261208030000_deliveries_by_event", class: Migration20261208030000_deliveries_by_event },
   { name: "Migration20261208040000_queue_without_event", class: Migration20261208040000_queue_without_event },
+  { name: "Migration20261208050000_parked_index", class: Migration20261208050000_parked_index },
 ];
