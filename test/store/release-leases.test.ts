@@ -11,11 +11,14 @@ import { useTestStore } from "../support/store.js";
 
 const { db, sql } = useTestStore();
 
-/** A lease of 30 s, on a whole millisecond as leases are; its end is its token (see ClaimedDelivery.leaseUntil). */
-const LEASE_UNTIL = new Date(Date.now() + 30_000);
-const LEASE = { lockedBy: "w1", nextAttemptAt: `'${LEASE_UNTIL.toISOString()}'::timestamptz` };
-/** The deliveries `ids` as leased under LEASE. */
-const underLease = (...ids: string[]) => ids.map((id) => ({ id, leaseUntil: LEASE_UNTIL }));
+const LEASE = { lockedBy: "w1", nextAttemptAt: "now() + interval '30 seconds'" };
+
+/** The deliveries `ids` under the lease their queue rows hold now (its end is its token, see ClaimedDelivery.leaseUntil). */
+async function underLease(...ids: string[]): Promise<{ id: string; leaseUntil: Date }[]> {
+  const rows = await db.query<{ delivery_id: string; due_at: Date }>("SELECT delivery_id, due_at FROM delivery_queue WHERE delivery_id = ANY ($1)", [ids]);
+  const due = new Map(rows.map((r) => [r.delivery_id, r.due_at]));
+  return ids.map((id) => ({ id, leaseUntil: due.get(id)! }));
+}
 
 describe("releaseLeases", () => {
   it("gives back every live lease of the process, due at once, and says how many", async () => {
@@ -46,7 +49,7 @@ describe("releaseUnstarted", () => {
     const ep = await insertEndpoint(db);
     const [given, kept] = await insertDeliveries(db, ep, 2, LEASE);
     const [theirs] = await insertDeliveries(db, ep, 1, { ...LEASE, lockedBy: "w2" });
-    await releaseUnstarted(sql, "w1", underLease(given!, theirs!));
+    await releaseUnstarted(sql, "w1", await underLease(given!, theirs!));
     expect(await readDelivery(db, given!)).toMatchObject({ lockedBy: null, dueInS: expect.toSatisfy((s: number) => s <= 0) });
     expect(await readDelivery(db, kept!)).toMatchObject({ lockedBy: "w1", dueInS: 30 });
     expect(await readDelivery(db, theirs!)).toMatchObject({ lockedBy: "w2", dueInS: 30 });
@@ -55,16 +58,17 @@ describe("releaseUnstarted", () => {
   it("makes those of an endpoint whose circuit is open due when it closes", async () => {
     const ep = await insertEndpoint(db, { consecutiveFailures: 5, circuitOpenUntil: "now() + interval '45 seconds'" });
     const [id] = await insertDeliveries(db, ep, 1, LEASE);
-    await releaseUnstarted(sql, "w1", underLease(id!));
+    await releaseUnstarted(sql, "w1", await underLease(id!));
     expect(await readDelivery(db, id!)).toMatchObject({ lockedBy: null, dueInS: 45 });
   });
 
   it("leaves a later lease of the same process alone: one taken after the given one lapsed", async () => {
     const ep = await insertEndpoint(db);
     const [id] = await insertDeliveries(db, ep, 1, LEASE);
+    const earlier = await underLease(id!);
     // The lease lapsed and this process claimed the delivery again: a lease of 60 s.
     await db.query("UPDATE delivery_queue SET due_at = date_trunc('milliseconds', now() + interval '60 seconds') WHERE delivery_id = $1", [id]);
-    await releaseUnstarted(sql, "w1", underLease(id!));
+    await releaseUnstarted(sql, "w1", earlier);
     expect(await readDelivery(db, id!)).toMatchObject({ lockedBy: "w1", dueInS: 60 });
   });
 });
