@@ -29,6 +29,10 @@ import { requestIdKey } from "./request-log.js";
  */
 export function toConnectError(err: unknown, log: Logger, procedure: string, signal?: AbortSignal): ConnectError {
   if (signal?.aborted) return callEnded(signal.reason, err, log, procedure);
+  // Only the client's side cancels (connect-node turns an HTTP/2 CANCEL
+  // reset into Canceled): a request stream read when the reset arrives can
+  // throw it before the call's signal has aborted, on a busy machine.
+  if (err instanceof ConnectError && err.code === Code.Canceled) return callEnded(undefined, err, log, procedure);
   if (err instanceof ConnectError) return err;
   if (err instanceof ValidationError) return new ConnectError(err.message, Code.InvalidArgument, undefined, undefined, err);
   if (err instanceof NotFoundError) return new ConnectError(err.message, Code.NotFound, undefined, undefined, err);

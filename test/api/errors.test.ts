@@ -86,3 +86,12 @@ it("takes whatever a call whose client went away throws for a cancel, and a pass
   // The same reset without an aborted call is still the database's.
   expect(toConnectError(nodeError("ECONNRESET"), log, "p", new AbortController().signal).code).toBe(Code.Unavailable);
 });
+
+it("takes an HTTP/2 cancel that arrives before the call's signal aborted for a client gone, at debug", () => {
+  const { log, lines } = capture();
+  // What connect-node makes of a stream reset with CANCEL, read from the request stream.
+  const reset = new ConnectError("http/2 stream closed with error code CANCEL (0x8)", Code.Canceled);
+  const mapped = toConnectError(reset, log, "hookline.v1.EventIngest/PublishStream", new AbortController().signal);
+  expect([Code[mapped.code], mapped.rawMessage]).toEqual(["Canceled", "the client went away"]);
+  expect(lines.map((l) => [l.level, l.msg])).toEqual([[20, "client went away mid-call"]]);
+});
