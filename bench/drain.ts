@@ -10,7 +10,9 @@
  *
  * Options: --events N (default 30,000), --runs N (default 2; each run
  * publishes a new backlog), --every S (print the deliveries/s of each S
- * seconds as the backlog drains, to see whether the rate falls as it goes).
+ * seconds as the backlog drains, to see whether the rate falls as it goes,
+ * with what PostgreSQL's maintenance did meanwhile: the tables autovacuum
+ * was working on, and the checkpoints).
  * HOOKLINE_PROFILE_DIR=dir writes a CPU profile of the delivering Hookline.
  */
 import { randomBytes } from "node:crypto";
@@ -84,7 +86,15 @@ async function main(): Promise<void> {
           await new Promise((r) => setTimeout(r, Math.min(everyMs, 1_000)));
           if (now() - lastAt < everyMs) continue;
           const count = (await receiver.stats()).count;
-          console.log(`  ${((now() - t0) / 1000).toFixed(0)} s: ${(count - before).toLocaleString("en")} delivered, ${((count - last) / ((now() - lastAt) / 1000)).toFixed(0)}/s`);
+          const [maintenance] = await observer.query<{ vacuuming: string | null; checkpoints: string }>(
+            `SELECT (SELECT string_agg(DISTINCT c.relname || ' (' || p.phase || ')', ', ')
+                       FROM pg_stat_progress_vacuum p JOIN pg_class c ON c.oid = p.relid) AS vacuuming,
+                    (SELECT num_timed + num_requested FROM pg_stat_checkpointer)::text AS checkpoints`,
+          );
+          console.log(
+            `  ${((now() - t0) / 1000).toFixed(0)} s: ${(count - before).toLocaleString("en")} delivered, ${((count - last) / ((now() - lastAt) / 1000)).toFixed(0)}/s; ` +
+              `checkpoints so far ${maintenance?.checkpoints ?? "?"}, autovacuum on ${maintenance?.vacuuming ?? "nothing"}`,
+          );
           last = count;
           lastAt = now();
         }
