@@ -90,7 +90,7 @@ async function main(): Promise<void> {
             `SELECT (SELECT string_agg(DISTINCT c.relname || ' (' || p.phase || ')', ', ')
                        FROM pg_stat_progress_vacuum p JOIN pg_class c ON c.oid = p.relid) AS vacuuming,
                     (SELECT num_timed + num_requested FROM pg_stat_checkpointer)::text AS checkpoints`,
-          );
+          ).catch(() => []); // pg_stat_checkpointer is PostgreSQL 17's: older servers print "?".
           console.log(
             `  ${((now() - t0) / 1000).toFixed(0)} s: ${(count - before).toLocaleString("en")} delivered, ${((count - last) / ((now() - lastAt) / 1000)).toFixed(0)}/s; ` +
               `checkpoints so far ${maintenance?.checkpoints ?? "?"}, autovacuum on ${maintenance?.vacuuming ?? "nothing"}`,
