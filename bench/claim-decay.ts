@@ -15,15 +15,13 @@
  * setting or layout before writing its migration; repeatable).
  */
 import { parseArgs } from "node:util";
-import pg from "pg";
 import { newId } from "../src/domain/ids.js";
-import { databaseUrl } from "../src/store/embedded-postgres.js";
 import { claimDue } from "../src/store/sql/claim-due.js";
 import { insertEvents } from "../src/store/sql/insert-events.js";
 import { recordOutcomes } from "../src/store/sql/record-outcomes.js";
 import type { Sql } from "../src/store/sql.js";
 import { openStore } from "../src/store/store.js";
-import { startPostgresServer } from "../test/support/postgres-server.js";
+import { freshDatabase, startPostgresServer } from "../test/support/postgres-server.js";
 import { ROOM, RULES, succeeded } from "./db-cycle.js";
 
 const { values } = parseArgs({
@@ -63,12 +61,7 @@ async function scanBuffers(sql: Sql): Promise<string> {
 
 const server = await startPostgresServer();
 try {
-  const admin = new pg.Client({ connectionString: server.serverUrl });
-  await admin.connect();
-  await admin.query("DROP DATABASE IF EXISTS hookline_claim_decay");
-  await admin.query("CREATE DATABASE hookline_claim_decay");
-  await admin.end();
-  const url = databaseUrl(server.serverUrl, "hookline_claim_decay");
+  const url = await freshDatabase(server.serverUrl, "hookline_claim_decay");
   const store = await openStore(url, 4, "hookline-claim-decay");
   // No autovacuum on the queue unless asked: what a claim costs between two vacuums.
   if (!values.autovacuum) await store.sql.query("ALTER TABLE delivery_queue SET (autovacuum_enabled = off)");

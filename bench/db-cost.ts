@@ -21,9 +21,8 @@
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { newId } from "../src/domain/ids.js";
-import { databaseUrl } from "../src/store/embedded-postgres.js";
 import { openStore, type Store } from "../src/store/store.js";
-import { startPostgresServer } from "../test/support/postgres-server.js";
+import { freshDatabase, startPostgresServer } from "../test/support/postgres-server.js";
 import { runDeliveryCycle } from "./db-cycle.js";
 
 const { values } = parseArgs({
@@ -87,12 +86,7 @@ function countStatements(store: Store): { store: Store; calls: number; byText: M
 
 const server = await startPostgresServer();
 try {
-  const admin = new pg.Client({ connectionString: server.serverUrl });
-  await admin.connect();
-  await admin.query("DROP DATABASE IF EXISTS hookline_db_cost");
-  await admin.query("CREATE DATABASE hookline_db_cost");
-  await admin.end();
-  const url = databaseUrl(server.serverUrl, "hookline_db_cost");
+  const url = await freshDatabase(server.serverUrl, "hookline_db_cost");
   // Each run on its own pool, closed after it: a backend flushes its table
   // statistics when it exits (an idle one only after up to 10 s).
   const warm = await openStore(url, 4, "hookline-db-cost");

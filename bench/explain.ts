@@ -15,13 +15,12 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { DeliveryState } from "../src/domain/delivery/state.js";
 import { newId } from "../src/domain/ids.js";
-import { databaseUrl } from "../src/store/embedded-postgres.js";
 import { claimDue } from "../src/store/sql/claim-due.js";
 import { insertEvents } from "../src/store/sql/insert-events.js";
 import { recordOutcomes } from "../src/store/sql/record-outcomes.js";
 import type { Sql } from "../src/store/sql.js";
 import { openStore } from "../src/store/store.js";
-import { startPostgresServer } from "../test/support/postgres-server.js";
+import { freshDatabase, startPostgresServer } from "../test/support/postgres-server.js";
 import { ROOM, RULES, succeeded } from "./db-cycle.js";
 
 const { values } = parseArgs({
@@ -79,12 +78,7 @@ async function explain(title: string, store: { sql: Sql }, fn: (sql: Sql) => Pro
 
 const server = await startPostgresServer();
 try {
-  const admin = new pg.Client({ connectionString: server.serverUrl });
-  await admin.connect();
-  await admin.query("DROP DATABASE IF EXISTS hookline_explain");
-  await admin.query("CREATE DATABASE hookline_explain");
-  await admin.end();
-  const url = databaseUrl(server.serverUrl, "hookline_explain");
+  const url = await freshDatabase(server.serverUrl, "hookline_explain");
   const store = await openStore(url, 4, "hookline-explain");
   if (values.generic) {
     generic = new pg.Client({ connectionString: url });

@@ -22,7 +22,7 @@ import { Observer, statementsBetween, topStatements, totalCalls } from "./databa
 import { benchPayload, GrpcLoad } from "./grpc-load.js";
 import { liveDeliveries } from "./history.js";
 import { cpuMs, PostgresCpu } from "./process-usage.js";
-import { benchDatabase, ReceiverProcess, spawnBenchHookline } from "./run.js";
+import { benchDatabase, ReceiverProcess, settingsFrom, spawnBenchHookline } from "./run.js";
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   });
   const rate = Number(values.rate);
   const seconds = Number(values.seconds);
-  const extra = Object.fromEntries(values.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  const extra = settingsFrom(values.env);
   const db = await benchDatabase();
   const receiver = await ReceiverProcess.start();
   const observer = await Observer.connect(db.url);

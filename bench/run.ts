@@ -246,6 +246,11 @@ export function spawnBenchHookline(
   return spawnHookline(benchHooklineEnv(databaseUrl, secretKey, extra), 60_000, "build");
 }
 
+/** `name=value` pairs (the value may hold "=") as an object: --env of latency.ts, BENCH_PG_SETTINGS. */
+export function settingsFrom(pairs: readonly string[]): Record<string, string> {
+  return Object.fromEntries(pairs.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+}
+
 /** Databases for a run, on one server: DATABASE_URL's, or an embedded one with pg_stat_statements loaded. */
 export interface BenchDatabase {
   /** The run's database. */
@@ -260,7 +265,7 @@ export interface BenchDatabase {
 /** A fresh database for the run: on DATABASE_URL's server, or an embedded one. */
 export async function benchDatabase(): Promise<BenchDatabase> {
   // BENCH_PG_SETTINGS="name=value ...": more settings of the embedded server, to try one before changing its defaults.
-  const trying = Object.fromEntries((process.env.BENCH_PG_SETTINGS ?? "").split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  const trying = settingsFrom((process.env.BENCH_PG_SETTINGS ?? "").split(/\s+/).filter(Boolean));
   const { serverUrl, stop: stopServer } = await startPostgresServer({ shared_preload_libraries: "pg_stat_statements", ...trying });
   const made: string[] = [];
   const admin = async <T>(url: string, fn: (c: pg.Client) => Promise<T>) => {
@@ -302,7 +307,6 @@ interface Reading {
   counters: Counters;
   statements: Map<string, StatementCalls> | undefined;
 }
-
 
 /**
  * A claim statement of the scheduler, by its text: it locks due rows with

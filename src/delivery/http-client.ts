@@ -86,7 +86,7 @@ export class HttpClient {
    * {@link Attempt}), not `pool.request`: no response stream, async
    * iterator or AbortController per request. (Measured with
    * bench/http-cost.ts: 57-59 us of CPU per request through request() with
-   * a controller and a timer, against 35-42 for a bare request() drained.)
+   * a controller and a timer, against 34-42 for a bare request() drained.)
    */
   post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number, signal?: AbortSignal): Promise<HttpResult> {
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -186,7 +186,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     private readonly signal?: AbortSignal,
   ) {
     this.timer = setTimeout(
-      () => this.end(() => resolve({ status: 0, body: "", headers: {}, error: { class: "timeout", message: `timeout after ${timeoutMs} ms` } }), true),
+      () => this.end(() => resolve(noResponse({ class: "timeout", message: `timeout after ${timeoutMs} ms` })), true),
       timeoutMs,
     );
     if (signal) {
@@ -225,7 +225,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
-    this.end(() => this.resolve({ status: 0, body: "", headers: {}, error: classify(err) }), false);
+    this.end(() => this.resolve(noResponse(classify(err))), false);
   }
 
   /** Settles the result once; `abort` ends the request (and closes its connection) if it still runs. */
@@ -247,6 +247,11 @@ class Attempt implements Dispatcher.DispatchHandler {
       status >= 300 && status < 400 ? `HTTP ${status}: redirects are not followed${kept.location ? ` (to ${kept.location})` : ""}` : `HTTP ${status}`;
     return { status, body: text, headers: kept, error: { class: "http", message } };
   }
+}
+
+/** The result of an attempt that got no (usable) response. */
+function noResponse(error: NonNullable<HttpResult["error"]>): HttpResult {
+  return { status: 0, body: "", headers: {}, error };
 }
 
 /** The first value of each header of interest, by lower-case name. */

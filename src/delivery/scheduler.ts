@@ -395,7 +395,6 @@ export class Scheduler {
    */
   private release(deliveries: readonly ClaimedDelivery[]): Promise<void> {
     if (deliveries.length === 0) return this.releasing;
-    const ids = deliveries.map((d) => d.id);
     let earliest = Number.POSITIVE_INFINITY;
     for (const d of deliveries) earliest = Math.min(earliest, d.leaseUntil.getTime());
     const leasesLeft = AbortSignal.timeout(Math.max(0, earliest - Date.now() - this.options.leaseMarginMs / 2));
@@ -404,9 +403,9 @@ export class Scheduler {
       retryTransient(() => releaseUnstarted(this.options.sql, this.workerId, deliveries), {
         signal,
         onRetry: (err, failures, delayMs) =>
-          this.options.log.warn({ err, deliveries: ids.length, failures, retryInMs: delayMs }, "giving back unstarted deliveries failed; retrying"),
+          this.options.log.warn({ err, deliveries: deliveries.length, failures, retryInMs: delayMs }, "giving back unstarted deliveries failed; retrying"),
       }).catch((err: unknown) => {
-        this.options.log.warn({ err, deliveries: ids.length }, "could not give back unstarted deliveries; their leases expire by themselves");
+        this.options.log.warn({ err, deliveries: deliveries.length }, "could not give back unstarted deliveries; their leases expire by themselves");
       }),
     );
     return this.releasing;

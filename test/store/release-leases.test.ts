@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { DeliveryState } from "../../src/domain/delivery/state.js";
 import { releaseLeases, releaseUnstarted } from "../../src/store/sql/release-leases.js";
-import { insertDeliveries, insertEndpoint, readDelivery } from "../support/rows.js";
+import { insertDeliveries, insertEndpoint, leasesOf, readDelivery } from "../support/rows.js";
 import { useTestStore } from "../support/store.js";
 
 const { db, sql } = useTestStore();
@@ -15,9 +15,8 @@ const LEASE = { lockedBy: "w1", nextAttemptAt: "now() + interval '30 seconds'" }
 
 /** The deliveries `ids` under the lease their queue rows hold now (its end is its token, see ClaimedDelivery.leaseUntil). */
 async function underLease(...ids: string[]): Promise<{ id: string; leaseUntil: Date }[]> {
-  const rows = await db.query<{ delivery_id: string; due_at: Date }>("SELECT delivery_id, due_at FROM delivery_queue WHERE delivery_id = ANY ($1)", [ids]);
-  const due = new Map(rows.map((r) => [r.delivery_id, r.due_at]));
-  return ids.map((id) => ({ id, leaseUntil: due.get(id)! }));
+  const leases = await leasesOf(db, ids);
+  return ids.map((id) => ({ id, leaseUntil: leases.get(id)! }));
 }
 
 describe("releaseLeases", () => {

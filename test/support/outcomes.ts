@@ -5,6 +5,7 @@
 import { DeliveryState } from "../../src/domain/delivery/state.js";
 import type { AttemptOutcome, HealthRules } from "../../src/domain/delivery/outcome.js";
 import type { TestDatabase } from "./database.js";
+import { leasesOf } from "./rows.js";
 
 /**
  * The lease token of an outcome made under no lease the queue holds: such
@@ -69,6 +70,6 @@ export async function leasedOutcome(
   kind: OutcomeKind = "succeeded",
   overrides: Partial<AttemptOutcome> = {},
 ): Promise<AttemptOutcome> {
-  const [row] = await db.query<{ due_at: Date | null }>("SELECT due_at FROM delivery_queue WHERE delivery_id = $1", [deliveryId]);
-  return attemptOutcome(deliveryId, endpointId, kind, { leaseUntil: row?.due_at ?? NO_LEASE, ...overrides });
+  const lease = (await leasesOf(db, [deliveryId])).get(deliveryId);
+  return attemptOutcome(deliveryId, endpointId, kind, { leaseUntil: lease ?? NO_LEASE, ...overrides });
 }

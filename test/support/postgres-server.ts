@@ -6,7 +6,8 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type EmbeddedDatabase, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
+import pg from "pg";
+import { databaseUrl, type EmbeddedDatabase, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
 import { freePort } from "./free-port.js";
 import { madeBeforeAll } from "./made-before-all.js";
 
@@ -36,6 +37,23 @@ export async function startPostgresServer(settings?: Readonly<Record<string, str
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Makes database `name` on the server at `serverUrl` anew (dropped first if
+ * a run before left it) and returns its URL: for the bench scripts that
+ * build their own schema and backlog (explain.ts, db-cost.ts, claim-decay.ts).
+ */
+export async function freshDatabase(serverUrl: string, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  return databaseUrl(serverUrl, name);
 }
 
 /** A PostgreSQL of a test's own, which the test stops and starts again (same data, same port). */

@@ -121,6 +121,19 @@ export async function insertDeliveries(db: TestDatabase, endpointId: string, n: 
   return deliveryIds;
 }
 
+/**
+ * The lease each of `deliveryIds` holds now, by id: its queue row's due
+ * time, the lease's token (see ClaimedDelivery.leaseUntil); none without a
+ * queue row.
+ */
+export async function leasesOf(db: TestDatabase, deliveryIds: readonly string[]): Promise<Map<string, Date>> {
+  const rows = await db.query<{ delivery_id: string; due_at: Date | null }>(
+    "SELECT delivery_id, due_at FROM delivery_queue WHERE delivery_id = ANY ($1)",
+    [deliveryIds],
+  );
+  return new Map(rows.flatMap((r) => (r.due_at ? [[r.delivery_id, r.due_at] as const] : [])));
+}
+
 /** Inserts an event of `tenantId` published at `publishedAt`, with no delivery; returns its id. */
 export async function insertEventRow(db: TestDatabase, tenantId = "t", publishedAt = new Date()): Promise<string> {
   const [eventId] = idsAt("event", publishedAt, 1);
